@@ -1,0 +1,1 @@
+"""nas: hardware-aware neural architecture search for mobile vision transformers."""
