@@ -425,10 +425,12 @@ def _parse_space(data: Any, lines: dict[tuple, int], source: str, ref: str) -> S
             downsample=downsample, mhsa_stride=stride))
 
     resolutions = choices(("resolutions",), data["resolutions"], "integers")
-    multiple = 2 ** (len(stages) + 1)
-    for i, res in enumerate(resolutions):
+    # Every stage's map must halve exactly, and stride attention halves its stage's map once more.
+    multiple = max([2 ** (len(stages) + 1)] + [2 ** (s + 3) for s, st in enumerate(stages) if st.mhsa_stride > 1])
+    for i, res in enumerate(data["resolutions"]):  # file order, so the error points at the right item
         if res % multiple:
-            raise fail(("resolutions", i), f"{res} is not a multiple of {multiple} (needed for {len(stages)} stages)")
+            raise fail(("resolutions", i), f"{res} is not a multiple of {multiple} (needed by this space's stages "
+                       "and stride attention)")
     num_classes = data.get("num_classes", 1000)
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0:
         raise fail(("num_classes",), f"expected a positive integer, got {num_classes!r}")
