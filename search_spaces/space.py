@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass
 from functools import lru_cache
@@ -140,6 +141,32 @@ class Space:
             else:
                 slots.append((spec.name, {spec.kind: spec}))
         return slots
+
+    def all_layers(self) -> list[LayerSpec]:
+        """Every distinct layer (by key) that some architecture of the space contains, in network order.
+
+        Built with the same layout code as :meth:`layers`: for each resolution, stage, width of that
+        stage and of the stage before it, ratio and mixer, one network is laid out and the layers of
+        that stage (with the stem for the first stage and the head for the last) are kept.
+        """
+        seen: dict[LayerSpec, None] = {}
+        n = len(self.stages)
+        for res, s in itertools.product(self.resolutions, range(n)):
+            stage = self.stages[s]
+            prev_widths = self.stages[s - 1].widths if s else (None,)
+            for prev, width, ratio, mixer in itertools.product(prev_widths, stage.widths, stage.ratios, stage.mixers):
+                widths = [max(st.widths) for st in self.stages]
+                widths[s] = width
+                if prev is not None:
+                    widths[s - 1] = prev
+                ratios = [st.ratios[0] for st in self.stages]
+                ratios[s] = ratio
+                mixers = ["none"] * n
+                mixers[s] = mixer
+                for spec in self._plan(res, [1] * n, widths, lambda t, i, r=ratios: r[t], lambda t, i, m=mixers: m[t]):
+                    if spec.stage == s + 1 or (spec.kind == "stem" and s == 0) or (spec.kind == "head" and s == n - 1):
+                        seen.setdefault(spec)
+        return list(seen)
 
     def _plan(self, resolution: int, depths, widths, ratio, mixer) -> list[LayerSpec]:
         """Lay out the network. `mixer(s, i)` names block i's mixer; None asks for slot placeholders."""
@@ -338,17 +365,26 @@ def list_spaces() -> list[str]:
     return sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
 
 
+_LOADED: dict[str, Space] = {}
+
+
 def load(name_or_path: str | Path) -> Space:
-    """A shipped space by name, or a space YAML file by path. Cached."""
+    """A shipped space by name, or a space YAML file by path. Cached by the reference given."""
     ref = str(name_or_path)
+    space = _LOADED.get(ref)
+    if space is not None:
+        return space
     if ref in list_spaces():
-        return _load_cached(ref, str(SPACES_DIR / f"{ref}.yaml"))
-    path = Path(ref)
-    if path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists():
+        space = _load_cached(ref, str(SPACES_DIR / f"{ref}.yaml"))
+    else:
+        path = Path(ref)
+        if not (path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists()):
+            raise SpaceError(f"unknown space {ref!r} (shipped: {', '.join(list_spaces())}; or give a path to a space YAML)")
         if not path.is_file():
             raise SpaceError(f"no such space file: {ref}")
-        return _load_cached(ref, str(path.resolve()))
-    raise SpaceError(f"unknown space {ref!r} (shipped: {', '.join(list_spaces())}; or give a path to a space YAML)")
+        space = _load_cached(ref, str(path.resolve()))
+    _LOADED[ref] = space
+    return space
 
 
 @lru_cache(maxsize=64)

@@ -74,14 +74,16 @@ class SuperNet(nn.Module):
         plan = []
         for spec in arch.layers():
             skeleton, shapes = _skeleton(spec)
-            plan.append((skeleton, self._full_layer(spec), shapes))
+            full = self._full_layer(spec)
+            owners = {name: (full.get_submodule(name.rpartition(".")[0]), name.rpartition(".")[2]) for name, _ in shapes}
+            plan.append((skeleton, tuple((name, owners[name], shape) for name, shape in shapes)))
         self._active, self._plan = arch, plan
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for skeleton, full, shapes in self._plan:
-            tensors = dict(full.named_parameters())
-            tensors.update(full.named_buffers())
-            sliced = {name: _leading_slice(tensors[name], shape) for name, shape in shapes}
+        for skeleton, tensors in self._plan:
+            # Slices are taken anew each call (autograd and in-place BN updates reach the full tensors);
+            # tensors are looked up through their owning module, so .to() and load_state_dict are seen.
+            sliced = {name: _leading_slice(getattr(owner, attr), shape) for name, (owner, attr), shape in tensors}
             if skeleton.training != self.training:
                 skeleton.train(self.training)
             x = functional_call(skeleton, sliced, (x,))
