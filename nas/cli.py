@@ -81,17 +81,35 @@ def _choices(values: list) -> str:
 
 # ---- nas arch show -------------------------------------------------------------------------------
 def cmd_arch_show(args: argparse.Namespace) -> int:
+    import latency_lut
+
     from .archref import resolve_arch
     from .evaluate import evaluate, stage_breakdown
 
     arch = resolve_arch(args.arch, args.space)
-    metrics = evaluate(arch, device=args.device)
-    stages = stage_breakdown(arch)
+    lut, note = None, None
+    try:
+        lut = latency_lut.load(args.device)
+        metrics = evaluate(arch, lut=lut)
+    except latency_lut.LUTError as exc:
+        if args.device:  # the user named the device: its problems are errors
+            raise
+        lut, note = None, f"no latency: {exc}"
+        import supernet
+
+        counts = supernet.count(arch)
+        metrics = {"params": counts.params, "macs": counts.macs}
+    stages = stage_breakdown(arch, lut)
+    if note:
+        print(f"nas: note: {note}", file=sys.stderr)
     if args.json:
         _print_json({"arch": arch.to_dict(), **metrics, "stages": stages})
         return 0
     print(f"architecture {arch.id}  space {arch.search_space.name}  resolution {arch.resolution}")
     print(f"params {metrics['params']:,} ({_si(metrics['params'])})   MACs {metrics['macs']:,} ({_si(metrics['macs'])})")
+    if lut is not None:
+        print(f"latency {metrics['latency_ms']:.3f} ms on {lut.device} ({lut.backend}, {lut.threads} thread(s), "
+              f"{lut.provenance.upper() if lut.provenance == 'estimated' else lut.provenance})   MES {metrics['mes']:.1f}")
     rows = []
     for row in stages:
         mixers = row.get("mixers")
@@ -99,8 +117,119 @@ def cmd_arch_show(args: argparse.Namespace) -> int:
         ratios = row.get("ratios")
         rows.append([row["stage"], str(row.get("depth", "-")), str(row.get("width", "-")),
                      "-" if ratios is None else " ".join(map(str, ratios)), mixer_text,
-                     f"{row['params']:,}", _si(row["macs"])])
-    print(_table(rows, ["stage", "depth", "width", "FFN ratios", "mixers (. = none)", "params", "MACs"]))
+                     f"{row['params']:,}", _si(row["macs"])] + ([f"{row['layer_ms']:.3f}"] if lut is not None else []))
+    header = ["stage", "depth", "width", "FFN ratios", "mixers (. = none)", "params", "MACs"]
+    print(_table(rows, header + (["table ms"] if lut is not None else [])))
+    if lut is not None:
+        cal = lut.calibration
+        print(f"(table ms: the layers' entries; end-to-end = {cal.scale:.3f} x sum + {cal.per_layer_ms:.4f} ms x layers "
+              f"+ {cal.offset_ms:.3f} ms)")
+    return 0
+
+
+# ---- nas lut -------------------------------------------------------------------------------------
+def _progress(args: argparse.Namespace, unit: str):
+    """A tqdm bar on stderr when it is a terminal (and not -q); None otherwise."""
+    if args.quiet or not sys.stderr.isatty():
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit=unit, file=sys.stderr, dynamic_ncols=True)
+    state = {"what": None}
+
+    def update(done: int, total: int, what: str) -> None:
+        if state["what"] != what:
+            state["what"] = what
+            bar.reset(total=total)
+            bar.set_description(what)
+        bar.n = done
+        bar.refresh()
+    return update, bar
+
+
+def cmd_lut_list(args: argparse.Namespace) -> int:
+    import latency_lut
+
+    tables = latency_lut.list_luts()
+    if args.json:
+        _print_json(tables)
+        return 0
+    rows = [[t["device"] + (" (default)" if t.get("default") else ""), t.get("backend", "?"), t.get("provenance", "?"),
+             str(t.get("threads", "?")), str(t.get("entries", "?")), t.get("space", "?"), t.get("date", "?"),
+             "shipped" if t["shipped"] else t["path"]] if "error" not in t else
+            [t["device"], "-", "-", "-", "-", "-", "-", f"unreadable: {t['error']}"] for t in tables]
+    print(_table(rows, ["device", "backend", "provenance", "threads", "entries", "space", "date", "where"]))
+    return 0
+
+
+def cmd_lut_build(args: argparse.Namespace) -> int:
+    import latency_lut
+    import search_spaces
+
+    space = search_spaces.load(args.space)
+    if args.dry_run:
+        specs = space.all_layers()
+        kinds: dict[str, int] = {}
+        for spec in specs:
+            kinds[spec.kind] = kinds.get(spec.kind, 0) + 1
+        if args.json:
+            _print_json({"space": space.name, "entries": len(specs), "by_kind": kinds, "keys": [s.key for s in specs]})
+        else:
+            print(f"space {space.name}: {len(specs)} layer configurations to measure")
+            print(", ".join(f"{k} {v}" for k, v in kinds.items()))
+        return 0
+    if not args.device:
+        raise BadInput("--device NAME is required (the name to give the table)")
+    if args.backend not in latency_lut.BACKENDS:
+        raise BadInput(f"unknown backend {args.backend!r} (accepted: {', '.join(latency_lut.BACKENDS)})")
+    if args.threads < 1 or args.passes < 1:
+        raise BadInput("--threads and --passes must be at least 1")
+    out = args.out or str(latency_lut.user_dir() / f"{args.device}.json")
+    progress, bar = _progress(args, "item")
+    try:
+        lut = latency_lut.build_lut(space, args.device, args.backend, out, threads=args.threads, resume=args.resume,
+                                    passes=args.passes, calibration_samples=args.calibration_samples, seed=args.seed,
+                                    progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    info = {"device": lut.device, "backend": lut.backend, "entries": len(lut.entries), "path": str(lut.path),
+            "calibration": {k: v for k, v in lut.calibration.to_dict().items() if k != "details"},
+            "calibration_fit_mape": lut.calibration.details.get("fit_mape")}
+    if args.json:
+        _print_json(info)
+    else:
+        print(f"wrote {info['path']}: {info['entries']} entries, calibration scale {lut.calibration.scale:.3f}, "
+              f"per layer {lut.calibration.per_layer_ms:.4f} ms, offset {lut.calibration.offset_ms:.3f} ms")
+    return 0
+
+
+def cmd_lut_validate(args: argparse.Namespace) -> int:
+    import latency_lut
+    from latency_lut.validate import plot_validation, validate
+
+    if args.samples < 3:
+        raise BadInput(f"--samples must be at least 3, got {args.samples}")
+    lut = latency_lut.load(args.device)
+    progress, bar = _progress(args, "item")
+    try:
+        report = validate(lut, samples=args.samples, seed=args.seed, passes=args.passes, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.plot:
+        plot_validation(report, args.plot)
+    if args.json:
+        _print_json(report)
+        return 0
+    print(f"{lut.device} ({lut.backend}, {lut.threads} thread(s)): {report['samples']} random subnets of {lut.space.name}")
+    print(f"MAPE {report['mape'] * 100:.2f}%   within ±10%: {report['within_10pct'] * 100:.0f}%   "
+          f"Kendall tau {report['kendall_tau']:.3f}   Spearman {report['spearman']:.3f}")
+    print("worst cases:")
+    rows = [[r["id"], f"{r['predicted_ms']:.3f}", f"{r['measured_ms']:.3f}", f"{r['error_pct']:+.1f}%"] for r in report["worst"]]
+    print(_table(rows, ["arch", "predicted ms", "measured ms", "error"]))
+    if args.plot:
+        print(f"plot: {args.plot}")
     return 0
 
 
@@ -142,6 +271,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="device latency table for latency and MES")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_arch_show)
+
+    lut = sub.add_parser("lut", help="device latency lookup tables")
+    lut_sub = lut.add_subparsers(dest="lut_command", metavar="ACTION", parser_class=_Parser)
+    lut_sub.required = True
+    p = lut_sub.add_parser("list", help="the tables available (shipped and user-built)")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=cmd_lut_list)
+    p = lut_sub.add_parser("build", help="measure every layer configuration of a space on this machine")
+    p.add_argument("--device", help="name of the table to build (e.g. my-laptop-ort)")
+    p.add_argument("--backend", default="onnxruntime",
+                   help="torch, torchscript, onnxruntime, cuda or coreml (default: %(default)s)")
+    p.add_argument("--space", default=DEFAULT_SPACE, help="space to cover (default: %(default)s)")
+    p.add_argument("--out", help="table file to write (default: $NAS_HOME/luts/DEVICE.json)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (default: %(default)s)")
+    p.add_argument("--passes", type=int, default=7, help="interleaved timing passes (default: %(default)s)")
+    p.add_argument("--calibration-samples", type=int, default=16, help="random subnets measured end to end to calibrate")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted build without re-measuring")
+    p.add_argument("--dry-run", action="store_true", help="only count the layer configurations to measure")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=cmd_lut_build)
+    p = lut_sub.add_parser("validate", help="predicted vs measured end-to-end latency of random subnets")
+    p.add_argument("--device", help="table to validate (default: the default device)")
+    p.add_argument("--samples", type=int, default=50, help="random subnets (default: %(default)s)")
+    p.add_argument("--passes", type=int, default=7, help="interleaved timing passes (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--plot", help="write a scatter plot of predicted against measured (PNG)")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=cmd_lut_validate)
 
     p = sub.add_parser("export", help="write an architecture as a file or a standalone model")
     p.add_argument("arch", metavar="ARCH", help="a preset (s0, s1, s2, l), an architecture file, or RUN_DIR#N")

@@ -27,6 +27,10 @@ def exit_code_of(exc: BaseException) -> int | None:
     """The exit code for an expected error, or None for an internal one."""
     if isinstance(exc, NasError):
         return exc.exit_code
-    if isinstance(exc, SpaceError):
+    if isinstance(exc, SpaceError):  # includes latency_lut.LUTError
+        return 2
+    from latency_lut.backends import BackendError
+
+    if isinstance(exc, BackendError):
         return 2
     return None

@@ -1,4 +1,4 @@
-"""Evaluation of an architecture's cheap metrics: exact parameters and MACs, per stage."""
+"""Evaluation of an architecture's cheap metrics: exact parameters and MACs, LUT latency and MES."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Any
 import supernet
 from search_spaces import Arch
 
-from .errors import BadInput
+from .mes import mes
 
 
-def stage_breakdown(arch: Arch) -> list[dict[str, Any]]:
-    """Parameters and MACs of the stem, each stage (with its downsampling) and the head."""
+def stage_breakdown(arch: Arch, lut: Any = None) -> list[dict[str, Any]]:
+    """Parameters, MACs (and the table's summed layer latency) of the stem, each stage and the head."""
     n_stages = len(arch.depths)
     rows: list[dict[str, Any]] = []
     for index in range(n_stages + 2):
@@ -20,20 +20,27 @@ def stage_breakdown(arch: Arch) -> list[dict[str, Any]]:
         if 0 < index <= n_stages:
             s = index - 1
             row.update(depth=arch.depths[s], width=arch.widths[s], ratios=list(arch.ratios[s]), mixers=list(arch.mixers[s]))
+        if lut is not None:
+            row["layer_ms"] = 0.0
         rows.append(row)
     for spec in arch.layers():
         counts = supernet.count_layer(spec)
         rows[spec.stage]["params"] += counts.params
         rows[spec.stage]["macs"] += counts.macs
+        if lut is not None:
+            rows[spec.stage]["layer_ms"] += lut.layer_ms_of(spec)
     return rows
 
 
-def evaluate(arch: Arch, device: str | None = None) -> dict[str, Any]:
-    """Cheap metrics of `arch`: exact parameter and MAC counts, computed without building a model.
+def evaluate(arch: Arch, device: str | None = None, *, lut: Any = None, mes_alpha: dict[str, float] | None = None,
+             mes_unit: dict[str, float] | None = None) -> dict[str, Any]:
+    """Cheap metrics of `arch`: exact parameters and MACs (no model is built), the latency that the
+    device's table predicts (the default device when none is named) and the Mobile Efficiency Score."""
+    import latency_lut
 
-    Latency and MES need a device latency table; none is installed yet, so naming a device is an error.
-    """
-    if device is not None:
-        raise BadInput(f"unknown device {device!r}: no latency tables are installed")
     counts = supernet.count(arch)
-    return {"params": counts.params, "macs": counts.macs}
+    lut = lut or latency_lut.load(device)
+    latency = lut.predict(arch)
+    return {"params": counts.params, "macs": counts.macs, "latency_ms": latency,
+            "mes": mes(counts.params, latency, mes_alpha, mes_unit), "device": lut.device,
+            "device_provenance": lut.provenance}

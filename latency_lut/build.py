@@ -1,0 +1,148 @@
+"""Building a latency table: measure every layer key of a space on this machine, then calibrate.
+
+The build works in batches of keys; after each batch the measurements so far are written atomically
+to ``OUT.partial.json``, so an interrupted build resumes (``resume=True``) without re-measuring a
+finished entry. The final table replaces ``OUT`` only when the build completes.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import random
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import search_spaces
+from search_spaces import Arch, LayerSpec, Space
+
+from .backends import BackendError, host_description, library_versions, make_runner, measure_interleaved
+from .table import LUT, SCHEMA, Calibration, LUTError, atomic_write_text
+
+Progress = Callable[[int, int, str], None]  # (done, total, what)
+
+
+def _module_and_shape(spec_or_arch: LayerSpec | Arch, batch: int):
+    import supernet
+
+    if isinstance(spec_or_arch, Arch):
+        return supernet.SubNet(spec_or_arch), (batch, 3, spec_or_arch.resolution, spec_or_arch.resolution)
+    spec = spec_or_arch
+    return supernet.build_layer(spec), (batch, spec.cin, spec.grid, spec.grid)
+
+
+def runner_for(backend: str, item: LayerSpec | Arch, threads: int, batch: int = 1):
+    """A runner for one layer spec or one whole architecture (random weights: latency does not depend on them)."""
+    module, shape = _module_and_shape(item, batch)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return make_runner(backend, module, shape, threads)
+
+
+def calibration_archs(space: Space, count: int, seed: int) -> list[Arch]:
+    """Random architectures for the end-to-end calibration, plus the space's presets when it has any."""
+    archs = [space.preset(name) for name in space.preset_names]
+    rng = random.Random(seed)
+    while len(archs) < count + len(space.preset_names):
+        archs.append(space.sample(rng))
+    return archs
+
+
+def measure_archs(archs: list[Arch], backend: str, threads: int, passes: int, seed: int = 0,
+                  progress: Progress | None = None) -> list[float]:
+    """End-to-end latency (ms) of whole architectures, interleaved."""
+    runners = {}
+    for i, arch in enumerate(archs):
+        runners[str(i)] = runner_for(backend, arch, threads)
+        if progress:
+            progress(i + 1, len(archs), "preparing models")
+    timings = measure_interleaved(runners, passes=passes, seed=seed,
+                                  on_pass=(lambda p: progress(p + 1, passes, "measuring models")) if progress else None)
+    return [timings[str(i)].ms for i in range(len(archs))]
+
+
+def build_lut(space: Space | str, device: str, backend: str, out: str | Path, *, threads: int = 1, resume: bool = False,
+              passes: int = 7, batch_size: int = 32, calibration_samples: int = 16, seed: int = 0,
+              limit: int | None = None, progress: Progress | None = None) -> LUT:
+    """Measure every layer key of `space` with `backend` and write the calibrated table to `out`."""
+    space = search_spaces.load(space) if isinstance(space, str) else space
+    out = Path(out)
+    partial_path = out.with_name(out.name + ".partial.json")
+    meta = {
+        "schema": SCHEMA, "device": device, "backend": backend, "threads": threads, "batch": 1,
+        "space": space.ref, "space_name": space.name, "resolutions": list(space.resolutions),
+        "provenance": {"kind": "measured", "host": host_description(),
+                       "protocol": f"interleaved passes={passes}, chunk median, median of passes; calibrated on "
+                                   f"{calibration_samples} random subnets + presets"},
+        "versions": library_versions(backend),
+        "date": _dt.date.today().isoformat(),
+    }
+    entries: dict[str, dict[str, Any]] = {}
+    calibration_points: dict[str, Any] | None = None
+    if resume and partial_path.exists():
+        try:
+            state = json.loads(partial_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            raise LUTError(f"{partial_path}: corrupted partial build; delete it to start over") from None
+        for key in ("device", "backend", "threads", "space_name"):
+            if state["meta"].get(key) != meta[key]:
+                raise LUTError(f"{partial_path}: partial build has {key}={state['meta'].get(key)!r}, this build "
+                               f"{meta[key]!r}; use another --out or delete it")
+        entries = state["entries"]
+        calibration_points = state.get("calibration_points")
+    elif partial_path.exists() and not resume:
+        raise LUTError(f"{partial_path} exists from an interrupted build: pass --resume to continue it, or delete it")
+
+    specs = space.all_layers()
+    if limit is not None:
+        specs = specs[:limit]
+    todo = [spec for spec in specs if spec.key not in entries]
+    total = len(specs)
+
+    def save_partial() -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(partial_path, json.dumps({"meta": meta, "entries": entries,
+                                                    "calibration_points": calibration_points}, indent=1))
+
+    for start in range(0, len(todo), batch_size):
+        batch = todo[start:start + batch_size]
+        runners = {}
+        for spec in batch:
+            try:
+                runners[spec.key] = runner_for(backend, spec, threads)
+            except BackendError:
+                raise
+            if progress:
+                progress(total - len(todo) + start + len(runners) // 2, total, "layers")
+        timings = measure_interleaved(runners, passes=passes, seed=seed + start)
+        for key, timing in timings.items():
+            entries[key] = timing.to_dict()
+        save_partial()
+        if progress:
+            progress(total - len(todo) + start + len(batch), total, "layers")
+
+    lut = LUT(meta, dict(entries))
+    if calibration_points is None and calibration_samples > 0 and limit is None:
+        archs = calibration_archs(space, calibration_samples, seed)
+        measured = measure_archs(archs, backend, threads, passes, seed,
+                                 (lambda d, t, w: progress(d, t, w)) if progress else None)
+        sums = [sum(ms for _, ms in lut.layer_ms(a)) for a in archs]
+        counts = [len(a.layers()) for a in archs]
+        calibration_points = {"archs": [a.to_dict() for a in archs], "layer_sum_ms": sums, "n_layers": counts,
+                              "measured_ms": measured}
+        save_partial()
+    if calibration_points is not None:
+        cal = Calibration.fit(calibration_points["layer_sum_ms"], calibration_points["n_layers"],
+                              calibration_points["measured_ms"])
+        predicted = cal.apply(np.array(calibration_points["layer_sum_ms"]), np.array(calibration_points["n_layers"]))
+        errors = np.abs(predicted - np.array(calibration_points["measured_ms"])) / np.array(calibration_points["measured_ms"])
+        cal.details = {"fit_mape": float(errors.mean()), "layer_sum_ms": calibration_points["layer_sum_ms"],
+                       "n_layers": calibration_points["n_layers"], "measured_ms": calibration_points["measured_ms"]}
+        lut.calibration = cal
+    lut.save(out)
+    partial_path.unlink(missing_ok=True)
+    return lut

@@ -1,0 +1,62 @@
+"""How good a table is: predicted against measured end-to-end latency of random subnets."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from .build import Progress, measure_archs
+from .table import LUT
+
+
+def validate(lut: LUT, samples: int = 50, seed: int = 1, passes: int = 7, threads: int | None = None,
+             progress: Progress | None = None) -> dict[str, Any]:
+    """Measure `samples` random subnets of the table's space end to end (interleaved) on this machine,
+    with the table's backend and threads, and compare with the table's predictions."""
+    rng = random.Random(seed)
+    space = lut.space
+    archs = [space.sample(rng) for _ in range(samples)]
+    predicted = lut.predict_many(archs)
+    measured = np.array(measure_archs(archs, lut.backend, threads or lut.threads, passes, seed, progress))
+    error = (predicted - measured) / measured
+    tau = stats.kendalltau(predicted, measured).statistic
+    rho = stats.spearmanr(predicted, measured).statistic
+    rows = [{"id": a.id, "arch": a.to_dict(), "predicted_ms": float(p), "measured_ms": float(m), "error_pct": float(e * 100)}
+            for a, p, m, e in zip(archs, predicted, measured, error)]
+    return {"device": lut.device, "backend": lut.backend, "samples": samples, "mape": float(np.abs(error).mean()),
+            "within_10pct": float((np.abs(error) <= 0.10).mean()), "kendall_tau": float(tau), "spearman": float(rho),
+            "rows": rows, "worst": sorted(rows, key=lambda r: -abs(r["error_pct"]))[:5]}
+
+
+def plot_validation(report: dict[str, Any], path: str | Path) -> Path:
+    """Scatter of predicted against measured latency with the y = x line and the +-10% band (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = np.array([r["measured_ms"] for r in report["rows"]])
+    predicted = np.array([r["predicted_ms"] for r in report["rows"]])
+    lo, hi = min(measured.min(), predicted.min()) * 0.9, max(measured.max(), predicted.max()) * 1.1
+    fig, ax = plt.subplots(figsize=(5.5, 5.5), dpi=120)
+    line = np.array([lo, hi])
+    ax.fill_between(line, line * 0.9, line * 1.1, color="tab:green", alpha=0.15, label="within ±10%")
+    ax.plot(line, line, color="tab:green", lw=1)
+    ax.scatter(measured, predicted, s=18, color="tab:blue", zorder=3)
+    ax.set_xlabel("measured latency (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_title(f"{report['device']} ({report['backend']}), {report['samples']} random subnets\n"
+                 f"MAPE {report['mape'] * 100:.1f}%, within ±10% {report['within_10pct'] * 100:.0f}%, "
+                 f"Kendall τ {report['kendall_tau']:.3f}", fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

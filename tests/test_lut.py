@@ -1,0 +1,182 @@
+"""Latency tables: building (resumable, atomic), prediction paths, calibration, validation, bad files."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+import latency_lut
+import search_spaces
+from latency_lut import LUT, Calibration, LUTError
+from latency_lut import build as build_module
+from nas.cli import main
+from nas.mes import mes
+
+TINY = "efficientformerv2-tiny"
+
+
+@pytest.fixture(scope="module")
+def tiny_lut(tmp_path_factory):
+    out = tmp_path_factory.mktemp("luts") / "tiny.json"
+    return latency_lut.build_lut(TINY, "tiny-cpu", "onnxruntime", out, passes=2, calibration_samples=4, batch_size=16)
+
+
+@pytest.fixture
+def nas_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("NAS_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_build_covers_every_key_with_provenance(tiny_lut):
+    space = search_spaces.load(TINY)
+    assert set(tiny_lut.entries) == {spec.key for spec in space.all_layers()}
+    assert all(e["ms"] > 0 and e["spread_ms"] >= 0 and e["passes"] == 2 for e in tiny_lut.entries.values())
+    meta = LUT.read(tiny_lut.path).meta
+    assert meta["provenance"]["kind"] == "measured" and meta["provenance"]["host"]
+    assert meta["backend"] == "onnxruntime" and meta["threads"] == 1 and meta["batch"] == 1
+    assert "onnxruntime" in meta["versions"] and meta["schema"] == 1
+    assert tiny_lut.calibration.fitted_on == 4 and tiny_lut.calibration.scale > 0
+    assert not list(tiny_lut.path.parent.glob("*.partial*"))
+
+
+def test_all_layers_cover_every_architecture():
+    for name in search_spaces.list_spaces():
+        space = search_spaces.load(name)
+        keys = {spec.key for spec in space.all_layers()}
+        assert len(keys) == len(space.all_layers())
+        rng = random.Random(3)
+        for _ in range(300):
+            assert {spec.key for spec in space.sample(rng).layers()} <= keys
+
+
+def test_prediction_paths_agree(tiny_lut):
+    space = search_spaces.load(TINY)
+    archs = [space.sample(random.Random(i)) for i in range(100)]
+    one_by_one = np.array([tiny_lut.predict(a) for a in archs])
+    np.testing.assert_allclose(tiny_lut.predict_many(archs), one_by_one, rtol=1e-12)
+    np.testing.assert_allclose(tiny_lut.predict_codes(np.array([space.encode(a) for a in archs])), one_by_one, rtol=1e-12)
+    arch = archs[0]
+    raw = sum(tiny_lut.entries[s.key]["ms"] for s in arch.layers())
+    cal = tiny_lut.calibration
+    assert tiny_lut.predict(arch) == pytest.approx(cal.scale * raw + cal.per_layer_ms * len(arch.layers()) + cal.offset_ms)
+    # the saved file predicts the same
+    assert LUT.read(tiny_lut.path).predict(arch) == pytest.approx(tiny_lut.predict(arch))
+
+
+def test_missing_key_is_an_error_naming_it(tiny_lut):
+    s0 = search_spaces.load("efficientformerv2").preset("s0")
+    with pytest.raises(LUTError, match=r"no entry for layer \S+"):
+        tiny_lut.predict(s0)
+    with pytest.raises(LUTError, match="efficientformerv2-tiny"):
+        tiny_lut.check_space(search_spaces.load("efficientformerv2"))
+
+
+def test_calibration_fit_recovers_known_coefficients():
+    rng = np.random.default_rng(0)
+    sums, layers = rng.uniform(2, 20, 30), rng.integers(20, 60, 30)
+    measured = 1.2 * sums + 0.01 * layers + 0.3
+    cal = Calibration.fit(sums, layers, measured)
+    assert (cal.scale, cal.per_layer_ms, cal.offset_ms) == pytest.approx((1.2, 0.01, 0.3), abs=1e-9)
+    assert cal.fitted_on == 30
+
+
+def test_interrupted_build_resumes_without_remeasuring(tmp_path, monkeypatch):
+    out = tmp_path / "t.json"
+    out.write_text("old table")  # an existing table is not touched by a failed build
+    measured: list[str] = []
+    real = build_module.measure_interleaved
+
+    def counting(runners, **kw):
+        measured.extend(runners)
+        if len(measured) > 10:
+            raise KeyboardInterrupt
+        return real(runners, **kw)
+
+    monkeypatch.setattr(build_module, "measure_interleaved", counting)
+    with pytest.raises(KeyboardInterrupt):
+        latency_lut.build_lut(TINY, "t", "torch", out, passes=1, calibration_samples=0, batch_size=10)
+    assert out.read_text() == "old table"
+    partial = json.loads((tmp_path / "t.json.partial.json").read_text())
+    assert len(partial["entries"]) == 10
+    with pytest.raises(LUTError, match="--resume"):
+        latency_lut.build_lut(TINY, "t", "torch", out, passes=1, calibration_samples=0)
+    with pytest.raises(LUTError, match="backend"):
+        latency_lut.build_lut(TINY, "t", "onnxruntime", out, passes=1, calibration_samples=0, resume=True)
+    first = list(measured)
+    measured.clear()
+    monkeypatch.setattr(build_module, "measure_interleaved", real)
+    monkeypatch.setattr(build_module, "measure_interleaved", lambda runners, **kw: (measured.extend(runners), real(runners, **kw))[1])
+    lut = latency_lut.build_lut(TINY, "t", "torch", out, passes=1, calibration_samples=0, resume=True, batch_size=10)
+    assert not set(measured) & set(first[:10])
+    assert len(lut.entries) == 30 and set(first[:10]) <= set(lut.entries)
+    assert LUT.read(out).device == "t"
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda text: text[: len(text) // 2], "corrupted or truncated"),
+    (lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "entries"}), "missing entries"),
+    (lambda text: text.replace('"schema": 1', '"schema": 99'), "schema 99"),
+    (lambda text: json.dumps({**json.loads(text), "entries": {"ffn:c96:g14:e4": {"ms": "fast"}}}), "fast"),
+])
+def test_bad_table_files_exit_2(capsys, tmp_path, tiny_lut, mutate, needle):
+    bad = tmp_path / "bad.json"
+    bad.write_text(mutate(tiny_lut.path.read_text()))
+    with pytest.raises(LUTError, match=needle):
+        LUT.read(bad)
+    code, out, err = run(capsys, "arch", "show", "s0", "--device", str(bad))
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("nas: error: ")
+
+
+def test_unknown_device_and_backend_exit_2(capsys, nas_home):
+    code, _, err = run(capsys, "lut", "validate", "--device", "pixel-42")
+    assert code == 2 and "pixel-42" in err and err.count("\n") == 1
+    code, _, err = run(capsys, "lut", "build", "--device", "x", "--backend", "tpu", "--space", TINY)
+    assert code == 2 and "tpu" in err
+    code, _, err = run(capsys, "lut", "build", "--device", "mac", "--backend", "coreml", "--space", TINY)
+    assert code == 2 and "macOS" in err and err.count("\n") == 1
+    assert not (nas_home / "luts" / "mac.json").exists()
+
+
+def test_user_tables_are_listed_and_loaded_by_name(capsys, nas_home, tiny_lut):
+    (nas_home / "luts").mkdir(parents=True)
+    (nas_home / "luts" / "tiny-cpu.json").write_text(tiny_lut.path.read_text())
+    code, out, _ = run(capsys, "lut", "list", "--json")
+    tables = {t["device"]: t for t in json.loads(out)}
+    assert code == 0 and tables["tiny-cpu"]["entries"] == 30 and tables["tiny-cpu"]["provenance"] == "measured"
+    assert not tables["tiny-cpu"]["shipped"] and tables["tiny-cpu"]["backend"] == "onnxruntime"
+    assert latency_lut.load("tiny-cpu").predict(search_spaces.load(TINY).largest()) > 0
+
+
+def test_dry_run_counts_keys(capsys):
+    code, out, _ = run(capsys, "lut", "build", "--dry-run", "--space", TINY, "--json")
+    data = json.loads(out)
+    assert code == 0 and data["entries"] == 30 and sum(data["by_kind"].values()) == 30
+
+
+def test_validate_reports_statistics_and_plot(tiny_lut, tmp_path):
+    from latency_lut.validate import plot_validation, validate
+
+    report = validate(tiny_lut, samples=6, passes=2)
+    assert report["samples"] == 6 and len(report["rows"]) == 6
+    assert 0 <= report["within_10pct"] <= 1 and -1 <= report["kendall_tau"] <= 1 and report["mape"] >= 0
+    row = report["rows"][0]
+    assert row["error_pct"] == pytest.approx((row["predicted_ms"] - row["measured_ms"]) / row["measured_ms"] * 100)
+    png = plot_validation(report, tmp_path / "v.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_mes_matches_hand_computed_values():
+    assert mes(3e6, 1.0) == pytest.approx(100.0)
+    assert mes(12e6, 2.0) == pytest.approx(100 * 4**-0.5 * 2**-1)  # 25
+    assert mes(3.6e6, 0.9) == pytest.approx(100 * 1.2**-0.5 / 0.9)
+    assert mes(6e6, 1.0, alpha={"params": 1.0}) == pytest.approx(50.0)
+    assert mes(3e6, 4.0, unit={"latency": 2.0}) == pytest.approx(50.0)
