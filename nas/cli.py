@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import traceback
+from pathlib import Path
 from typing import Any
 
 from .errors import BadInput, exit_code_of
@@ -233,6 +234,45 @@ def cmd_lut_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lut_export_blocks(args: argparse.Namespace) -> int:
+    from latency_lut.phone import export_blocks
+
+    if args.backend != "coreml":
+        raise BadInput(f"export-blocks writes Core ML packages: --backend must be coreml, got {args.backend!r}")
+    progress, bar = _progress(args, "package")
+    try:
+        manifest = export_blocks(args.space, args.out, precision=args.precision, calibration_models=args.calibration_models,
+                                 progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    info = {"out": args.out, "blocks": len(manifest["blocks"]), "models": len(manifest["models"]),
+            "manifest": str(Path(args.out) / "manifest.json")}
+    if args.json:
+        _print_json(info)
+    else:
+        print(f"wrote {info['blocks']} layer packages and {info['models']} calibration models to {args.out} "
+              f"(manifest {info['manifest']}); measure them on the device, then 'nas lut import FILE --device NAME'")
+    return 0
+
+
+def cmd_lut_import(args: argparse.Namespace) -> int:
+    import latency_lut
+    from latency_lut.phone import import_measurements
+
+    if not args.device:
+        raise BadInput("--device NAME is required (the name to give the table)")
+    out = args.out or str(latency_lut.user_dir() / f"{args.device}.json")
+    lut = import_measurements(args.file, args.device, out, space=args.space, backend=args.backend, manifest=args.manifest)
+    info = {"device": lut.device, "entries": len(lut.entries), "path": str(lut.path),
+            "calibrated_on": lut.calibration.fitted_on}
+    if args.json:
+        _print_json(info)
+    else:
+        print(f"wrote {info['path']}: {info['entries']} entries, calibrated on {info['calibrated_on']} whole models")
+    return 0
+
+
 # ---- nas export ----------------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
     from .archref import resolve_arch
@@ -300,6 +340,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", help="write a scatter plot of predicted against measured (PNG)")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_lut_validate)
+
+    p = lut_sub.add_parser("export-blocks", help="per-layer Core ML packages for measuring on a phone or Mac")
+    p.add_argument("--backend", default="coreml", help="coreml (the only one: packages for Apple devices)")
+    p.add_argument("--out", required=True, help="directory to write the packages and manifest.json to")
+    p.add_argument("--space", default=DEFAULT_SPACE, help="space to cover (default: %(default)s)")
+    p.add_argument("--precision", default="fp16", choices=("fp16", "fp32"))
+    p.add_argument("--calibration-models", type=int, default=8, help="random whole models to export for calibration")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=cmd_lut_export_blocks)
+    p = lut_sub.add_parser("import", help="read phone measurements (JSON or CSV of key -> ms) into a table")
+    p.add_argument("file", metavar="FILE", help="measurements: JSON {blocks: {key: ms}, models: {id: ms}} or CSV key,ms")
+    p.add_argument("--device", help="name of the table to write")
+    p.add_argument("--space", default=DEFAULT_SPACE, help="space the keys belong to (default: %(default)s)")
+    p.add_argument("--manifest", help="the export's manifest.json (to calibrate on whole-model measurements)")
+    p.add_argument("--backend", default="coreml", help="backend the measurements were taken with (default: %(default)s)")
+    p.add_argument("--out", help="table file to write (default: $NAS_HOME/luts/DEVICE.json)")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=cmd_lut_import)
 
     p = sub.add_parser("export", help="write an architecture as a file or a standalone model")
     p.add_argument("arch", metavar="ARCH", help="a preset (s0, s1, s2, l), an architecture file, or RUN_DIR#N")

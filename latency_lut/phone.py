@@ -1,0 +1,191 @@
+"""Measuring a phone: per-layer Core ML packages out, measured latencies back in.
+
+``export_blocks`` writes one ``.mlpackage`` per layer key of a space (and a few whole models for the
+end-to-end calibration) plus ``manifest.json``. Measure them on the device (for example with Xcode's
+Core ML performance report) and write the results in either format below; ``import_measurements``
+turns them into a latency table.
+
+Measurement file formats (milliseconds, median per model):
+
+* JSON: ``{"blocks": {"<key>": 0.123, ...}, "models": {"<model id>": 0.91, ...}}`` (``models`` optional;
+  a value may also be ``{"ms": 0.123, "spread_ms": 0.004}``), or a flat ``{"<key>": 0.123, ...}``.
+* CSV with a header: ``key,ms[,spread_ms]``; model rows use ``model:<model id>`` as the key.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as _dt
+import json
+import re
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import search_spaces
+from search_spaces import Space
+
+from .build import Progress, calibration_archs
+from .table import LUT, SCHEMA, Calibration, LUTError, atomic_write_text
+
+MANIFEST = "manifest.json"
+
+
+def _file_name(key: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", key) + ".mlpackage"
+
+
+def _convert(module, shape: tuple[int, ...], precision: str):
+    import coremltools as ct
+    import torch
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(module.eval(), torch.randn(*shape))
+        return ct.convert(
+            traced, inputs=[ct.TensorType(name="input", shape=shape)], convert_to="mlprogram",
+            minimum_deployment_target=ct.target.iOS16,
+            compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32)
+
+
+def export_blocks(space: Space | str, out_dir: str | Path, *, precision: str = "fp16", calibration_models: int = 8,
+                  seed: int = 0, limit: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
+    """Write a Core ML package per layer key (and whole calibration models) with a manifest.
+
+    Packages already present (from an interrupted export) are kept, not converted again.
+    """
+    try:
+        import coremltools  # noqa: F401
+    except ImportError:
+        raise LUTError("export-blocks needs coremltools: pip install 'nas-mobile-vit[export]'") from None
+    import supernet
+
+    if precision not in ("fp16", "fp32"):
+        raise LUTError(f"unknown precision {precision!r} (accepted: fp16, fp32)")
+    space = search_spaces.load(space) if isinstance(space, str) else space
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    specs = space.all_layers()[:limit] if limit is not None else space.all_layers()
+    archs = calibration_archs(space, calibration_models, seed) if calibration_models else []
+    manifest: dict[str, Any] = {
+        "schema": SCHEMA, "space": space.ref, "space_name": space.name, "resolutions": list(space.resolutions),
+        "precision": precision, "target": "iOS16", "batch": 1, "date": _dt.date.today().isoformat(),
+        "how_to_measure": "Measure each package's median prediction latency (ms) on the device; write "
+                          "{\"blocks\": {key: ms}, \"models\": {id: ms}} and run 'nas lut import FILE --device NAME'.",
+        "blocks": [], "models": [],
+    }
+    jobs = [("block", spec.key, spec, _file_name(spec.key), (1, spec.cin, spec.grid, spec.grid)) for spec in specs]
+    jobs += [("model", arch.id, arch, f"model_{arch.id}.mlpackage", (1, 3, arch.resolution, arch.resolution))
+             for arch in archs]
+    for done, (kind, ident, item, file_name, shape) in enumerate(jobs, 1):
+        target = out / file_name
+        if not target.exists():
+            module = supernet.SubNet(item) if kind == "model" else supernet.build_layer(item)
+            partial = out / file_name.replace(".mlpackage", ".partial.mlpackage")  # coremltools wants the suffix
+            shutil.rmtree(partial, ignore_errors=True)
+            _convert(module, shape, precision).save(str(partial))
+            partial.rename(target)
+        record = {"file": file_name, "input_shape": list(shape)}
+        if kind == "block":
+            manifest["blocks"].append({"key": ident, "kind": item.kind, **record})
+        else:
+            manifest["models"].append({"id": ident, "arch": item.to_dict(), **record})
+        if progress:
+            progress(done, len(jobs), "converting")
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n")
+    return manifest
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, dict):
+        value = value.get("ms")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise LUTError(f"{where}: expected a number of milliseconds, got {value!r}") from None
+    if not np.isfinite(number) or number < 0:
+        raise LUTError(f"{where}: expected a non-negative number of milliseconds, got {value!r}")
+    return number
+
+
+def read_measurements(path: str | Path) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Parse a measurement file (format in this module's docstring) into (blocks, models)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise LUTError(f"no such measurement file: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LUTError(f"cannot read {path}: {exc}") from None
+    blocks: dict[str, dict[str, float]] = {}
+    models: dict[str, float] = {}
+    if path.suffix.lower() == ".csv":
+        rows = list(csv.reader(text.splitlines()))
+        if not rows or [c.strip().lower() for c in rows[0][:2]] != ["key", "ms"]:
+            raise LUTError(f"{path} line 1: expected the header 'key,ms[,spread_ms]'")
+        for line, row in enumerate(rows[1:], 2):
+            if not row or not "".join(row).strip():
+                continue
+            key = row[0].strip()
+            ms = _number(row[1] if len(row) > 1 else None, f"{path} line {line} ({key})")
+            if key.startswith("model:"):
+                models[key[len("model:"):]] = ms
+            else:
+                spread = _number(row[2], f"{path} line {line} ({key}) spread_ms") if len(row) > 2 and row[2].strip() else 0.0
+                blocks[key] = {"ms": ms, "spread_ms": spread}
+        return blocks, models
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LUTError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise LUTError(f"{path}: expected a JSON object of key -> ms")
+    raw_blocks = data["blocks"] if "blocks" in data else data
+    if not isinstance(raw_blocks, dict):
+        raise LUTError(f"{path}: 'blocks' must map layer keys to milliseconds")
+    for key, value in raw_blocks.items():
+        spread = value.get("spread_ms", 0.0) if isinstance(value, dict) else 0.0
+        blocks[key] = {"ms": _number(value, f"{path}: {key}"), "spread_ms": _number(spread, f"{path}: {key} spread_ms")}
+    for ident, value in (data.get("models") or {}).items() if "blocks" in data else ():
+        models[ident] = _number(value, f"{path}: model {ident}")
+    return blocks, models
+
+
+def import_measurements(path: str | Path, device: str, out: str | Path, *, space: Space | str = "efficientformerv2",
+                        backend: str = "coreml", manifest: str | Path | None = None, host: str = "") -> LUT:
+    """Build a latency table from phone measurements; nothing is written unless every check passes."""
+    space = search_spaces.load(space) if isinstance(space, str) else space
+    blocks, models = read_measurements(path)
+    known = {spec.key for spec in space.all_layers()}
+    unknown = [k for k in blocks if k not in known]
+    if unknown:
+        raise LUTError(f"{path}: unknown layer key {unknown[0]!r} for space {space.name!r}"
+                       + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
+    missing = [k for k in known if k not in blocks]
+    if missing:
+        raise LUTError(f"{path}: no measurement for {len(missing)} of {len(known)} layer keys of space {space.name!r}, "
+                       f"e.g. {missing[0]!r}")
+    meta = {"schema": SCHEMA, "device": device, "backend": backend, "threads": 0, "batch": 1, "space": space.ref,
+            "space_name": space.name, "resolutions": list(space.resolutions),
+            "provenance": {"kind": "measured", "host": host or "measured on the device from exported Core ML packages",
+                           "imported_from": str(path)},
+            "versions": {}, "date": _dt.date.today().isoformat()}
+    lut = LUT(meta, blocks)
+    if models:
+        archs = {}
+        if manifest is not None:
+            listed = json.loads(Path(manifest).read_text(encoding="utf-8"))
+            archs = {m["id"]: search_spaces.Arch.from_dict(m["arch"]) for m in listed.get("models", [])}
+        known_models = {ident: arch for ident, arch in archs.items() if ident in models}
+        unknown_models = [ident for ident in models if ident not in archs]
+        if unknown_models:
+            raise LUTError(f"{path}: model {unknown_models[0]!r} is not in the manifest"
+                           + ("" if manifest else " (pass the export's manifest.json to use model measurements)"))
+        sums = [sum(ms for _, ms in lut.layer_ms(a)) for a in known_models.values()]
+        counts = [len(a.layers()) for a in known_models.values()]
+        lut.calibration = Calibration.fit(sums, counts, [models[i] for i in known_models])
+    lut.save(out)
+    return lut
