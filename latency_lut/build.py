@@ -20,7 +20,7 @@ import numpy as np
 import search_spaces
 from search_spaces import Arch, LayerSpec, Space
 
-from .backends import BackendError, host_description, library_versions, make_runner, measure_interleaved
+from .backends import host_description, library_versions, make_runner, measure_interleaved
 from .table import LUT, SCHEMA, Calibration, LUTError, atomic_write_text
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
@@ -41,6 +41,45 @@ def runner_for(backend: str, item: LayerSpec | Arch, threads: int, batch: int = 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return make_runner(backend, module, shape, threads)
+
+
+def measure_specs(specs: list[LayerSpec], backend: str, threads: int, passes: int, seed: int) -> dict[str, dict]:
+    """Measure a batch of layer specs on this machine, interleaved; {key: timing} (also a Ray task)."""
+    runners = {spec.key: runner_for(backend, spec, threads) for spec in specs}
+    return {key: timing.to_dict() for key, timing in measure_interleaved(runners, passes=passes, seed=seed).items()}
+
+
+#: Ray custom resource that marks a node as a measuring device; each such node measures one batch at a
+#: time, so batches never share a machine's cores. Start each node of a farm of identical devices with
+#: ``ray start --address HEAD --resources '{"nas_lut_device": 1}'``.
+RAY_DEVICE_RESOURCE = "nas_lut_device"
+
+
+def _run_batches(batches: list[list[LayerSpec]], backend: str, threads: int, passes: int, seed: int,
+                 ray_address: str | None):
+    """Yield (batch, timings) as batches finish: here one after another, or on a Ray cluster's devices."""
+    if ray_address is None:
+        for i, batch in enumerate(batches):
+            yield batch, measure_specs(batch, backend, threads, passes, seed + i)
+        return
+    try:
+        import ray
+    except ImportError:
+        raise LUTError("--ray needs Ray: pip install 'nas-mobile-vit[ray]'") from None
+    if not ray.is_initialized():
+        if ray_address == "local":
+            ray.init(include_dashboard=False, num_cpus=max(threads, 1), resources={RAY_DEVICE_RESOURCE: 1},
+                     _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+        else:
+            ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
+    if not ray.cluster_resources().get(RAY_DEVICE_RESOURCE):
+        raise LUTError(f"the Ray cluster at {ray_address!r} has no node with the {RAY_DEVICE_RESOURCE!r} resource; start "
+                       f"measuring nodes with: ray start --address ADDRESS --resources '{{\"{RAY_DEVICE_RESOURCE}\": 1}}'")
+    task = ray.remote(num_cpus=threads, resources={RAY_DEVICE_RESOURCE: 1}, max_retries=2)(measure_specs)
+    pending = {task.remote(batch, backend, threads, passes, seed + i): batch for i, batch in enumerate(batches)}
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        yield pending.pop(ready[0]), ray.get(ready[0])
 
 
 def calibration_archs(space: Space, count: int, seed: int) -> list[Arch]:
@@ -67,8 +106,11 @@ def measure_archs(archs: list[Arch], backend: str, threads: int, passes: int, se
 
 def build_lut(space: Space | str, device: str, backend: str, out: str | Path, *, threads: int = 1, resume: bool = False,
               passes: int = 7, batch_size: int = 32, calibration_samples: int = 16, seed: int = 0,
-              limit: int | None = None, progress: Progress | None = None) -> LUT:
-    """Measure every layer key of `space` with `backend` and write the calibrated table to `out`."""
+              limit: int | None = None, progress: Progress | None = None, ray_address: str | None = None) -> LUT:
+    """Measure every layer key of `space` with `backend` and write the calibrated table to `out`.
+
+    With `ray_address` ("local" for a Ray instance on this machine's loopback, or a cluster address),
+    batches run as Ray tasks on the cluster's measuring nodes (see :func:`_run_batches`)."""
     space = search_spaces.load(space) if isinstance(space, str) else space
     out = Path(out)
     partial_path = out.with_name(out.name + ".partial.json")
@@ -108,28 +150,25 @@ def build_lut(space: Space | str, device: str, backend: str, out: str | Path, *,
         atomic_write_text(partial_path, json.dumps({"meta": meta, "entries": entries,
                                                     "calibration_points": calibration_points}, indent=1))
 
-    for start in range(0, len(todo), batch_size):
-        batch = todo[start:start + batch_size]
-        runners = {}
-        for spec in batch:
-            try:
-                runners[spec.key] = runner_for(backend, spec, threads)
-            except BackendError:
-                raise
-            if progress:
-                progress(total - len(todo) + start + len(runners) // 2, total, "layers")
-        timings = measure_interleaved(runners, passes=passes, seed=seed + start)
-        for key, timing in timings.items():
-            entries[key] = timing.to_dict()
+    batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
+    done = total - len(todo)
+    for batch, timings in _run_batches(batches, backend, threads, passes, seed, ray_address):
+        entries.update(timings)
         save_partial()
+        done += len(batch)
         if progress:
-            progress(total - len(todo) + start + len(batch), total, "layers")
+            progress(done, total, "layers")
 
     lut = LUT(meta, dict(entries))
     if calibration_points is None and calibration_samples > 0 and limit is None:
         archs = calibration_archs(space, calibration_samples, seed)
-        measured = measure_archs(archs, backend, threads, passes, seed,
-                                 (lambda d, t, w: progress(d, t, w)) if progress else None)
+        if ray_address is None:
+            measured = measure_archs(archs, backend, threads, passes, seed, progress)
+        else:  # on one of the farm's devices, like the layers
+            import ray
+
+            task = ray.remote(num_cpus=threads, resources={RAY_DEVICE_RESOURCE: 1})(measure_archs)
+            measured = ray.get(task.remote(archs, backend, threads, passes, seed))
         sums = [sum(ms for _, ms in lut.layer_ms(a)) for a in archs]
         counts = [len(a.layers()) for a in archs]
         calibration_points = {"archs": [a.to_dict() for a in archs], "layer_sum_ms": sums, "n_layers": counts,

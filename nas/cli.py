@@ -190,7 +190,7 @@ def cmd_lut_build(args: argparse.Namespace) -> int:
     try:
         lut = latency_lut.build_lut(space, args.device, args.backend, out, threads=args.threads, resume=args.resume,
                                     passes=args.passes, calibration_samples=args.calibration_samples, seed=args.seed,
-                                    progress=progress)
+                                    progress=progress, ray_address=args.ray)
     finally:
         if bar is not None:
             bar.close()
@@ -329,6 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calibration-samples", type=int, default=16, help="random subnets measured end to end to calibrate")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--resume", action="store_true", help="continue an interrupted build without re-measuring")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="measure on a Ray cluster's devices (nodes started with the nas_lut_device resource); "
+                        "without ADDRESS a local Ray instance on loopback")
     p.add_argument("--dry-run", action="store_true", help="only count the layer configurations to measure")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_lut_build)

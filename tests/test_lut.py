@@ -180,3 +180,16 @@ def test_mes_matches_hand_computed_values():
     assert mes(3.6e6, 0.9) == pytest.approx(100 * 1.2**-0.5 / 0.9)
     assert mes(6e6, 1.0, alpha={"params": 1.0}) == pytest.approx(50.0)
     assert mes(3e6, 4.0, unit={"latency": 2.0}) == pytest.approx(50.0)
+
+
+def test_build_on_a_local_ray_instance(tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    try:
+        lut = latency_lut.build_lut(TINY, "ray-tiny", "torch", tmp_path / "r.json", passes=1, calibration_samples=0,
+                                    batch_size=3, limit=6, ray_address="local")
+        assert len(lut.entries) == 6 and all(e["ms"] > 0 for e in lut.entries.values())
+        assert ray.cluster_resources().get("nas_lut_device") == 1
+    finally:
+        ray.shutdown()
+    assert LUT.read(tmp_path / "r.json").device == "ray-tiny"
