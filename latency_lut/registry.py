@@ -10,7 +10,7 @@ from .table import LUT, LUTError
 
 SHIPPED_DIR = Path(__file__).parent / "tables"
 #: The device `nas search` and `nas arch show` use when none is named.
-DEFAULT_DEVICE = "ci-cpu-onnxruntime"
+DEFAULT_DEVICE = "iphone12-coreml"
 
 
 def user_dir() -> Path:

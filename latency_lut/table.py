@@ -50,15 +50,20 @@ class Calibration:
 
     @classmethod
     def fit(cls, layer_sums: Iterable[float], n_layers: Iterable[int], measured: Iterable[float]) -> Calibration:
-        """Least squares of measured ~ scale * sum + per_layer * n + offset (non-negative terms kept sane)."""
+        """Bounded least squares of measured ~ scale * sum + per_layer * n + offset.
+
+        The scale is kept within [0.5, 2] and the per-layer overhead non-negative: the layer count
+        grows with the layer sum, and an unbounded fit can trade one for the other on noisy data.
+        """
+        from scipy.optimize import lsq_linear
+
         s, n, y = (np.asarray(list(v), dtype=float) for v in (layer_sums, n_layers, measured))
         if len(y) < 3:
             return cls(scale=float(np.median(y / s)) if len(y) else 1.0, fitted_on=len(y))
         design = np.stack([s, n, np.ones_like(s)], axis=1)
-        coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-        if coef[0] <= 0:  # degenerate fit: fall back to a pure scale
-            return cls(scale=float(np.median(y / s)), fitted_on=len(y))
-        return cls(scale=float(coef[0]), per_layer_ms=float(coef[1]), offset_ms=float(coef[2]), fitted_on=len(y))
+        fit = lsq_linear(design, y, bounds=([0.5, 0.0, -np.inf], [2.0, np.inf, np.inf]))
+        scale, per_layer, offset = (float(v) for v in fit.x)
+        return cls(scale=scale, per_layer_ms=per_layer, offset_ms=offset, fitted_on=len(y))
 
 
 class LUT:

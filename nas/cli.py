@@ -109,7 +109,8 @@ def cmd_arch_show(args: argparse.Namespace) -> int:
     print(f"architecture {arch.id}  space {arch.search_space.name}  resolution {arch.resolution}")
     print(f"params {metrics['params']:,} ({_si(metrics['params'])})   MACs {metrics['macs']:,} ({_si(metrics['macs'])})")
     if lut is not None:
-        print(f"latency {metrics['latency_ms']:.3f} ms on {lut.device} ({lut.backend}, {lut.threads} thread(s), "
+        threads = f", {lut.threads} thread(s)" if lut.threads else ""
+        print(f"latency {metrics['latency_ms']:.3f} ms on {lut.device} ({lut.backend}{threads}, "
               f"{lut.provenance.upper() if lut.provenance == 'estimated' else lut.provenance})   MES {metrics['mes']:.1f}")
     rows = []
     for row in stages:

@@ -232,26 +232,37 @@ class Space:
         width and ratio move to neighbouring choices, and mixers swap to another allowed mixer.
         """
         r = _rng(rng)
-        for _ in range(100):
-            child = self._mutate_once(arch, r, prob)
+        for _ in range(10):
+            child = self._mutate_once(arch, r, lambda gene: r.random() < prob)
             if child != arch:
                 return child
-        return child
+        # Nothing changed by chance (tiny `prob`): change exactly one gene that has another choice.
+        movable = [name for name, choices in self.genes() if len(choices) > 1 and self._gene_active(arch, name)]
+        if not movable:
+            return arch  # a space of one architecture
+        forced = r.choice(movable)
+        return self._mutate_once(arch, r, lambda gene: gene == forced)
 
-    def _mutate_once(self, arch: Arch, r: random.Random, prob: float) -> Arch:
-        resolution = _neighbour(self.resolutions, arch.resolution, r) if r.random() < prob else arch.resolution
+    def _gene_active(self, arch: Arch, gene: str) -> bool:
+        parts = gene.split(".")
+        return len(parts) < 3 or int(parts[1][1:]) < arch.depths[int(parts[0][1:]) - 1]
+
+    def _mutate_once(self, arch: Arch, r: random.Random, pick) -> Arch:
+        """Mutate the genes for which `pick(gene_name)` is true (names as in :meth:`genes`)."""
+        resolution = _neighbour(self.resolutions, arch.resolution, r) if pick("resolution") else arch.resolution
         depths, widths, ratios, mixers = [], [], [], []
         for s, st in enumerate(self.stages):
-            depth = _neighbour(st.depths, arch.depths[s], r) if r.random() < prob else arch.depths[s]
+            tag = f"s{s + 1}"
+            depth = _neighbour(st.depths, arch.depths[s], r) if pick(f"{tag}.depth") else arch.depths[s]
             stage_ratios = list(arch.ratios[s][:depth]) + [r.choice(st.ratios) for _ in range(depth - arch.depths[s])]
             stage_mixers = list(arch.mixers[s][:depth]) + [r.choice(st.mixers) for _ in range(depth - arch.depths[s])]
             for i in range(depth):
-                if r.random() < prob:
+                if pick(f"{tag}.b{i}.ratio"):
                     stage_ratios[i] = _neighbour(st.ratios, stage_ratios[i], r)
-                if r.random() < prob and len(st.mixers) > 1:
+                if pick(f"{tag}.b{i}.mixer") and len(st.mixers) > 1:
                     stage_mixers[i] = r.choice([m for m in st.mixers if m != stage_mixers[i]])
             depths.append(depth)
-            widths.append(_neighbour(st.widths, arch.widths[s], r) if r.random() < prob else arch.widths[s])
+            widths.append(_neighbour(st.widths, arch.widths[s], r) if pick(f"{tag}.width") else arch.widths[s])
             ratios.append(stage_ratios)
             mixers.append(stage_mixers)
         return self._make(resolution, depths, widths, ratios, mixers)
