@@ -15,6 +15,7 @@ import platform
 import random
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -60,7 +61,8 @@ def _torchscript_runner(module: nn.Module, shape: tuple[int, ...], threads: int)
 def onnx_bytes(module: nn.Module, shape: tuple[int, ...], opset: int = 17) -> bytes:
     """The legacy (TorchScript-based) ONNX export, which ONNX Runtime runs fastest here."""
     buffer = io.BytesIO()
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter announces its own deprecation and traces shape math
         torch.onnx.export(module.eval(), (torch.randn(*shape),), buffer, dynamo=False, opset_version=opset,
                           input_names=["input"], output_names=["output"])
     return buffer.getvalue()

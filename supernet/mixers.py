@@ -100,7 +100,7 @@ class MHSA(nn.Module):
         self.talking_head1 = nn.Conv2d(self.heads, self.heads, 1)
         self.talking_head2 = nn.Conv2d(self.heads, self.heads, 1)
         self.proj = conv_bn(inner_v, dim)
-        self.bias = RelativePositionBias(self.heads, grid // stride)
+        self.bias = RelativePositionBias(self.heads, -(-grid // stride))  # the strided conv gives ceil(grid / 2)
         self.layer_scale = layer_scale(dim)
 
     @classmethod
@@ -128,7 +128,7 @@ class MHSA(nn.Module):
     def count(cls, spec: LayerSpec) -> tuple[int, int]:
         c, g, s = spec.cout, spec.grid, spec.stride
         ik, iv, h = cls.heads * cls.key_dim, cls.heads * cls.key_dim * cls.attn_ratio, cls.heads
-        ga = g // s
+        ga = -(-g // s)
         n, n_in = ga * ga, g * g
         params = (conv_bn_params(c, c, 3, c) if s > 1 else 0) + 2 * conv_bn_params(c, ik) + conv_bn_params(c, iv) \
             + conv_bn_params(iv, iv, 3, iv) + 2 * (h * h + h) + conv_bn_params(iv, c) + h * ga * ga + c

@@ -193,3 +193,40 @@ def test_build_on_a_local_ray_instance(tmp_path, monkeypatch):
     finally:
         ray.shutdown()
     assert LUT.read(tmp_path / "r.json").device == "ray-tiny"
+
+
+@pytest.mark.parametrize("backend", ["torch", "torchscript", "onnxruntime"])
+def test_cpu_backends_run_the_layer_they_time(backend):
+    import torch
+
+    import supernet
+    from latency_lut.backends import make_runner, measure_interleaved
+
+    spec = search_spaces.LayerSpec("mhsa", 32, 32, 14, stride=2)
+    torch.manual_seed(0)
+    module = supernet.build_layer(spec).eval()
+    with torch.no_grad():
+        module.layer_scale.fill_(1.0)
+    run_once = make_runner(backend, module, (1, 32, 14, 14))
+    out = run_once()
+    out = torch.as_tensor(out[0] if isinstance(out, list) else out)
+    assert out.shape == (1, 32, 14, 14) and torch.isfinite(out).all()
+    timing = measure_interleaved({"layer": run_once}, passes=3, chunk_ms=5)["layer"]
+    assert timing.ms > 0 and timing.spread_ms >= 0 and timing.passes == 3
+
+
+def test_cuda_and_coreml_say_why_they_cannot_run_here():
+    import sys
+
+    import torch
+
+    import supernet
+    from latency_lut.backends import BackendError, make_runner
+
+    module = supernet.build_layer(search_spaces.LayerSpec("ffn", 16, 16, 7, ratio=2))
+    if not torch.cuda.is_available():
+        with pytest.raises(BackendError, match="CUDA"):
+            make_runner("cuda", module, (1, 16, 7, 7))
+    if sys.platform != "darwin":
+        with pytest.raises(BackendError, match="macOS"):
+            make_runner("coreml", module, (1, 16, 7, 7))
