@@ -27,6 +27,7 @@ import numpy as np
 
 import search_spaces
 from search_spaces import Space
+from search_spaces.yamlio import read_text
 
 from .build import Progress, calibration_archs
 from .table import LUT, SCHEMA, Calibration, LUTError, atomic_write_text
@@ -114,12 +115,7 @@ def _number(value: Any, where: str) -> float:
 def read_measurements(path: str | Path) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
     """Parse a measurement file (format in this module's docstring) into (blocks, models)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise LUTError(f"no such measurement file: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LUTError(f"cannot read {path}: {exc}") from None
+    text = read_text(path, "measurement file", LUTError)
     blocks: dict[str, dict[str, float]] = {}
     models: dict[str, float] = {}
     if path.suffix.lower() == ".csv":

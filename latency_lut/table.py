@@ -19,6 +19,7 @@ import numpy as np
 
 import search_spaces
 from search_spaces import Arch, Space, SpaceError
+from search_spaces.yamlio import read_text
 
 SCHEMA = 1
 BACKENDS = ("torch", "torchscript", "onnxruntime", "cuda", "coreml")
@@ -264,12 +265,9 @@ class LUT:
     @classmethod
     def read(cls, path: str | Path) -> LUT:
         path = Path(path)
+        text = read_text(path, "latency table", LUTError)
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise LUTError(f"no such latency table: {path}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise LUTError(f"cannot read {path}: {exc}") from None
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise LUTError(f"{path}: corrupted or truncated latency table (invalid JSON at line {exc.lineno})") from None
         lut = cls.from_dict(data, source=str(path))

@@ -53,15 +53,19 @@ def load_text(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
     return data, lines
 
 
-def load_file(path: str | Path) -> tuple[Any, dict[tuple, int]]:
+def read_text(path: str | Path, what: str = "file", error: type[SpaceError] = SpaceError) -> str:
+    """A text file's content, or `error` with one line saying why it cannot be read."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpaceError(f"no such file: {path}") from None
+        raise error(f"no such {what}: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SpaceError(f"cannot read {path}: {exc}") from None
-    return load_text(text, str(path))
+        raise error(f"cannot read {path}: {exc}") from None
+
+
+def load_file(path: str | Path) -> tuple[Any, dict[tuple, int]]:
+    return load_text(read_text(path), str(path))
 
 
 def where(source: str, lines: dict[tuple, int], path: tuple) -> str:
