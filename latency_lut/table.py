@@ -77,7 +77,7 @@ class LUT:
         self.calibration = calibration or Calibration()
         self.path = path
         self._space: Space | None = None
-        self._code_tables: dict | None = None
+        self._cost_tables = None  # per-gene latency arrays, built on first vectorised use
 
     # ---- identity ------------------------------------------------------------------------------
     device = property(lambda self: self.meta["device"])
@@ -122,96 +122,29 @@ class LUT:
         archs = list(archs)
         if not archs:
             return np.zeros(0)
+        if any(a.search_space is not self.space for a in archs):  # another space: no shared encoding
+            return np.array([self.predict(a) for a in archs])
         return self.predict_codes(np.array([self.space.encode(a) for a in archs], dtype=np.int64))
 
     def predict_codes(self, codes: np.ndarray) -> np.ndarray:
-        """Vectorised prediction over encoded architectures of this table's space."""
-        tables = self._tables()
-        codes = np.asarray(codes, dtype=np.int64)
-        if codes.ndim != 2 or codes.shape[1] != tables["n_genes"]:
-            raise LUTError(f"expected an (N, {tables['n_genes']}) gene matrix, got shape {codes.shape}")
-        res = codes[:, 0]
-        total = np.zeros(len(codes))
-        n_layers = np.full(len(codes), 2)  # stem and head
-        col = 1
-        prev_w = None
-        for s, stage_tables in enumerate(tables["stages"]):
-            depth_idx, width_idx = codes[:, col], codes[:, col + 1]
-            col += 2
-            depth = stage_tables["depths"][depth_idx]
-            if s == 0:
-                total += tables["stem"][res, width_idx]
-            else:
-                total += stage_tables["down"][res, prev_w, width_idx]
-                n_layers += 1
-            for i in range(stage_tables["max_depth"]):
-                active = i < depth
-                ratio_idx, mixer_idx = codes[:, col], codes[:, col + 1]
-                col += 2
-                total += active * (stage_tables["ffn"][res, width_idx, ratio_idx]
-                                   + stage_tables["mixer"][res, width_idx, mixer_idx])
-                n_layers += active * (1 + (stage_tables["mixer_is_layer"][mixer_idx]))
-            prev_w = width_idx
-        total += tables["head"][res, prev_w]
-        return np.asarray(self.calibration.apply(total, n_layers), dtype=float)
+        """Vectorised prediction over encoded architectures (rows of ``space.encode``) of this table's space."""
+        try:
+            layer_sum, n_layers = self._costs().total(codes)
+        except ValueError as exc:
+            raise LUTError(str(exc)) from None
+        return np.asarray(self.calibration.apply(layer_sum, n_layers), dtype=float)
 
-    def _tables(self) -> dict:
-        """Per-gene latency arrays, filled by laying out probe architectures with the space's own
-        layout code (so the vectorised path and `predict` read the same keys)."""
-        if self._code_tables is not None:
-            return self._code_tables
-        space = self.space
-        genes = space.genes()
-        base = [0] * len(genes)
-        col_of = {name: i for i, (name, _) in enumerate(genes)}
+    def minimum(self) -> tuple[float, Arch]:
+        """The lowest predicted latency of any architecture of the table's space, and that architecture."""
+        cal = self.calibration
+        tables = self.space.cost_tables(lambda spec: cal.scale * self.layer_ms_of(spec) + cal.per_layer_ms)
+        value, arch = tables.minimum()
+        return value + cal.offset_ms, arch
 
-        def layer_ms(codes: list[int], name: str) -> float:
-            arch = space.decode(codes)
-            spec = next(sp for sp in arch.layers() if sp.name == name)
-            return self.layer_ms_of(spec)
-
-        n_res = len(space.resolutions)
-        out: dict[str, Any] = {"n_genes": len(genes), "stages": []}
-        first = space.stages[0]
-        out["stem"] = np.zeros((n_res, len(first.widths)))
-        last = space.stages[-1]
-        out["head"] = np.zeros((n_res, len(last.widths)))
-        for r in range(n_res):
-            for w in range(len(first.widths)):
-                codes = base.copy()
-                codes[0], codes[col_of["s1.width"]] = r, w
-                out["stem"][r, w] = layer_ms(codes, "stem")
-            for w in range(len(last.widths)):
-                codes = base.copy()
-                codes[0], codes[col_of[f"s{len(space.stages)}.width"]] = r, w
-                out["head"][r, w] = layer_ms(codes, "head")
-        for s, st in enumerate(space.stages, 1):
-            prev = space.stages[s - 2] if s > 1 else None
-            tab = {"depths": np.array(st.depths), "max_depth": max(st.depths),
-                   "ffn": np.zeros((n_res, len(st.widths), len(st.ratios))),
-                   "mixer": np.zeros((n_res, len(st.widths), len(st.mixers))),
-                   "mixer_is_layer": np.array([m != "none" for m in st.mixers], dtype=np.int64)}
-            if prev is not None:
-                tab["down"] = np.zeros((n_res, len(prev.widths), len(st.widths)))
-            for r in range(n_res):
-                for w in range(len(st.widths)):
-                    codes = base.copy()
-                    codes[0], codes[col_of[f"s{s}.width"]] = r, w
-                    for e in range(len(st.ratios)):
-                        codes[col_of[f"s{s}.b0.ratio"]] = e
-                        tab["ffn"][r, w, e] = layer_ms(codes, f"stage{s}_block0_ffn")
-                    for m, mixer in enumerate(st.mixers):
-                        if mixer != "none":
-                            codes[col_of[f"s{s}.b0.mixer"]] = m
-                            tab["mixer"][r, w, m] = layer_ms(codes, f"stage{s}_block0_mixer")
-                    if prev is not None:
-                        for p in range(len(prev.widths)):
-                            codes2 = codes.copy()
-                            codes2[col_of[f"s{s - 1}.width"]] = p
-                            tab["down"][r, p, w] = layer_ms(codes2, f"stage{s}_down")
-            out["stages"].append(tab)
-        self._code_tables = out
-        return out
+    def _costs(self):
+        if self._cost_tables is None:
+            self._cost_tables = self.space.cost_tables(self.layer_ms_of)
+        return self._cost_tables
 
     def layer_ms_of(self, spec: search_spaces.LayerSpec) -> float:
         entry = self.entries.get(spec.key)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .arch import Arch
+from .costs import CostTables
 from .layers import MIXER_KINDS, LayerSpec
 from .yamlio import SpaceError, load_file, where
 
@@ -141,6 +142,10 @@ class Space:
             else:
                 slots.append((spec.name, {spec.kind: spec}))
         return slots
+
+    def cost_tables(self, cost) -> CostTables:
+        """Vectorised totals and exact minimum of an additive per-layer cost ``cost(LayerSpec) -> float``."""
+        return CostTables(self, cost)
 
     def all_layers(self) -> list[LayerSpec]:
         """Every distinct layer (by key) that some architecture of the space contains, in network order.

@@ -1,0 +1,92 @@
+"""Additive per-layer costs over the encoding: vectorised totals equal per-architecture sums, and the
+dynamic-programming minimum equals the exhaustive minimum of an enumerable space."""
+
+from __future__ import annotations
+
+import itertools
+import random
+
+import numpy as np
+import pytest
+
+import latency_lut
+import search_spaces
+import supernet
+
+TINY = search_spaces.load("efficientformerv2-tiny")
+DEFAULT = search_spaces.load("efficientformerv2")
+
+
+def every_code(space):
+    """Every gene vector whose unused block genes are 0 (one per architecture)."""
+    genes = space.genes()
+    rows = []
+    for res in range(len(space.resolutions)):
+        per_stage = []
+        for st in space.stages:
+            options = []
+            for d, depth in enumerate(st.depths):
+                for w in range(len(st.widths)):
+                    block_choices = list(itertools.product(range(len(st.ratios)), range(len(st.mixers))))
+                    for combo in itertools.product(block_choices, repeat=depth):
+                        genes_s = [d, w] + [g for pair in combo for g in pair] + [0, 0] * (max(st.depths) - depth)
+                        options.append(genes_s)
+            per_stage.append(options)
+        for parts in itertools.product(*per_stage):
+            rows.append([res] + [g for part in parts for g in part])
+    codes = np.array(rows, dtype=np.int64)
+    assert codes.shape[1] == len(genes)
+    return codes
+
+
+@pytest.fixture(scope="module")
+def tiny_codes():
+    codes = every_code(TINY)
+    assert len(codes) == TINY.size() == 276_480
+    return codes
+
+
+@pytest.mark.parametrize("metric", ["params", "macs"])
+def test_totals_equal_per_architecture_counts(metric):
+    for space in (TINY, DEFAULT):
+        tables = space.cost_tables(lambda spec: getattr(supernet.count_layer(spec), metric))
+        archs = [space.sample(random.Random(i)) for i in range(150)]
+        total, n_layers = tables.total(np.array([space.encode(a) for a in archs]))
+        assert total.tolist() == [getattr(supernet.count(a), metric) for a in archs]
+        assert n_layers.tolist() == [len(a.layers()) for a in archs]
+
+
+@pytest.mark.parametrize("metric", ["params", "macs"])
+def test_minimum_equals_exhaustive_minimum(tiny_codes, metric):
+    tables = TINY.cost_tables(lambda spec: getattr(supernet.count_layer(spec), metric))
+    value, arch = tables.minimum()
+    totals, _ = tables.total(tiny_codes)
+    assert value == totals.min()
+    assert getattr(supernet.count(arch), metric) == value
+
+
+def test_latency_minimum_equals_exhaustive_minimum(tiny_codes, tmp_path):
+    space = TINY
+    rng = np.random.default_rng(0)
+    # a synthetic table with random, non-monotone entries, so the minimum is not simply the smallest arch
+    meta = {"schema": 1, "device": "synthetic", "backend": "torch", "threads": 1, "batch": 1, "space": space.ref,
+            "resolutions": list(space.resolutions), "provenance": {"kind": "estimated"}, "versions": {}, "date": "2026-01-01"}
+    entries = {spec.key: {"ms": float(rng.uniform(0.01, 1.0))} for spec in space.all_layers()}
+    lut = latency_lut.LUT(meta, entries, latency_lut.Calibration(scale=1.3, per_layer_ms=0.02, offset_ms=0.4))
+    value, arch = lut.minimum()
+    predicted = lut.predict_codes(tiny_codes)
+    assert value == pytest.approx(predicted.min(), rel=1e-12)
+    assert lut.predict(arch) == pytest.approx(value, rel=1e-12)
+
+
+def test_shipped_default_table_minimum_is_below_every_sample():
+    lut = latency_lut.load("iphone12-coreml")
+    value, arch = lut.minimum()
+    samples = lut.predict_many([DEFAULT.sample(random.Random(i)) for i in range(2000)])
+    assert value <= samples.min() and lut.predict(arch) == pytest.approx(value)
+
+
+def test_bad_gene_matrix_is_rejected():
+    tables = TINY.cost_tables(lambda spec: 1.0)
+    with pytest.raises(ValueError, match="gene matrix"):
+        tables.total(np.zeros((3, 5), dtype=np.int64))
