@@ -41,15 +41,28 @@ def list_luts() -> list[dict[str, Any]]:
     return out
 
 
+_CACHE: dict[Path, tuple[int, LUT]] = {}
+
+
+def _read_cached(path: Path) -> LUT:
+    """Read a table once per file version (modification time), so repeated evaluations do not re-parse it."""
+    stamp = path.stat().st_mtime_ns
+    cached = _CACHE.get(path.resolve())
+    if cached is None or cached[0] != stamp:
+        cached = (stamp, LUT.read(path))
+        _CACHE[path.resolve()] = cached
+    return cached[1]
+
+
 def load(device: str | None = None) -> LUT:
     """The table of a device name (user-built tables shadow shipped ones), or a table file by path."""
     name = device or DEFAULT_DEVICE
     path = Path(name)
     if path.suffix == ".json" and path.exists():
-        return LUT.read(path)
+        return _read_cached(path)
     for candidate in (user_dir() / f"{name}.json", SHIPPED_DIR / f"{name}.json"):
         if candidate.is_file():
-            lut = LUT.read(candidate)
+            lut = _read_cached(candidate)
             if lut.device != name:
                 raise LUTError(f"{candidate}: holds device {lut.device!r}, not {name!r}")
             return lut

@@ -177,10 +177,6 @@ class Arch:
         """The network as layer specs (the unit of building, counting and latency tables)."""
         return self.search_space.layers(self)
 
-    @property
-    def num_blocks(self) -> int:
-        return sum(self.depths)
-
     def mutate(self, rng: Any = None, prob: float = 0.1) -> Arch:
         return self.search_space.mutate(self, rng, prob)
 
