@@ -100,14 +100,7 @@ class LUT:
     # ---- prediction ----------------------------------------------------------------------------
     def layer_ms(self, arch: Arch) -> list[tuple[str, float]]:
         """(key, ms) of each layer of `arch`; a key missing from the table is an error naming it."""
-        out = []
-        for spec in arch.layers():
-            entry = self.entries.get(spec.key)
-            if entry is None:
-                raise LUTError(f"latency table {self.device!r} has no entry for layer {spec.key} ({spec.name}); "
-                               f"it was built for space {self.meta['space']!r}")
-            out.append((spec.key, entry["ms"]))
-        return out
+        return [(spec.key, self.layer_ms_of(spec)) for spec in arch.layers()]
 
     def predict(self, arch: Arch) -> float:
         """Predicted end-to-end latency of `arch` in milliseconds."""
@@ -149,7 +142,9 @@ class LUT:
     def layer_ms_of(self, spec: search_spaces.LayerSpec) -> float:
         entry = self.entries.get(spec.key)
         if entry is None:
-            raise LUTError(f"latency table {self.device!r} has no entry for layer {spec.key}")
+            where = f" ({spec.name})" if spec.name else ""
+            raise LUTError(f"latency table {self.device!r} has no entry for layer {spec.key}{where}; "
+                           f"it was built for space {self.meta['space']!r}")
         return entry["ms"]
 
     # ---- files ---------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import traceback
@@ -130,10 +131,13 @@ def cmd_arch_show(args: argparse.Namespace) -> int:
 
 
 # ---- nas lut -------------------------------------------------------------------------------------
+@contextlib.contextmanager
 def _progress(args: argparse.Namespace, unit: str):
-    """A tqdm bar on stderr when it is a terminal (and not -q); None otherwise."""
+    """Yield an update(done, total, what) callback drawing a tqdm bar on stderr when it is a terminal
+    (and not -q), or None; the bar is closed however the work ends."""
     if args.quiet or not sys.stderr.isatty():
-        return None, None
+        yield None
+        return
     from tqdm import tqdm
 
     bar = tqdm(total=0, unit=unit, file=sys.stderr, dynamic_ncols=True)
@@ -146,7 +150,18 @@ def _progress(args: argparse.Namespace, unit: str):
             bar.set_description(what)
         bar.n = done
         bar.refresh()
-    return update, bar
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+def _report(args: argparse.Namespace, info: dict[str, Any], line: str) -> None:
+    """The command's result: `info` as JSON with --json, else one line for people."""
+    if args.json:
+        _print_json(info)
+    else:
+        print(line)
 
 
 def cmd_lut_list(args: argparse.Namespace) -> int:
@@ -187,22 +202,15 @@ def cmd_lut_build(args: argparse.Namespace) -> int:
     if args.threads < 1 or args.passes < 1:
         raise BadInput("--threads and --passes must be at least 1")
     out = args.out or str(latency_lut.user_dir() / f"{args.device}.json")
-    progress, bar = _progress(args, "item")
-    try:
+    with _progress(args, "item") as progress:
         lut = latency_lut.build_lut(space, args.device, args.backend, out, threads=args.threads, resume=args.resume,
                                     passes=args.passes, calibration_samples=args.calibration_samples, seed=args.seed,
                                     progress=progress, ray_address=args.ray)
-    finally:
-        if bar is not None:
-            bar.close()
     info = {"device": lut.device, "backend": lut.backend, "entries": len(lut.entries), "path": str(lut.path),
             "calibration": {k: v for k, v in lut.calibration.to_dict().items() if k != "details"},
             "calibration_fit_mape": lut.calibration.details.get("fit_mape")}
-    if args.json:
-        _print_json(info)
-    else:
-        print(f"wrote {info['path']}: {info['entries']} entries, calibration scale {lut.calibration.scale:.3f}, "
-              f"per layer {lut.calibration.per_layer_ms:.4f} ms, offset {lut.calibration.offset_ms:.3f} ms")
+    _report(args, info, f"wrote {info['path']}: {info['entries']} entries, calibration scale {lut.calibration.scale:.3f}, "
+                       f"per layer {lut.calibration.per_layer_ms:.4f} ms, offset {lut.calibration.offset_ms:.3f} ms")
     return 0
 
 
@@ -213,12 +221,8 @@ def cmd_lut_validate(args: argparse.Namespace) -> int:
     if args.samples < 3:
         raise BadInput(f"--samples must be at least 3, got {args.samples}")
     lut = latency_lut.load(args.device)
-    progress, bar = _progress(args, "item")
-    try:
+    with _progress(args, "item") as progress:
         report = validate(lut, samples=args.samples, seed=args.seed, passes=args.passes, progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
     if args.plot:
         plot_validation(report, args.plot)
     if args.json:
@@ -240,20 +244,13 @@ def cmd_lut_export_blocks(args: argparse.Namespace) -> int:
 
     if args.backend != "coreml":
         raise BadInput(f"export-blocks writes Core ML packages: --backend must be coreml, got {args.backend!r}")
-    progress, bar = _progress(args, "package")
-    try:
+    with _progress(args, "package") as progress:
         manifest = export_blocks(args.space, args.out, precision=args.precision, calibration_models=args.calibration_models,
                                  progress=progress)
-    finally:
-        if bar is not None:
-            bar.close()
     info = {"out": args.out, "blocks": len(manifest["blocks"]), "models": len(manifest["models"]),
             "manifest": str(Path(args.out) / "manifest.json")}
-    if args.json:
-        _print_json(info)
-    else:
-        print(f"wrote {info['blocks']} layer packages and {info['models']} calibration models to {args.out} "
-              f"(manifest {info['manifest']}); measure them on the device, then 'nas lut import FILE --device NAME'")
+    _report(args, info, f"wrote {info['blocks']} layer packages and {info['models']} calibration models to {args.out} "
+                       f"(manifest {info['manifest']}); measure them on the device, then 'nas lut import FILE --device NAME'")
     return 0
 
 
@@ -267,10 +264,7 @@ def cmd_lut_import(args: argparse.Namespace) -> int:
     lut = import_measurements(args.file, args.device, out, space=args.space, backend=args.backend, manifest=args.manifest)
     info = {"device": lut.device, "entries": len(lut.entries), "path": str(lut.path),
             "calibrated_on": lut.calibration.fitted_on}
-    if args.json:
-        _print_json(info)
-    else:
-        print(f"wrote {info['path']}: {info['entries']} entries, calibrated on {info['calibrated_on']} whole models")
+    _report(args, info, f"wrote {info['path']}: {info['entries']} entries, calibrated on {info['calibrated_on']} whole models")
     return 0
 
 
@@ -281,10 +275,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     arch = resolve_arch(args.arch, args.space)
     info = export(arch, args.format, args.out)
-    if args.json:
-        _print_json(info)
-    else:
-        print(f"wrote {info['path']} ({info['format']}, {_si(info['bytes'], 'B')}, {info['params']:,} parameters)")
+    _report(args, info, f"wrote {info['path']} ({info['format']}, {_si(info['bytes'], 'B')}, {info['params']:,} parameters)")
     return 0
 
 
