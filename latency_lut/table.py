@@ -62,7 +62,7 @@ class Calibration:
         if len(y) < 3:
             return cls(scale=float(np.median(y / s)) if len(y) else 1.0, fitted_on=len(y))
         design = np.stack([s, n, np.ones_like(s)], axis=1)
-        fit = lsq_linear(design, y, bounds=([0.5, 0.0, -np.inf], [2.0, np.inf, np.inf]))
+        fit = lsq_linear(design, y, bounds=([0.5, 0.0, -np.inf], [2.0, np.inf, np.inf]), method="bvls")  # exact active set
         scale, per_layer, offset = (float(v) for v in fit.x)
         return cls(scale=scale, per_layer_ms=per_layer, offset_ms=offset, fitted_on=len(y))
 
@@ -77,7 +77,7 @@ class LUT:
         self.calibration = calibration or Calibration()
         self.path = path
         self._space: Space | None = None
-        self._cost_tables = None  # per-gene latency arrays, built on first vectorised use
+        self._cost_tables: dict[int, Any] = {}  # per space: per-gene latency arrays, built on first vectorised use
 
     # ---- identity ------------------------------------------------------------------------------
     device = property(lambda self: self.meta["device"])
@@ -119,25 +119,28 @@ class LUT:
             return np.array([self.predict(a) for a in archs])
         return self.predict_codes(np.array([self.space.encode(a) for a in archs], dtype=np.int64))
 
-    def predict_codes(self, codes: np.ndarray) -> np.ndarray:
-        """Vectorised prediction over encoded architectures (rows of ``space.encode``) of this table's space."""
+    def predict_codes(self, codes: np.ndarray, space: Space | None = None) -> np.ndarray:
+        """Vectorised prediction over encoded architectures (rows of ``space.encode``) of `space`
+        (default: the table's own space; any space the table serves, see :meth:`check_space`)."""
         try:
-            layer_sum, n_layers = self._costs().total(codes)
+            layer_sum, n_layers = self._costs(space).total(codes)
         except ValueError as exc:
             raise LUTError(str(exc)) from None
         return np.asarray(self.calibration.apply(layer_sum, n_layers), dtype=float)
 
-    def minimum(self) -> tuple[float, Arch]:
-        """The lowest predicted latency of any architecture of the table's space, and that architecture."""
+    def minimum(self, space: Space | None = None) -> tuple[float, Arch]:
+        """The lowest predicted latency of any architecture of `space` (default: the table's), and that architecture."""
         cal = self.calibration
-        tables = self.space.cost_tables(lambda spec: cal.scale * self.layer_ms_of(spec) + cal.per_layer_ms)
+        tables = (space or self.space).cost_tables(lambda spec: cal.scale * self.layer_ms_of(spec) + cal.per_layer_ms)
         value, arch = tables.minimum()
         return value + cal.offset_ms, arch
 
-    def _costs(self):
-        if self._cost_tables is None:
-            self._cost_tables = self.space.cost_tables(self.layer_ms_of)
-        return self._cost_tables
+    def _costs(self, space: Space | None = None):
+        space = space or self.space
+        tables = self._cost_tables.get(id(space))
+        if tables is None or tables.space is not space:
+            tables = self._cost_tables[id(space)] = space.cost_tables(self.layer_ms_of)
+        return tables
 
     def layer_ms_of(self, spec: search_spaces.LayerSpec) -> float:
         entry = self.entries.get(spec.key)
@@ -203,9 +206,14 @@ class LUT:
         return lut
 
     def check_space(self, space: Space) -> None:
-        """Raise unless this table was built for `space` (by the space's declared name)."""
-        if self.space.name != space.name:
-            raise LUTError(f"latency table {self.device!r} was built for space {self.space.name!r}, not {space.name!r}")
+        """Raise unless this table serves `space`: built for it, or holding every layer key it can produce
+        (a table of a larger space serves any of its sub-spaces)."""
+        if self.space.name == space.name:
+            return
+        missing = [spec.key for spec in space.all_layers() if spec.key not in self.entries]
+        if missing:
+            raise LUTError(f"latency table {self.device!r} was built for space {self.space.name!r} and lacks "
+                           f"{len(missing)} layer(s) of space {space.name!r} (e.g. {missing[0]})")
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -43,7 +43,7 @@ class Budget:
                 raise BadInput(f"budget {part!r}: expected KEY=VALUE with KEY one of params, latency, macs, mes ({EXAMPLE})")
             if name in values:
                 raise BadInput(f"budget {part!r}: {key} is given twice")
-            values[name] = _parse_value(name, raw.strip(), part)
+            values[name] = parse_quantity(name, raw.strip(), part)
         return cls(**values)
 
     def to_dict(self) -> dict[str, float]:
@@ -82,7 +82,8 @@ class Budget:
         return " ".join(parts) or "no budget"
 
 
-def _parse_value(name: str, raw: str, token: str) -> float:
+def parse_quantity(name: str, raw: str, token: str) -> float:
+    """A budget value: `name` is params, macs, latency_ms or mes; errors name the whole `token`."""
     text = raw.lower()
     if name == "latency_ms":
         match = re.fullmatch(_NUMBER + r"\s*(ms|us|µs|s)?", text)
@@ -115,7 +116,7 @@ def smallest_achievable(space: Any, lut: Any = None) -> dict[str, Any]:
         value, arch = space.cost_tables(lambda spec, m=metric: getattr(supernet.count_layer(spec), m)).minimum()
         out[metric] = (int(value), arch)
     if lut is not None:
-        out["latency_ms"] = lut.minimum()
+        out["latency_ms"] = lut.minimum(space)
     return out
 
 

@@ -272,6 +272,92 @@ class Space:
             mixers.append(stage_mixers)
         return self._make(resolution, depths, widths, ratios, mixers)
 
+    def neighbours(self, arch: Arch) -> list[Arch]:
+        """Every architecture one gene away: resolution, a stage's depth or width to a neighbouring choice
+        (a deeper stage repeats its last block), or one block's ratio or mixer to any other choice."""
+        out: list[Arch] = []
+        depths, widths = list(arch.depths), list(arch.widths)
+        ratios, mixers = [list(r) for r in arch.ratios], [list(m) for m in arch.mixers]
+
+        def with_stage(s: int, **stage: Any) -> Arch:
+            d, w = stage.get("depth", depths[s]), stage.get("width", widths[s])
+            r, m = stage.get("ratios", ratios[s]), stage.get("mixers", mixers[s])
+            return self._make(arch.resolution, depths[:s] + [d] + depths[s + 1:], widths[:s] + [w] + widths[s + 1:],
+                              ratios[:s] + [r] + ratios[s + 1:], mixers[:s] + [m] + mixers[s + 1:])
+
+        i = self.resolutions.index(arch.resolution)
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(self.resolutions):
+                out.append(self._make(self.resolutions[j], depths, widths, ratios, mixers))
+        for s, st in enumerate(self.stages):
+            d = st.depths.index(depths[s])
+            for j in (d - 1, d + 1):
+                if 0 <= j < len(st.depths):
+                    new = st.depths[j]
+                    extra = new - depths[s]
+                    out.append(with_stage(s, depth=new, ratios=(ratios[s] + [ratios[s][-1]] * extra)[:new],
+                                          mixers=(mixers[s] + [mixers[s][-1]] * extra)[:new]))
+            w = st.widths.index(widths[s])
+            for j in (w - 1, w + 1):
+                if 0 <= j < len(st.widths):
+                    out.append(with_stage(s, width=st.widths[j]))
+            for b in range(depths[s]):
+                for ratio in st.ratios:
+                    if ratio != ratios[s][b]:
+                        out.append(with_stage(s, ratios=ratios[s][:b] + [ratio] + ratios[s][b + 1:]))
+                for mixer in st.mixers:
+                    if mixer != mixers[s][b]:
+                        out.append(with_stage(s, mixers=mixers[s][:b] + [mixer] + mixers[s][b + 1:]))
+        return out
+
+    def shrink_actions(self, arch: Arch) -> list[tuple[str, Arch]]:
+        """Every one-step shrinking of `arch`, named as in EfficientFormerV2's search.
+
+        ``A_N``: remove a stage's last block, or slim a block's mixer to the next cheaper one the stage
+        allows (down to ``none``); ``A_C``: a stage's width to the next smaller choice; ``A_E``: one
+        block's FFN ratio to the next smaller choice; ``A_R``: the next smaller input resolution.
+        """
+        actions: list[tuple[str, Arch]] = []
+        depths, widths = list(arch.depths), list(arch.widths)
+        ratios, mixers = [list(r) for r in arch.ratios], [list(m) for m in arch.mixers]
+
+        def make(**changes: Any) -> Arch:
+            return self._make(changes.get("resolution", arch.resolution), changes.get("depths", depths),
+                              changes.get("widths", widths), changes.get("ratios", ratios), changes.get("mixers", mixers))
+
+        for s, st in enumerate(self.stages):
+            tag = f"s{s + 1}"
+            smaller = [d for d in st.depths if d < depths[s]]
+            if smaller:
+                d = max(smaller)
+                actions.append((f"A_N:{tag}.depth={d}", make(
+                    depths=depths[:s] + [d] + depths[s + 1:],
+                    ratios=ratios[:s] + [ratios[s][:d]] + ratios[s + 1:],
+                    mixers=mixers[:s] + [mixers[s][:d]] + mixers[s + 1:])))
+            order = [m for m in MIXER_SIZE_ORDER if m in st.mixers]
+            for i in range(depths[s]):
+                mixer = mixers[s][i]
+                if mixer in order and order.index(mixer) + 1 < len(order):
+                    cheaper = order[order.index(mixer) + 1]
+                    stage = list(mixers[s])
+                    stage[i] = cheaper
+                    actions.append((f"A_N:{tag}.b{i}.mixer={cheaper}", make(mixers=mixers[:s] + [stage] + mixers[s + 1:])))
+            w = st.widths.index(widths[s])
+            if w > 0:
+                actions.append((f"A_C:{tag}.width={st.widths[w - 1]}",
+                                make(widths=widths[:s] + [st.widths[w - 1]] + widths[s + 1:])))
+            for i in range(depths[s]):
+                r = st.ratios.index(ratios[s][i])
+                if r > 0:
+                    stage = list(ratios[s])
+                    stage[i] = st.ratios[r - 1]
+                    actions.append((f"A_E:{tag}.b{i}.ratio={st.ratios[r - 1]:g}",
+                                    make(ratios=ratios[:s] + [stage] + ratios[s + 1:])))
+        res = self.resolutions.index(arch.resolution)
+        if res > 0:
+            actions.append((f"A_R:resolution={self.resolutions[res - 1]}", make(resolution=self.resolutions[res - 1])))
+        return actions
+
     def crossover(self, a: Arch, b: Arch, rng: Any = None) -> Arch:
         """Uniform crossover: each stage's depth and width, and each block, from either parent."""
         r = _rng(rng)

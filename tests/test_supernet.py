@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -301,10 +302,13 @@ def test_training_mode_active_matches_extracted_training_mode():
 
 
 # ---- arches from another space -------------------------------------------------------------------------
-def test_set_active_rejects_arch_not_offered(net):
-    tiny = search_spaces.load("efficientformerv2-tiny")
-    arch = Arch.from_dict({**TINY_ARCH, "widths": [32, 48, 128, 176]})  # width 128 is not offered in stage 3
-    assert tiny.contains(arch) and not SPACE.contains(arch)
+def test_set_active_rejects_arch_not_offered(net, tmp_path):
+    # a user's own space: the tiny one with width 128 in stage 3, which the default space does not offer
+    tiny_text = (Path(search_spaces.__file__).parent / "spaces" / "efficientformerv2-tiny.yaml").read_text()
+    own = tmp_path / "own.yaml"
+    own.write_text(tiny_text.replace("widths: [96, 120]", "widths: [96, 128]").replace("name: efficientformerv2-tiny", "name: own"))
+    arch = Arch.from_dict({**TINY_ARCH, "space": str(own), "widths": [32, 48, 128, 176]})
+    assert search_spaces.load(str(own)).contains(arch) and not SPACE.contains(arch)
     active = net.active
     with pytest.raises(SpaceError, match="128"):
         net.set_active(arch)
@@ -312,7 +316,7 @@ def test_set_active_rejects_arch_not_offered(net):
     with pytest.raises(SpaceError):
         net.extract(arch)
     bigger = Arch.from_dict({**TINY_ARCH, "widths": [32, 64, 96, 224]})
-    assert tiny.contains(bigger)
+    assert search_spaces.load("efficientformerv2-tiny").contains(bigger)
     # 64 is offered in stage 2 of the default space, 224 in stage 4: accepted and equal to the same arch there
     net.set_active(bigger)
     same = Arch.from_dict({**bigger.to_dict(), "space": "efficientformerv2"})
