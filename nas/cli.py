@@ -279,6 +279,113 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- nas search / nas pareto ---------------------------------------------------------------------
+def _search_progress(args: argparse.Namespace):
+    """A tqdm bar of evaluations with feasible share, front size and hypervolume (stderr; terminal only
+    unless --progress), or None."""
+    if getattr(args, "quiet", False) or not (sys.stderr.isatty() or getattr(args, "progress", False)):
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="eval", file=sys.stderr, dynamic_ncols=True, desc="search")
+
+    def update(state: dict[str, Any]) -> None:
+        if bar.total != state["total"]:
+            bar.reset(total=state["total"])
+        bar.n = state["evaluated"]
+        share = state["feasible"] / state["evaluated"] if state["evaluated"] else 0.0
+        bar.set_postfix_str(f"feasible {share:.0%}, front {state['front']}, HV {state['hypervolume']:.4f}", refresh=False)
+        bar.refresh()
+
+    return update, bar
+
+
+def _print_front(result: Any, notes: list[str] | None = None) -> None:
+    estimated = " (ESTIMATED latencies)" if result.device_provenance == "estimated" else " (measured latencies)"
+    shown = {"params": lambda v: f"params<={v:,.0f}", "macs": lambda v: f"macs<={_si(v)}",
+             "latency_ms": lambda v: f"latency<={v:g} ms", "mes": lambda v: f"mes>={v:g}"}
+    budget = ", ".join(shown[k](v) for k, v in result.budget.items()) or "none"
+    print(f"run {result.run or '(in memory)'}: strategy {result.strategy}, device {result.device}{estimated}, budget {budget}")
+    print(f"evaluated {result.evaluated}, feasible {result.feasible}, Pareto front {len(result.pareto)} "
+          f"over {','.join(result.objectives)}, hypervolume {result.hypervolume:.4f}")
+    rows = [[e["id"], f"{e['params']:,}", _si(e["macs"]), f"{e['latency_ms']:.3f}", f"{e['mes']:.1f}",
+             "-" if e["accuracy"] is None else f"{e['accuracy']:.4g}", e["accuracy_source"] or "-"] for e in result.pareto]
+    if rows:
+        print(_table(rows, ["id", "params", "MACs", "latency ms", "MES", "accuracy", "source"]))
+    for note in notes or []:
+        print(f"note: {note}")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .budget import Budget
+    from .mes import parse_mes_options
+    from .pareto import parse_objectives
+    from .search import load_run_settings, search
+
+    given = {
+        "space": args.space, "budget": Budget.parse(args.budget) if args.budget else None, "device": args.device,
+        "strategy": args.strategy, "sampler": args.sampler, "accuracy": args.accuracy, "proxy": args.proxy,
+        "objectives": parse_objectives(args.objectives) if args.objectives else None, "seed": args.seed,
+        "population": args.population, "storage": args.storage, "study": args.study,
+    }
+    alpha, unit = parse_mes_options(args.mes_alpha, args.mes_unit)
+    given.update(mes_alpha=alpha or None, mes_unit=unit or None)
+    if args.resume:
+        if not args.out:
+            raise BadInput("--resume needs --out RUN_DIR (the run to continue)")
+        stored = load_run_settings(args.out)
+        for key, value in given.items():  # a resumed run keeps the settings it was started with
+            mine = value.to_dict() if isinstance(value, Budget) else (list(value) if isinstance(value, tuple) else value)
+            if value is not None and key in stored and mine != stored[key]:
+                raise BadInput(f"--{key.replace('_', '-')} {mine} differs from the run's ({stored[key]}); "
+                               "a resumed run keeps its settings (only --trials may change)")
+            given[key] = stored.get(key)
+        if args.trials is None:
+            args.trials = stored.get("trials")
+    elif given["budget"] is None:
+        raise BadInput("--budget is required, e.g. --budget params=3M latency=1ms")
+    if args.accuracy != "proxy" or args.supernet or args.data:
+        from .accuracy import make_estimator
+
+        make_estimator(args.accuracy, None)  # the supernet and predictor estimators come with `nas train`
+    update, bar = _search_progress(args)
+    try:
+        result = search(trials=args.trials, out=args.out or _default_run_dir(), resume=args.resume, ray=args.ray,
+                        progress=update, command=" ".join(["nas"] + sys.argv[1:]),
+                        **{k: v for k, v in given.items() if v is not None})
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        _print_json(result.to_dict())
+        return 0
+    _print_front(result, result.notes)
+    storage = given.get("storage") or f"{result.run}/study.db"
+    print(f"files: {result.run}/pareto.json, {result.run}/run.yaml; trials in {storage} "
+          f"(optuna-dashboard {storage if '://' in storage else 'sqlite:///' + storage})")
+    return 0
+
+
+def _default_run_dir() -> str:
+    from datetime import datetime
+
+    return str(Path("runs") / datetime.now().strftime("search-%Y%m%d-%H%M%S"))
+
+
+def cmd_pareto(args: argparse.Namespace) -> int:
+    from .search import run_result
+
+    results = [run_result(run) for run in args.runs]
+    if args.json:
+        _print_json(results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results])
+        return 0
+    for i, result in enumerate(results):
+        if i:
+            print()
+        _print_front(result)
+    return 0
+
+
 # ---- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     from .export import FORMATS
@@ -362,6 +469,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--space", default=DEFAULT_SPACE, help="space whose presets ARCH may name (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("search", help="search for the Pareto-optimal architectures under a budget")
+    p.add_argument("--budget", nargs="+", metavar="K=V", help="params=3M latency=1ms macs=400M mes=50 (AND of all)")
+    p.add_argument("--space", default=None, help=f"search space (default: {DEFAULT_SPACE})")
+    p.add_argument("--device", default=None, help="latency table (default: the shipped default device; see nas lut list)")
+    p.add_argument("--strategy", default=None, choices=["evolution", "optuna", "actions"], help="(default: evolution)")
+    p.add_argument("--sampler", default=None, choices=["nsga2", "nsga3", "tpe", "gp", "random"],
+                   help="Optuna sampler for --strategy optuna (default: nsga2)")
+    p.add_argument("--trials", type=int, default=None, help="evaluations in total, over resumes (default: 500; "
+                   "actions: until the budget holds)")
+    p.add_argument("--accuracy", default="proxy", choices=["proxy", "supernet", "predictor"],
+                   help="accuracy estimator (default: proxy, training-free)")
+    p.add_argument("--proxy", default=None, help="which training-free proxy (see nas.accuracy.PROXIES)")
+    p.add_argument("--supernet", default=None, metavar="CKPT", help="trained supernet checkpoint (--accuracy supernet)")
+    p.add_argument("--data", default=None, metavar="SRC", help="validation data for --accuracy supernet")
+    p.add_argument("--objectives", default=None, help="Pareto objectives (default: accuracy,latency,params; also macs, mes)")
+    p.add_argument("--mes-alpha", default=None, help="MES exponents, e.g. latency=1,params=0.5")
+    p.add_argument("--mes-unit", default=None, help="MES units, e.g. latency=1ms,params=3M")
+    p.add_argument("--population", type=int, default=None, help="population of evolution / NSGA (default: 50)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: 0); same seed, same front")
+    p.add_argument("--out", default=None, metavar="RUN_DIR", help="run directory (default: runs/search-DATE-TIME)")
+    p.add_argument("--storage", default=None, metavar="URL", help="Optuna RDB URL (default: sqlite in RUN_DIR); "
+                   "workers given the same URL and --study share one study")
+    p.add_argument("--study", default=None, help="study name in the storage (default: nas-search)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out to its --trials total")
+    p.add_argument("--ray", nargs="?", const=True, default=None, metavar="ADDRESS",
+                   help="run evaluations as Ray Tune trials (no address: a local Ray instance on loopback)")
+    p.add_argument("--progress", action="store_true", help="draw the progress bar even when stderr is not a terminal")
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bar")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("pareto", help="show the Pareto front of a finished or running search")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=cmd_pareto)
     return parser
 
 

@@ -1,0 +1,230 @@
+"""Search strategies: multi-objective evolution, Optuna's samplers, and EfficientFormerV2's action search.
+
+Each strategy proposes architectures and hands them to :class:`nas.search.SearchContext`, which
+evaluates (accuracy only within budget), records one trial per architecture and stops at the run's
+trial total. Every random choice comes from a generator seeded by the run's seed and the generation
+(or step), and proposals depend only on trials of earlier generations, so a resumed run proposes
+exactly what the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import BadInput, Infeasible
+from .pareto import crowding_distance, pareto_mask, pareto_ranks
+
+if TYPE_CHECKING:
+    from .search import SearchContext
+
+STRATEGIES = ("evolution", "optuna", "actions")
+SAMPLERS = ("nsga2", "nsga3", "tpe", "gp", "random")
+
+
+def select_survivors(costs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NSGA-II survival: whole non-dominated fronts in order, the last one cut by crowding distance.
+    Returns the chosen row indices and, for them, their front rank and crowding distance."""
+    n = len(costs)
+    ranks = pareto_ranks(costs)
+    chosen, crowd = [], []
+    for rank in np.unique(ranks):
+        idx = np.flatnonzero(ranks == rank)
+        distance = crowding_distance(costs[idx])
+        if len(chosen) + len(idx) > k:
+            order = np.argsort(-distance, kind="stable")[: k - len(chosen)]
+            idx, distance = idx[order], distance[order]
+        chosen.extend(idx.tolist())
+        crowd.extend(distance.tolist())
+        if len(chosen) >= k:
+            break
+    chosen_arr = np.array(chosen[:n], dtype=int)
+    return chosen_arr, ranks[chosen_arr], np.array(crowd[: len(chosen_arr)])
+
+
+class Evolution:
+    """Multi-objective evolution (NSGA-II survival over all evaluated architectures) with operators
+    that understand the architecture: crossover of whole stages and blocks, mutation that adds or drops
+    blocks and moves widths and ratios to neighbouring choices and swaps mixers, and a repair step that
+    shrinks an over-budget child with the space's shrinking actions, so every evaluated architecture is
+    within budget."""
+
+    name = "evolution"
+
+    def __init__(self, population: int = 50, crossover_prob: float = 0.9, mutation_prob: float = 0.1,
+                 max_tries: int = 30, local_share: float = 0.8):
+        self.population, self.crossover_prob, self.mutation_prob, self.max_tries = (
+            population, crossover_prob, mutation_prob, max_tries)
+        self.local_share = local_share  # share of each generation from Pareto local search
+
+    def run(self, ctx: SearchContext) -> None:
+        store = ctx.store
+        generations = [e.get("generation") for e in store.entries if e.get("generation") is not None]
+        generation = max(generations) if generations else 0  # on resume, replay the last generation
+        size = max(2, min(self.population, ctx.trials))
+        while ctx.remaining() > 0:
+            history = [e for e in store.entries if e.get("generation", -1) < generation]
+            rng = np.random.default_rng([ctx.seed, generation, ctx.salt])
+            proposals = self.propose(ctx, history, size, rng, first=generation == 0 or not any(e["feasible"] for e in history))
+            if not proposals:
+                ctx.note(f"evolution stopped: no new architecture within budget found after generation {generation}")
+                return
+            todo = [m for m in proposals if m["arch_id"] not in store.by_id]
+            ctx.evaluate(todo, generation=generation)
+            generation += 1
+
+    def propose(self, ctx: SearchContext, history: list[dict[str, Any]], size: int, rng: np.random.Generator,
+                first: bool) -> list[dict[str, Any]]:
+        problem, space = ctx.problem, ctx.problem.space
+        seen = {e["arch_id"] for e in history}
+        out: list[dict[str, Any]] = []
+        ids: set[str] = set()
+
+        def accept(candidate: Any) -> None:
+            fixed = problem.repair(candidate, rng) if candidate is not None else None
+            if fixed is not None and fixed[0].id not in seen and fixed[0].id not in ids:
+                ids.add(fixed[0].id)
+                out.append(fixed[1])
+
+        if first:
+            for name in space.preset_names:  # published designs are good starting points when they fit
+                metrics = problem.cheap([space.preset(name)])[0]
+                if metrics["feasible"] and len(out) < size:
+                    accept(metrics["arch"])
+            tries = 0
+            while len(out) < size and tries < self.max_tries * size:
+                tries += 1
+                accept(space.sample(rng))
+            if not out and not history:
+                raise Infeasible(f"no architecture within all budgets together ({problem.budget}) was found in {tries} "
+                                 "random samples repaired by shrinking; each budget alone is achievable, so relax one")
+            return out
+        feasible = [e for e in history if e["feasible"]]
+        costs = problem.costs(feasible)
+        chosen, ranks, crowd = select_survivors(costs, size)
+        parents = [feasible[i]["arch"] for i in chosen]
+
+        def tournament() -> Any:
+            a, b = rng.integers(len(parents), size=2)
+            if (ranks[a], -crowd[a]) <= (ranks[b], -crowd[b]):
+                return parents[a]
+            return parents[b]
+
+        n_local = int(round(self.local_share * size))
+        if n_local:  # Pareto local search: unseen one-gene neighbours of front members, the least explored first
+            costs_front = pareto_mask(costs)
+            members = [feasible[i] for i in np.flatnonzero(costs_front)]
+            order = rng.permutation(len(members))
+            for i in order:
+                if len(out) >= n_local:
+                    break
+                options = [n for n in space.neighbours(members[i]["arch"]) if n.id not in seen and n.id not in ids]
+                if options:
+                    metrics = problem.cheap([options[int(rng.integers(len(options)))]])[0]
+                    if metrics["feasible"]:
+                        ids.add(metrics["arch_id"])
+                        out.append(metrics)
+        tries = 0
+        while len(out) < size and tries < self.max_tries * size:
+            tries += 1
+            child = tournament()
+            if len(parents) > 1 and rng.random() < self.crossover_prob:
+                child = space.crossover(child, tournament(), rng)
+            accept(space.mutate(child, rng, prob=self.mutation_prob))
+        return out
+
+
+class OptunaStrategy:
+    """One of Optuna's samplers over the architecture's integer encoding (one integer per gene), with
+    the budgets as Optuna constraints (a positive value is a violation)."""
+
+    name = "optuna"
+
+    def __init__(self, sampler: str = "nsga2", population: int = 50):
+        if sampler not in SAMPLERS:
+            raise BadInput(f"unknown sampler {sampler!r} (choose from {', '.join(SAMPLERS)})")
+        self.sampler_name, self.population = sampler, population
+
+    def make_sampler(self, seed: int):
+        """The sampler by name; those that handle constraints read them from each trial (``set_constraint``)."""
+        import optuna
+
+        size = max(2, self.population)
+        if self.sampler_name == "nsga2":
+            return optuna.samplers.NSGAIISampler(population_size=size, seed=seed)
+        if self.sampler_name == "nsga3":
+            return optuna.samplers.NSGAIIISampler(population_size=size, seed=seed)
+        if self.sampler_name == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True)
+        if self.sampler_name == "gp":
+            return optuna.samplers.GPSampler(seed=seed)
+        return optuna.samplers.RandomSampler(seed=seed)
+
+    def run(self, ctx: SearchContext) -> None:
+        import optuna
+
+        problem, store = ctx.problem, ctx.store
+        genes = problem.space.genes()
+        # Re-seeded by what is already stored, so a resumed run is reproducible from its kill point.
+        study = optuna.load_study(study_name=store.study_name, storage=store.storage,
+                                  sampler=self.make_sampler(ctx.seed + 7919 * store.evaluated + ctx.salt))
+        while ctx.remaining() > 0:
+            asked = []
+            for _ in range(min(ctx.batch_size, ctx.remaining())):
+                trial = ctx.reserve(study) if ctx.shared else study.ask()
+                if trial is None:
+                    break
+                if not ctx.shared:
+                    trial.set_user_attr("worker", ctx.worker)  # lets a resume tell a killed trial from a live one
+                codes = [trial.suggest_int(name, 0, len(choices) - 1) for name, choices in genes]
+                asked.append((trial, problem.cheap([problem.space.decode(codes)])[0]))
+            ctx.finish_trials(study, asked)
+
+
+class ActionSearch:
+    """EfficientFormerV2's search: from the largest subnet, evaluate every shrinking action (remove or
+    slim a block, narrow a stage, lower an FFN ratio, lower the resolution) and apply the one with the
+    smallest accuracy drop per MES gained; repeat until every budget holds. Each evaluated candidate is a
+    trial (``step``, ``action``, ``parent``), so the path and every point on it are in the storage."""
+
+    name = "actions"
+
+    def run(self, ctx: SearchContext) -> None:
+        problem, store = ctx.problem, ctx.store
+        current = problem.cheap([problem.space.largest()])[0]
+        current = ctx.evaluate([current], step=0, action="start", force_accuracy=True)
+        if not current:
+            return
+        current = current[0]
+        step = 0
+        while not current["feasible"]:
+            step += 1
+            actions = problem.space.shrink_actions(current["arch"])
+            if not actions:
+                ctx.note("actions: nothing left to shrink")
+                return
+            candidates = problem.cheap([a for _, a in actions])
+            for (name, _), c in zip(actions, candidates):
+                c["action"] = name
+            gains = [c["mes"] - current["mes"] for c in candidates]
+            useful = [(c, g) for c, g in zip(candidates, gains) if g > 0] or list(zip(candidates, gains))
+            new = [c for c, _ in useful if c["arch_id"] not in store.by_id]
+            if new:  # one batch per step: with --ray the candidates are evaluated in parallel
+                recorded = ctx.evaluate(new, step=step, parent=current["number"], force_accuracy=True)
+                if len(recorded) < len(new):
+                    ctx.note(f"actions: the trial limit was reached at step {step} before every budget held; raise --trials")
+                    return
+            evaluated = [(store.by_id[c["arch_id"]], gain) for c, gain in useful]
+            drop_per_gain = [((current["accuracy"] - e["accuracy"]) / g if g > 0 else np.inf) for e, g in evaluated]
+            current = evaluated[int(np.argmin(drop_per_gain))][0]
+
+
+def make_strategy(name: str, sampler: str = "nsga2", population: int = 50) -> Any:
+    if name == "evolution":
+        return Evolution(population=population)
+    if name == "optuna":
+        return OptunaStrategy(sampler, population=population)
+    if name == "actions":
+        return ActionSearch()
+    raise BadInput(f"unknown strategy {name!r} (choose from {', '.join(STRATEGIES)})")

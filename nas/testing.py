@@ -1,0 +1,66 @@
+"""A deterministic, instant accuracy stand-in for tests and strategy benchmarks (not for real searches).
+
+Comparing strategies needs an accuracy that costs nothing and never changes, so that a whole space
+can be scored exhaustively and every difference between runs is the strategy's. This one rises with
+log-capacity (parameters and MACs) with diminishing returns, rewards attention mixers in the later
+stages more than in the early ones, and adds a fixed ripple hashed from the architecture's encoding,
+so the landscape is not perfectly smooth. Its ``name`` says what it is, so it never passes for a real
+estimate. It is vectorised over encoded architectures for exhaustive scoring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from search_spaces import Arch, Space
+
+_MIXER_BONUS = {"none": 0.0, "separable": 0.25, "additive": 0.35, "mhsa": 0.5}
+
+
+class SyntheticAccuracy:
+    """Pseudo top-1 in percent; a deterministic function of the architecture."""
+
+    name = "synthetic"
+
+    def __init__(self, space: Space, ripple: float = 0.4):
+        import supernet
+
+        self.space, self.ripple = space, ripple
+        self._params = space.cost_tables(lambda spec: supernet.count_layer(spec).params)
+        self._macs = space.cost_tables(lambda spec: supernet.count_layer(spec).macs)
+        genes = space.genes()
+        n = len(space.stages)
+        # mixer bonus per (gene column, choice): later stages gain more from attention
+        self._bonus = [(i, np.array([_MIXER_BONUS[m] * int(name[1:name.index(".")]) / n for m in choices]))
+                       for i, (name, choices) in enumerate(genes) if name.endswith(".mixer")]
+        self._depth_cols = [i for i, (name, _) in enumerate(genes) if name.endswith(".depth")]
+        self._hash = np.random.default_rng(12345).integers(1, 2**31 - 1, size=len(genes))
+
+    def scores(self, codes: np.ndarray) -> np.ndarray:
+        """Scores of encoded architectures (rows of ``space.encode``)."""
+        codes = np.atleast_2d(np.asarray(codes, dtype=np.int64))
+        params, macs = self._params.total(codes)[0], self._macs.total(codes)[0]
+        capacity = 0.6 * np.log(params) + 0.4 * np.log(macs)
+        base = 90.0 - 75.0 * np.exp(-(capacity - 12.0) / 2.5)
+        bonus = np.zeros(len(codes))
+        genes = self.space.genes()
+        for col, table in self._bonus:
+            name = genes[col][0]
+            stage, block = int(name[1:name.index(".")]) - 1, int(name.split(".")[1][1:])
+            depth = np.array(self.space.stages[stage].depths)[codes[:, self._depth_cols[stage]]]
+            bonus += np.where(block < depth, table[codes[:, col]], 0.0)
+        h = (codes * self._hash).sum(axis=1) % 1_000_003
+        ripple = (np.sin(h * 12.9898) * 43758.5453) % 1.0
+        return np.round(base + 1.5 * np.tanh(bonus / 2) + (ripple - 0.5) * 2 * self.ripple, 6)
+
+    def estimate(self, archs: Sequence[Arch]) -> list[float]:
+        if not archs:
+            return []
+        return self.scores(np.array([self.space.encode(a) for a in archs])).tolist()
+
+    def reference(self) -> tuple[float, float]:
+        """(worst, scale) for hypervolume: the smallest architecture's score, and the span up to the largest's."""
+        worst, best = self.scores(np.array([self.space.encode(self.space.smallest()), self.space.encode(self.space.largest())]))
+        return float(worst), float(max(best - worst, 1e-9))

@@ -1,0 +1,314 @@
+"""The search: Pareto fronts and hypervolume, strategies, run files, resume, shared storage."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import latency_lut
+import search_spaces
+from nas import BadInput
+from nas.budget import Budget
+from nas.pareto import Normaliser, crowding_distance, hypervolume, pareto_mask, pareto_ranks, parse_objectives
+from nas.search import run_result, search
+from nas.testing import SyntheticAccuracy
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = "efficientformerv2-tiny"
+DEVICE = "iphone12-coreml"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return search_spaces.load(TINY)
+
+
+@pytest.fixture(scope="module")
+def lut():
+    return latency_lut.load(DEVICE)
+
+
+def nas_cli(*args: str, env_extra: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "nas", *args], capture_output=True, text=True, env=env, **kwargs)
+
+
+# ---- Pareto, crowding, hypervolume on known sets --------------------------------------------------
+def test_pareto_mask_and_ranks_on_a_known_set():
+    costs = np.array([[1, 5], [2, 2], [5, 1], [3, 3], [2, 2], [6, 6]], dtype=float)
+    assert pareto_mask(costs).tolist() == [True, True, True, False, False, False]  # the repeat of [2,2] is not kept
+    assert pareto_ranks(costs).tolist() == [0, 0, 0, 1, 0, 2]
+
+
+def test_crowding_distance_by_hand():
+    costs = np.array([[0.0, 4.0], [1.0, 2.0], [3.0, 1.0], [4.0, 0.0]])
+    d = crowding_distance(costs)
+    assert np.isinf(d[0]) and np.isinf(d[3])
+    # row 1: (3-0)/4 + (4-1)/4 = 1.5; row 2: (4-1)/4 + (2-0)/4 = 1.25
+    assert d[1] == pytest.approx(1.5) and d[2] == pytest.approx(1.25)
+
+
+def test_hypervolume_of_small_known_sets():
+    assert hypervolume(np.array([[0.5, 0.5]])) == pytest.approx(0.25)
+    # two boxes of area 2 overlapping in area 1, reference (3, 3)
+    assert hypervolume(np.array([[1.0, 2.0], [2.0, 1.0]]), reference=[3, 3]) == pytest.approx(3.0)
+    # 3-D: union of [0.5,1]^3 (0.125) and [0.2,1]x[0.8,1]x[0.8,1] (0.032) minus overlap [0.5,1]x[0.8,1]^2 (0.02)
+    assert hypervolume(np.array([[0.5, 0.5, 0.5], [0.2, 0.8, 0.8]])) == pytest.approx(0.137)
+    # points beyond the reference add nothing; an empty front has none
+    assert hypervolume(np.array([[0.5, 1.2]])) == 0.0 and hypervolume(np.zeros((0, 2))) == 0.0
+
+
+def test_normaliser_maps_budgets_and_accuracy_to_the_unit_box():
+    norm = Normaliser(("accuracy", "latency", "params", "mes"), {"accuracy": 60.0, "latency": 2.0, "params": 4e6, "mes": 50.0},
+                      accuracy_scale=20.0)
+    z = norm.costs([{"accuracy": 70.0, "latency_ms": 1.0, "params": 3e6, "mes": 100.0}])
+    assert z.tolist() == [[0.5, 0.5, 0.75, 0.5]]
+    assert norm.to_dict() == {"accuracy": 60.0, "latency_ms": 2.0, "params": 4e6, "mes": 50.0}
+
+
+def test_parse_objectives():
+    assert parse_objectives("accuracy, latency,params") == ("accuracy", "latency", "params")
+    assert parse_objectives("acc,mes") == ("accuracy", "mes")
+    for bad, word in (("accuracy,speed", "speed"), ("accuracy", "at least two"), ("params,params", "once")):
+        with pytest.raises(BadInput, match=word):
+            parse_objectives(bad)
+
+
+# ---- strategies on the enumerable space ---------------------------------------------------------
+BUDGET = {"params": 2.5e6, "latency_ms": 0.85}
+
+
+def _dominates(a: dict, b: dict) -> bool:
+    pairs = [(a["accuracy"], b["accuracy"]), (-a["latency_ms"], -b["latency_ms"]), (-a["params"], -b["params"])]
+    return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
+
+
+@pytest.mark.parametrize("strategy,sampler", [("evolution", "nsga2"), ("optuna", "nsga2"), ("optuna", "tpe"),
+                                              ("optuna", "random")])
+def test_every_front_entry_is_within_budget_and_none_dominates_another(tiny, lut, strategy, sampler):
+    result = search(tiny, BUDGET, lut=lut, estimator=SyntheticAccuracy(tiny), trials=150, seed=1,
+                    strategy=strategy, sampler=sampler, population=20)
+    assert result.evaluated == 150
+    assert result.pareto and result.hypervolume > 0
+    budget = Budget(**BUDGET)
+    for e in result.pareto:
+        assert budget.satisfied(e) and e["accuracy_source"] == "synthetic"
+        assert tiny.contains(search_spaces.Arch.from_dict(e["arch"]))
+    for a in result.pareto:
+        assert not any(_dominates(b, a) for b in result.pareto if b is not a)
+    # the front is the non-dominated set of all feasible trials, recomputed by brute force
+    feasible = [e for e in result.history if e["feasible"]]
+    best = [e for e in feasible if not any(_dominates(o, e) for o in feasible)]
+    assert {e["arch_id"] for e in best} == {search_spaces.Arch.from_dict(e["arch"]).id for e in result.pareto}
+    assert [e["latency_ms"] for e in result.pareto] == sorted(e["latency_ms"] for e in result.pareto)
+
+
+def test_evolution_evaluates_only_feasible_architectures_and_never_twice(tiny, lut):
+    result = search(tiny, BUDGET, lut=lut, estimator=SyntheticAccuracy(tiny), trials=200, seed=0, population=20)
+    assert all(e["feasible"] for e in result.history)
+    ids = [e["arch_id"] for e in result.history]
+    assert len(set(ids)) == len(ids) == 200
+
+
+def test_optuna_records_infeasible_trials_without_estimating_accuracy(tiny, lut):
+    result = search(tiny, {"params": 1.8e6}, lut=lut, estimator=SyntheticAccuracy(tiny), trials=60, seed=0,
+                    strategy="optuna", sampler="random")
+    infeasible = [e for e in result.history if not e["feasible"]]
+    assert infeasible, "random sampling of the tiny space should propose some architectures over 1.8M parameters"
+    assert all(e["accuracy"] is None and e["params"] > 1.8e6 and e["violations"] for e in infeasible)
+    assert all(e["params"] <= 1.8e6 for e in result.pareto)
+
+
+def test_same_seed_same_front_and_other_seed_other_history(tiny, lut):
+    runs = [search(tiny, BUDGET, lut=lut, estimator=SyntheticAccuracy(tiny), trials=120, seed=seed, population=20)
+            for seed in (3, 3, 4)]
+    assert runs[0].to_dict() == runs[1].to_dict()
+    assert [e["arch_id"] for e in runs[0].history] != [e["arch_id"] for e in runs[2].history]
+
+
+def test_actions_shrink_from_the_largest_until_the_budget_holds(tiny, lut):
+    problem_budget = {"params": 1.6e6}
+    est = SyntheticAccuracy(tiny)
+    result = search(tiny, problem_budget, lut=lut, estimator=est, strategy="actions", seed=0)
+    history = result.history
+    assert history[0]["arch_id"] == tiny.largest().id and history[0]["action"] == "start"
+    # follow the path: at each step every shrinking action of the current architecture was evaluated, and
+    # the next one is the action with the least accuracy drop per MES gained
+    by_id = {e["arch_id"]: e for e in history}
+    steps = sorted({e["step"] for e in history})
+    current, path = history[0], [history[0]]
+    for step in steps[1:]:
+        candidates = [by_id[a.id] for _, a in tiny.shrink_actions(current["arch"])]
+        assert all(e["accuracy"] is not None for e in candidates)
+        assert all(e["parent"] == current["number"] for e in candidates if e["step"] == step)
+        gains = [(e, e["mes"] - current["mes"]) for e in candidates if e["mes"] > current["mes"]]
+        current = min(gains, key=lambda eg: (current["accuracy"] - eg[0]["accuracy"]) / eg[1])[0]
+        path.append(current)
+    assert len(path) > 2 and path[-1]["feasible"] and not any(e["feasible"] for e in path[:-1])
+    assert result.pareto and all(e["params"] <= 1.6e6 for e in result.pareto)
+
+
+def test_a_jointly_infeasible_budget_stops_with_exit_3_not_a_loop(tiny, lut):
+    from nas import Infeasible
+
+    with pytest.raises(Infeasible, match="smallest achievable"):
+        search(tiny, {"params": 1e5}, lut=lut, estimator=SyntheticAccuracy(tiny), trials=10)
+
+
+# ---- the command line: run files, pareto, resume, shared storage ---------------------------------
+CLI_FAST = ["--space", TINY, "--device", DEVICE, "--proxy", "params"]
+
+
+def test_cli_search_writes_the_run_files_and_pareto_reprints_them(tmp_path):
+    run = tmp_path / "run"
+    done = nas_cli("search", "--budget", "params=2.5M", "latency=0.85ms", "--trials", "40", "--out", str(run),
+                   "--population", "10", *CLI_FAST, "--json")
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    for key in ("run", "space", "device", "device_provenance", "strategy", "budget", "evaluated", "feasible",
+                "hypervolume", "pareto"):
+        assert key in result
+    assert result["budget"] == {"params": 2500000, "latency_ms": 0.85} and result["evaluated"] == 40
+    assert result["device_provenance"] == "estimated" and result["strategy"] == "evolution"
+    entry = result["pareto"][0]
+    assert set(entry) == {"id", "arch", "params", "macs", "latency_ms", "mes", "accuracy", "accuracy_source"}
+    assert entry["id"].startswith(str(run) + "#") and entry["accuracy_source"] == "proxy:params"
+    assert json.loads((run / "pareto.json").read_text()) == result
+    import yaml
+
+    info = yaml.safe_load((run / "run.yaml").read_text())
+    assert "nas search --budget" in info["command"] and info["settings"]["seed"] == 0 and "torch" in info["versions"]
+    assert (run / "study.db").is_file()
+    again = nas_cli("pareto", str(run), "--json")
+    assert again.returncode == 0 and json.loads(again.stdout) == result
+    table = nas_cli("pareto", str(run))
+    assert "latency ms" in table.stdout and "ESTIMATED" in table.stdout
+    # the entry ids resolve as architectures elsewhere in the CLI
+    shown = nas_cli("arch", "show", entry["id"], "--device", DEVICE, "--json")
+    assert shown.returncode == 0, shown.stderr and json.loads(shown.stdout)["params"] == entry["params"]
+
+
+def test_cli_infeasible_budget_exits_3_naming_the_smallest_values(tmp_path):
+    done = nas_cli("search", "--budget", "params=100K", "--out", str(tmp_path / "r"), *CLI_FAST)
+    assert done.returncode == 3
+    assert "smallest achievable" in done.stderr and done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("args,word", [(["--budget", "params=3Q"], "params=3Q"), (["--budget", "speed=1"], "speed"),
+                                       (["--budget", "params=3M", "--objectives", "accuracy,foo"], "foo"),
+                                       (["--budget", "params=3M", "--mes-alpha", "latency=x"], "mes-alpha"),
+                                       (["--budget", "params=3M", "--trials", "0"], "trials")])
+def test_cli_bad_search_input_is_one_line_exit_2(tmp_path, args, word):
+    done = nas_cli("search", *args, "--out", str(tmp_path / "r"), *CLI_FAST)
+    assert done.returncode == 2 and word in done.stderr and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_cli_refuses_to_mix_a_new_run_into_an_old_one(tmp_path):
+    run = tmp_path / "run"
+    assert nas_cli("search", "--budget", "params=2.5M", "--trials", "5", "--out", str(run), *CLI_FAST).returncode == 0
+    again = nas_cli("search", "--budget", "params=2.5M", "--trials", "5", "--out", str(run), *CLI_FAST)
+    assert again.returncode == 2 and "--resume" in again.stderr
+    other = nas_cli("search", "--budget", "params=2M", "--trials", "9", "--out", str(run), "--resume", *CLI_FAST)
+    assert other.returncode == 2 and "budget" in other.stderr
+
+
+def _complete_trials(db: Path) -> list[tuple[int, str]]:
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
+                           "ON a.trial_id = t.trial_id WHERE t.state = 'COMPLETE' AND a.key = 'arch_id' "
+                           "ORDER BY t.number").fetchall()
+    return [(n, json.loads(v)) for n, v in rows]
+
+
+def test_resume_after_sigkill_continues_without_lost_or_repeated_trials(tmp_path):
+    trials, common = "120", ["--budget", "params=2.5M", "latency=0.85ms", "--population", "20", "--seed", "5", *CLI_FAST]
+    reference = tmp_path / "ref"
+    assert nas_cli("search", *common, "--trials", trials, "--out", str(reference)).returncode == 0
+    run = tmp_path / "killed"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "nas", "search", *common, "--trials", trials, "--out", str(run)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    db = run / "study.db"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if len(_complete_trials(db)) >= 30:
+                break
+        except sqlite3.Error:
+            pass
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = _complete_trials(db)
+    assert 30 <= len(before) < 120, "the run should have been killed part-way"
+    done = nas_cli("search", "--out", str(run), "--resume", "--json")
+    assert done.returncode == 0, done.stderr
+    after = _complete_trials(db)
+    assert after[: len(before)] == before  # nothing lost or rewritten
+    ids = [a for _, a in after]
+    assert len(ids) == 120 and len(set(ids)) == 120  # the total, nothing evaluated twice
+    # and the resumed run is the uninterrupted run: same architectures in the same order, same front
+    assert ids == [a for _, a in _complete_trials(reference / "study.db")]
+    assert json.loads(done.stdout)["pareto"] == [dict(e, id=e["id"].replace(str(reference), str(run)))
+                                                 for e in run_result(reference).to_dict()["pareto"]]
+
+
+def test_two_workers_share_one_sqlite_study(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    common = ["search", "--budget", "params=2.5M", "--trials", "40", "--storage", url, "--study", "shared",
+              "--population", "10", *CLI_FAST]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    first = subprocess.Popen([sys.executable, "-m", "nas", *common, "--out", str(tmp_path / "a")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(1.0)
+    second = nas_cli(*common, "--out", str(tmp_path / "b"), "--json")
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0 and second.returncode == 0, (err, second.stderr)
+    trials = _complete_trials(tmp_path / "shared.db")
+    assert len(trials) == 40
+    result = json.loads(second.stdout)
+    assert result["evaluated"] == 40
+    workers = run_result(tmp_path / "a").to_dict()
+    assert [e["arch"] for e in workers["pareto"]] == [e["arch"] for e in result["pareto"]]
+
+
+# ---- architecture-aware operators --------------------------------------------------------------
+def test_neighbours_are_one_gene_away_and_shrink_actions_shrink(tiny):
+    import supernet
+
+    space = search_spaces.load("efficientformerv2")
+    arch = space.preset("s0")
+    neighbours = space.neighbours(arch)
+    assert len({n.id for n in neighbours}) == len(neighbours) and arch not in neighbours
+    assert all(space.contains(n) for n in neighbours)
+    base = space.encode(arch)
+    for n in neighbours:
+        changed = [i for i, (a, b) in enumerate(zip(base, space.encode(n))) if a != b]
+        names = {space.genes()[i][0].split(".")[0] + "." + space.genes()[i][0].split(".")[-1] for i in changed}
+        assert changed and (len(changed) == 1 or any(name.endswith("depth") for name in names)), names
+    before = supernet.count(arch)
+    for name, smaller in space.shrink_actions(arch):
+        after = supernet.count(smaller)
+        assert after.params < before.params or after.macs < before.macs, name
+    assert {name.split(":")[0] for name, _ in space.shrink_actions(arch)} == {"A_N", "A_C", "A_E", "A_R"}
+
+
+def test_a_local_ray_run_evaluates_as_tune_trials_and_matches_the_plain_run(tiny, lut, tmp_path, monkeypatch):
+    pytest.importorskip("ray.tune")
+    monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    args = dict(lut=lut, estimator=SyntheticAccuracy(tiny), trials=10, seed=2, population=5)
+    with_ray = search(tiny, BUDGET, ray=True, out=tmp_path / "ray", **args)
+    plain = search(tiny, BUDGET, **args)
+    assert with_ray.evaluated == 10
+    assert [e["arch_id"] for e in with_ray.history] == [e["arch_id"] for e in plain.history]
+    assert [e["accuracy"] for e in with_ray.history] == [e["accuracy"] for e in plain.history]
