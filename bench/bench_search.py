@@ -59,8 +59,8 @@ def enumerate_codes(space: search_spaces.Space) -> np.ndarray:
 class CountingEstimator(SyntheticAccuracy):
     """The synthetic accuracy, timing itself so the search's own overhead can be separated."""
 
-    def __init__(self, space):
-        super().__init__(space)
+    def __init__(self, space, ripple):
+        super().__init__(space, ripple=ripple)
         self.seconds = 0.0
 
     def estimate(self, archs):
@@ -79,12 +79,14 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=2000)
     parser.add_argument("--checkpoints", default="500,2000")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
+    parser.add_argument("--ripple", type=float, default=0.4,
+                        help="amplitude of the synthetic accuracy's deterministic pseudo-random ripple (0: smooth in capacity)")
     args = parser.parse_args()
 
     space = search_spaces.load(args.space)
     lut = latency_lut.load(args.device)
     budget = Budget.parse(args.budget.split())
-    estimator = SyntheticAccuracy(space)
+    estimator = SyntheticAccuracy(space, ripple=args.ripple)
     problem = Problem(space, lut, budget, estimator, ("accuracy", "latency", "params"))
 
     start = time.perf_counter()
@@ -101,7 +103,7 @@ def main() -> None:
     exhaustive = hypervolume(costs[mask])
     print(f"space {space.name}: {len(codes):,} architectures scored in {time.perf_counter() - start:.1f} s; "
           f"{feasible.sum():,} within {budget}; exhaustive front {mask.sum()} points, hypervolume {exhaustive:.5f}")
-    print(f"device {lut.device}; objectives accuracy (synthetic), latency, params; {args.seeds} seeds\n")
+    print(f"device {lut.device}; objectives accuracy (synthetic, ripple {args.ripple}), latency, params; {args.seeds} seeds\n")
 
     checkpoints = [int(c) for c in args.checkpoints.split(",")]
     rows = []
@@ -110,7 +112,7 @@ def main() -> None:
         shares = {c: [] for c in checkpoints}
         overheads = []
         for seed in range(args.seeds):
-            counting = CountingEstimator(space)
+            counting = CountingEstimator(space, args.ripple)
             t0 = time.perf_counter()
             result = search(space, budget, lut=lut, estimator=counting, trials=args.trials, seed=seed,
                             strategy=strategy, sampler=sampler)
@@ -131,7 +133,7 @@ def main() -> None:
         print(f"{name:10s}{cells}{statistics.median(overheads):>10.2f}")
 
     with tempfile.TemporaryDirectory() as tmp:
-        counting = CountingEstimator(space)
+        counting = CountingEstimator(space, args.ripple)
         t0 = time.perf_counter()
         result = search(space, budget, lut=lut, estimator=counting, trials=500, seed=0, out=Path(tmp) / "run")
         per = (time.perf_counter() - t0 - counting.seconds) / result.evaluated * 1000

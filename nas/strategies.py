@@ -53,10 +53,11 @@ class Evolution:
     name = "evolution"
 
     def __init__(self, population: int = 50, crossover_prob: float = 0.9, mutation_prob: float = 0.1,
-                 max_tries: int = 30, local_share: float = 0.8):
+                 max_tries: int = 30, local_share: float = 0.8, screen_share: float = 0.5):
         self.population, self.crossover_prob, self.mutation_prob, self.max_tries = (
             population, crossover_prob, mutation_prob, max_tries)
         self.local_share = local_share  # share of each generation from Pareto local search
+        self.screen_share = screen_share  # share of local-search picks screened on cheap objectives (the rest random)
 
     def run(self, ctx: SearchContext) -> None:
         store = ctx.store
@@ -112,19 +113,9 @@ class Evolution:
             return parents[b]
 
         n_local = int(round(self.local_share * size))
-        if n_local:  # Pareto local search: unseen one-gene neighbours of front members, the least explored first
-            costs_front = pareto_mask(costs)
-            members = [feasible[i] for i in np.flatnonzero(costs_front)]
-            order = rng.permutation(len(members))
-            for i in order:
-                if len(out) >= n_local:
-                    break
-                options = [n for n in space.neighbours(members[i]["arch"]) if n.id not in seen and n.id not in ids]
-                if options:
-                    metrics = problem.cheap([options[int(rng.integers(len(options)))]])[0]
-                    if metrics["feasible"]:
-                        ids.add(metrics["arch_id"])
-                        out.append(metrics)
+        if n_local:
+            out.extend(self.local_search(ctx, feasible, costs, n_local, seen, rng))
+            ids.update(m["arch_id"] for m in out)
         tries = 0
         while len(out) < size and tries < self.max_tries * size:
             tries += 1
@@ -132,6 +123,55 @@ class Evolution:
             if len(parents) > 1 and rng.random() < self.crossover_prob:
                 child = space.crossover(child, tournament(), rng)
             accept(space.mutate(child, rng, prob=self.mutation_prob))
+        return out
+
+    def local_search(self, ctx: SearchContext, feasible: list[dict[str, Any]], costs: np.ndarray, n: int, seen: set[str],
+                     rng: np.random.Generator) -> list[dict[str, Any]]:
+        """Pareto local search: one unseen feasible one-gene neighbour for each of up to `n` front members.
+
+        The cheap objectives of every neighbour are known exactly, so each is screened without any
+        accuracy model: its chance of joining the front is scored by how far its parent's accuracy
+        (a neighbour's accuracy is close to it) exceeds the best accuracy among evaluated architectures at
+        least as cheap in every other objective. For a share of the members the best-scored neighbour
+        is proposed, for the others a random one (greedy screening alone explores too little).
+        """
+        problem, space = ctx.problem, ctx.problem.space
+        objectives = problem.objectives
+        members = [feasible[i] for i in np.flatnonzero(pareto_mask(costs))]
+        per_member, flat, taken = [], [], set()
+        for i in rng.permutation(len(members)):
+            options = [a for a in space.neighbours(members[i]["arch"]) if a.id not in seen and a.id not in taken]
+            taken.update(a.id for a in options)
+            per_member.append((members[i], len(flat), len(flat) + len(options)))
+            flat.extend(options)
+        if not flat:
+            return []
+        metrics = problem.cheap(flat)
+        ok = np.array([m["feasible"] for m in metrics])
+        score = rng.random(len(flat)) * 1e-9  # ties broken at random
+        if "accuracy" in objectives and len(objectives) > 1:
+            a = objectives.index("accuracy")
+            cheap_cols = [j for j in range(len(objectives)) if j != a]
+            placeholder = [{**m, "accuracy": 0.0} for m in metrics]
+            cand = problem.costs(placeholder)[:, cheap_cols]
+            known = costs[:, cheap_cols]
+            known_acc = -costs[:, a]  # normalised accuracy, higher is better
+            best_below = np.full(len(flat), -np.inf)
+            for start in range(0, len(flat), 2048):
+                block = cand[start:start + 2048]
+                covers = np.all(known[None, :, :] <= block[:, None, :], axis=2)
+                best_below[start:start + 2048] = np.where(covers, known_acc[None, :], -np.inf).max(axis=1)
+            member_acc = {id(m): -problem.costs([m])[0, a] for m, _, _ in per_member}
+            for m, lo, hi in per_member:
+                score[lo:hi] += member_acc[id(m)] - np.maximum(best_below[lo:hi], -1e9)
+        out = []
+        for _m, lo, hi in per_member:
+            if len(out) >= n:
+                break
+            idx = [j for j in range(lo, hi) if ok[j]]
+            if idx:
+                pick = max(idx, key=lambda j: score[j]) if rng.random() < self.screen_share else idx[int(rng.integers(len(idx)))]
+                out.append(metrics[pick])
         return out
 
 

@@ -276,10 +276,11 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     assert first.returncode == 0 and second.returncode == 0, (err, second.stderr)
     trials = _complete_trials(tmp_path / "shared.db")
     assert len(trials) == 40
-    result = json.loads(second.stdout)
-    assert result["evaluated"] == 40
-    workers = run_result(tmp_path / "a").to_dict()
-    assert [e["arch"] for e in workers["pareto"]] == [e["arch"] for e in result["pareto"]]
+    # a worker reports the study as it stands when its own share is done: the other may still be finishing
+    assert json.loads(second.stdout)["evaluated"] <= 40
+    a, b = run_result(tmp_path / "a").to_dict(), run_result(tmp_path / "b").to_dict()
+    assert a["evaluated"] == b["evaluated"] == 40
+    assert [e["arch"] for e in a["pareto"]] == [e["arch"] for e in b["pareto"]]
 
 
 # ---- architecture-aware operators --------------------------------------------------------------
