@@ -100,6 +100,7 @@ class RunStore:
         self.entries: list[dict[str, Any]] = []
         self._numbers: set[int] = set()
         self.by_id: dict[str, dict[str, Any]] = {}
+        self._study_id: int | None = None
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -152,8 +153,20 @@ class RunStore:
         optuna = _optuna()
         attrs = attrs_of(entry)
         trial = optuna.trial.create_trial(values=self.values_of(entry, accuracy_placeholder), user_attrs=attrs)
-        self.study.add_trial(trial)
-        return self.refresh_one(entry)
+        if self._study_id is None:
+            self._study_id = self.storage.get_study_id_from_name(self.study_name)
+        # The storage's own call (what study.add_trial does) returns the trial's id, so the new entry is
+        # known without reading every trial back.
+        trial_id = self.storage.create_new_trial(self._study_id, template_trial=trial)
+        number = self.storage.get_trial_number_from_id(trial_id)
+        recorded = entry_from_attrs(number, attrs, arch=entry["arch"])
+        if number not in self._numbers:
+            self._numbers.add(number)
+            self.entries.append(recorded)
+            if len(self.entries) > 1 and self.entries[-2]["number"] > number:
+                self.entries.sort(key=lambda e: e["number"])
+            self.by_id.setdefault(recorded["arch_id"], recorded)
+        return self.by_id[recorded["arch_id"]]
 
     def reserve(self, total: int, study: Any = None) -> Any | None:
         """Claim a trial slot in a shared study: a RUNNING trial, or None (and no trial left behind but a
@@ -204,27 +217,28 @@ class RunStore:
 
 
 def attrs_of(entry: dict[str, Any]) -> dict[str, Any]:
-    """The user attributes of a trial: the architecture (readable in the dashboard) and every metric."""
-    attrs = {"arch": entry["arch"].to_dict(), "arch_id": entry["arch"].id}
-    for key in METRIC_KEYS:
-        attrs[key] = entry.get(key)
-    attrs["accuracy_source"] = entry.get("accuracy_source")
-    attrs["feasible"] = bool(entry["feasible"])
-    attrs["violations"] = list(entry.get("violations", []))
-    for key in EXTRA_KEYS:
-        if entry.get(key) is not None:
-            attrs[key] = entry[key]
+    """The user attributes of a trial: the architecture (readable in the dashboard), its id, every metric
+    in one ``metrics`` attribute and what the strategy adds in ``search``. Few attributes keep a trial's
+    write cheap (each attribute is a row of the storage)."""
+    metrics = {key: entry.get(key) for key in METRIC_KEYS}
+    metrics.update(accuracy_source=entry.get("accuracy_source"), feasible=bool(entry["feasible"]),
+                   violations=list(entry.get("violations", [])))
+    attrs = {"arch": entry["arch"].to_dict(), "arch_id": entry["arch"].id, "metrics": metrics}
+    extra = {key: entry[key] for key in EXTRA_KEYS if entry.get(key) is not None}
+    if extra:
+        attrs["search"] = extra
     return attrs
 
 
-def entry_from_attrs(number: int, attrs: dict[str, Any]) -> dict[str, Any]:
-    entry = {key: attrs.get(key) for key in METRIC_KEYS}
-    entry.update(number=number, arch=Arch.from_dict(attrs["arch"], source=f"trial {number}"), arch_id=attrs["arch_id"],
-                 accuracy_source=attrs.get("accuracy_source"), feasible=bool(attrs.get("feasible")),
-                 violations=list(attrs.get("violations", [])))
-    for key in EXTRA_KEYS:
-        if key in attrs:
-            entry[key] = attrs[key]
+def entry_from_attrs(number: int, attrs: dict[str, Any], arch: Arch | None = None) -> dict[str, Any]:
+    """A trial's entry; `arch`, when the caller holds it already, saves parsing it again."""
+    metrics = attrs.get("metrics", {})
+    entry = {key: metrics.get(key) for key in METRIC_KEYS}
+    arch = arch if arch is not None else Arch.from_dict(attrs["arch"], source=f"trial {number}")
+    entry.update(number=number, arch=arch, arch_id=attrs["arch_id"],
+                 accuracy_source=metrics.get("accuracy_source"), feasible=bool(metrics.get("feasible")),
+                 violations=list(metrics.get("violations", [])))
+    entry.update(attrs.get("search", {}))
     return entry
 
 
