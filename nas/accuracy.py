@@ -400,5 +400,89 @@ class ProxyEstimator(AccuracyEstimator):
         return math.log(score) if score > 0 else float("-inf")
 
 
-__all__ = ["AccuracyEstimator", "ProxyEstimator", "make_estimator", "PROXIES", "DEFAULT_PROXY", "KINDS",
+# ---- the predictor ----------------------------------------------------------------------------------
+class PredictorEstimator(AccuracyEstimator):
+    """A regressor of (architecture -> measured accuracy), refitted as measurements come in, that lets
+    the search measure only the candidates worth measuring.
+
+    ``estimate`` measures with the `base` estimator (the supernet) and learns from the result;
+    ``predict`` gives the regressor's values once `warmup` architectures are measured (None before).
+    The search screens each batch with it (``nas.search.SearchContext``): candidates whose predicted
+    accuracy would put them on the Pareto front are measured, the others keep the prediction and are
+    recorded with ``accuracy_source`` ``predictor``. Features: one-hot genes of the integer encoding
+    plus log parameters and log MACs; the regressor is scikit-learn's extremely randomised trees (good
+    with a few dozen samples, no scaling needed, deterministic under a seed).
+    """
+
+    name = "predictor"
+
+    def __init__(self, base: AccuracyEstimator, space: Space, *, warmup: int = 40, seed: int = 0, trees: int = 200):
+        if warmup < 2:
+            raise ValueError(f"the predictor needs at least 2 warm-up measurements, got {warmup}")
+        self.base, self.space, self.warmup, self.seed, self.trees = base, space, warmup, seed, trees
+        self._seen: dict[str, int] = {}
+        self._x: list[Any] = []
+        self._y: list[float] = []
+        self._model: Any = None
+        self._fitted_on = 0
+        self._counts: Any = None
+
+    @property
+    def measured_source(self) -> str:
+        """``accuracy_source`` of measured entries (the base estimator's name)."""
+        return self.base.name
+
+    @property
+    def measured(self) -> int:
+        return len(self._y)
+
+    def features(self, archs: Sequence[Arch]) -> Any:
+        import numpy as np
+
+        if self._counts is None:
+            self._counts = (self.space.cost_tables(lambda spec: supernet.count_layer(spec).params),
+                            self.space.cost_tables(lambda spec: supernet.count_layer(spec).macs))
+        codes = np.array([self.space.encode(a) for a in archs], dtype=np.int64).reshape(len(archs), -1)
+        columns = [np.eye(len(choices))[codes[:, i]] for i, (_, choices) in enumerate(self.space.genes())]
+        params, macs = (np.log(t.total(codes)[0]) for t in self._counts)
+        return np.concatenate(columns + [params[:, None], macs[:, None]], axis=1)
+
+    def observe(self, archs: Sequence[Arch], values: Sequence[float]) -> None:
+        """Learn from measured accuracies (also those of a resumed run's earlier trials)."""
+        new = [(a, float(v)) for a, v in zip(archs, values) if a.id not in self._seen and math.isfinite(float(v))]
+        if not new:
+            return
+        for row, (arch, value) in zip(self.features([a for a, _ in new]), new):
+            self._seen[arch.id] = len(self._y)
+            self._x.append(row)
+            self._y.append(value)
+
+    def estimate(self, archs: Sequence[Arch]) -> list[float]:
+        values = [float(v) for v in self.base.estimate(archs)]
+        self.observe(archs, values)
+        return values
+
+    def predict(self, archs: Sequence[Arch]) -> Any:
+        """Predicted accuracies (a numpy array), or None until `warmup` architectures are measured."""
+        if self.measured < self.warmup or not archs:
+            return None
+        # Refitted each time the measurements grow by a tenth, on exactly the first `size` of them: the
+        # model is a function of the measurement count, so a resumed search predicts as the uninterrupted one.
+        size = self.warmup
+        while max(size + 1, math.ceil(size * 1.1)) <= self.measured:
+            size = max(size + 1, math.ceil(size * 1.1))
+        if self._model is None or size != self._fitted_on:
+            import numpy as np
+            from sklearn.ensemble import ExtraTreesRegressor
+
+            self._model = ExtraTreesRegressor(n_estimators=self.trees, min_samples_leaf=2, random_state=self.seed,
+                                              n_jobs=1).fit(np.array(self._x[:size]), np.array(self._y[:size]))
+            self._fitted_on = size
+        return self._model.predict(self.features(archs))
+
+    def reference(self) -> tuple[float, float]:
+        return self.base.reference()
+
+
+__all__ = ["AccuracyEstimator", "ProxyEstimator", "PredictorEstimator", "make_estimator", "PROXIES", "DEFAULT_PROXY", "KINDS",
            "naswot_kernel", "naswot_score", "synflow", "proxy_resolution"]

@@ -132,13 +132,13 @@ class SearchContext:
             batch = batch[: len(slots)]
         if not batch:
             return []
-        wanted = [m["arch"] for m in batch if force_accuracy or m["feasible"]]
-        accuracy = dict(zip([a.id for a in wanted], self._accuracy(wanted)))
+        wanted = [m for m in batch if force_accuracy or m["feasible"]]
+        accuracy, sources = self._estimate(wanted, screen=not force_accuracy)
         recorded = []
         placeholder = self.problem.placeholder_accuracy()
         for i, m in enumerate(batch):
             m["accuracy"] = accuracy.get(m["arch_id"])
-            m["accuracy_source"] = self.problem.accuracy_source
+            m["accuracy_source"] = sources.get(m["arch_id"], self.problem.accuracy_source)
             recorded.append(self.store.finish(slots[i], m, placeholder) if slots else self.store.add(m, placeholder))
             self.report()
         return recorded
@@ -147,23 +147,53 @@ class SearchContext:
         if not archs:
             return []
         if self.executor is not None:
-            return self.executor.map(archs)
+            values = self.executor.map(archs)
+            observe = getattr(self.problem.estimator, "observe", None)
+            if observe is not None:  # the driver's predictor learns from what the workers measured
+                observe(archs, values)
+            return values
         return self.problem.accuracy(archs)
+
+    def _estimate(self, metrics: Sequence[dict[str, Any]], screen: bool = True) -> tuple[dict[str, float], dict[str, str]]:
+        """Accuracy (and its source) per architecture id. With a predictor, a screened batch is measured
+        only where the predicted accuracy would put a candidate on the Pareto front of everything
+        evaluated so far; the others keep the prediction."""
+        unique = list({m["arch_id"]: m for m in metrics}.values())
+        estimator = self.problem.estimator
+        predict = getattr(estimator, "predict", None) if screen else None
+        predicted = predict([m["arch"] for m in unique]) if predict is not None and unique else None
+        if predicted is None:
+            values = self._accuracy([m["arch"] for m in unique])
+            source = getattr(estimator, "measured_source", self.problem.accuracy_source)
+            return {m["arch_id"]: v for m, v in zip(unique, values)}, {m["arch_id"]: source for m in unique}
+        candidates = [dict(m, accuracy=float(v)) for m, v in zip(unique, predicted)]
+        known = [e for e in self.store.entries if e["feasible"] and e["accuracy"] is not None]
+        promising = pareto_mask(self.problem.costs(known + candidates))[len(known):]
+        measure = [m for m, keep in zip(candidates, promising) if keep]
+        measured = dict(zip([m["arch_id"] for m in measure], self._accuracy([m["arch"] for m in measure])))
+        accuracy, sources = {}, {}
+        for m in candidates:
+            if m["arch_id"] in measured:
+                accuracy[m["arch_id"]], sources[m["arch_id"]] = measured[m["arch_id"]], estimator.measured_source
+            else:
+                accuracy[m["arch_id"]], sources[m["arch_id"]] = m["accuracy"], estimator.name
+        return accuracy, sources
 
     def finish_trials(self, study: Any, asked: Sequence[tuple[Any, dict[str, Any]]]) -> None:
         """Finish Optuna ask/tell trials: estimate the accuracy of the new architectures within budget
         (one batch), and tell each trial. A repeat of an architecture already evaluated reuses its
         metrics (it is not estimated again) and is marked ``duplicate_of``."""
-        wanted = {m["arch_id"]: m["arch"] for _, m in asked if m["feasible"] and m["arch_id"] not in self.store.by_id}
-        accuracy = dict(zip(wanted, self._accuracy(list(wanted.values()))))
+        wanted = [m for _, m in asked if m["feasible"] and m["arch_id"] not in self.store.by_id]
+        accuracy, sources = self._estimate(wanted)
         for trial, metrics in asked:
             entry = dict(metrics)
             done = self.store.by_id.get(metrics["arch_id"])
             if done is not None:
                 entry["accuracy"], entry["duplicate_of"] = done["accuracy"], done["number"]
+                entry["accuracy_source"] = done["accuracy_source"]
             else:
                 entry["accuracy"] = accuracy.get(metrics["arch_id"])
-            entry["accuracy_source"] = self.problem.accuracy_source
+                entry["accuracy_source"] = sources.get(metrics["arch_id"], self.problem.accuracy_source)
             self.store.finish(trial, entry, self.problem.placeholder_accuracy(), self.problem.constraint_values(metrics))
             self.report()
 
@@ -258,6 +288,10 @@ def search(space: Space | str = "efficientformerv2", budget: Budget | Mapping[st
         if stored and stored.get(key) != settings[key]:
             raise BadInput(f"study {study_name!r} was run with {key}={stored.get(key)!r}, not {settings[key]!r}")
     store.refresh()
+    observe = getattr(estimator, "observe", None)
+    if observe is not None:  # a predictor learns from the run's earlier measurements (resume, shared study)
+        measured = [e for e in store.entries if e["accuracy_source"] == estimator.measured_source and e["accuracy"] is not None]
+        observe([e["arch"] for e in measured], [e["accuracy"] for e in measured])
     shared = storage is not None
     if resume or shared:
         store.fail_dead_trials()

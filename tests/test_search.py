@@ -313,3 +313,42 @@ def test_a_local_ray_run_evaluates_as_tune_trials_and_matches_the_plain_run(tiny
     assert with_ray.evaluated == 10
     assert [e["arch_id"] for e in with_ray.history] == [e["arch_id"] for e in plain.history]
     assert [e["accuracy"] for e in with_ray.history] == [e["accuracy"] for e in plain.history]
+
+
+# ---- the predictor's pre-screening ----------------------------------------------------------------
+def test_predictor_ranks_unseen_architectures_after_learning(tiny):
+    from scipy.stats import spearmanr
+
+    from nas.accuracy import PredictorEstimator
+
+    truth = SyntheticAccuracy(tiny)
+    predictor = PredictorEstimator(truth, tiny, warmup=20)
+    archs = [tiny.sample(np.random.default_rng(i)) for i in range(300)]
+    assert predictor.predict(archs[:5]) is None  # nothing measured yet
+    predictor.estimate(archs[:200])
+    assert predictor.measured == 200
+    held_out = archs[200:]
+    rho = spearmanr(predictor.predict(held_out), truth.estimate(held_out)).statistic
+    assert rho > 0.8, rho
+
+
+def test_predictor_search_measures_only_promising_candidates(tiny, lut):
+    from nas.accuracy import PredictorEstimator
+
+    truth = SyntheticAccuracy(tiny)
+    budget = Budget.parse(["params=2.5M", "latency=0.85ms"])
+
+    def run():
+        predictor = PredictorEstimator(truth, tiny, warmup=30)
+        return predictor, search(tiny, budget, lut=lut, estimator=predictor, trials=200, seed=3)
+
+    predictor, result = run()
+    sources = [e["accuracy_source"] for e in result.history if e["accuracy"] is not None]
+    assert result.evaluated == 200 and set(sources) == {"synthetic", "predictor"}
+    assert predictor.measured == sources.count("synthetic") < 170  # the screen saved measurements
+    for e in result.history:  # measured values are the truth; predictions are labelled as such
+        if e["accuracy_source"] == "synthetic":
+            assert e["accuracy"] == pytest.approx(truth.estimate([e["arch"]])[0])
+    _, again = run()
+    assert [e["arch_id"] for e in again.history] == [e["arch_id"] for e in result.history]
+    assert [e["accuracy"] for e in again.history] == [e["accuracy"] for e in result.history]
