@@ -176,13 +176,17 @@ class RunStore:
         study = study or self.study  # the Optuna strategy asks through its own sampler
         trial = study.ask()
         trial.set_user_attr(WORKER_KEY, worker_name())
-        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
-        before = sum(1 for t in self.study.get_trials(deepcopy=False, states=states) if t.number < trial.number)
-        if before >= total:
+        if self.claimed_before(trial.number) >= total:
             trial.set_user_attr("surplus", True)
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             return None
         return trial
+
+    def claimed_before(self, number: int) -> int:
+        """Trials complete or running (claimed by some worker) with a number below `number`."""
+        optuna = _optuna()
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
+        return sum(1 for t in self.study.get_trials(deepcopy=False, states=states) if t.number < number)
 
     def finish(self, trial: Any, entry: dict[str, Any], accuracy_placeholder: float = 0.0,
                constraints: dict[str, float] | None = None) -> dict[str, Any]:

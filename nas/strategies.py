@@ -207,8 +207,11 @@ class OptunaStrategy:
         problem, store = ctx.problem, ctx.store
         genes = problem.space.genes()
         # Re-seeded by what is already stored, so a resumed run is reproducible from its kill point.
-        study = optuna.load_study(study_name=store.study_name, storage=store.storage,
-                                  sampler=self.make_sampler(ctx.seed + 7919 * store.evaluated + ctx.salt))
+        sampler = self.make_sampler(ctx.seed + 7919 * store.evaluated + ctx.salt)
+        if ctx.executor is not None and hasattr(ctx.executor, "optuna_search"):
+            ctx.executor.optuna_search(ctx, sampler)  # Ray Tune's OptunaSearch drives the same study
+            return
+        study = optuna.load_study(study_name=store.study_name, storage=store.storage, sampler=sampler)
         while ctx.remaining() > 0:
             asked = []
             for _ in range(min(ctx.batch_size, ctx.remaining())):

@@ -304,15 +304,34 @@ def test_neighbours_are_one_gene_away_and_shrink_actions_shrink(tiny):
     assert {name.split(":")[0] for name, _ in space.shrink_actions(arch)} == {"A_N", "A_C", "A_E", "A_R"}
 
 
-def test_a_local_ray_run_evaluates_as_tune_trials_and_matches_the_plain_run(tiny, lut, tmp_path, monkeypatch):
+def test_local_ray_runs_evaluate_as_tune_trials(tiny, lut, tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
     pytest.importorskip("ray.tune")
+    import optuna
+
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    args = dict(lut=lut, estimator=SyntheticAccuracy(tiny), trials=10, seed=2, population=5)
-    with_ray = search(tiny, BUDGET, ray=True, out=tmp_path / "ray", **args)
-    plain = search(tiny, BUDGET, **args)
-    assert with_ray.evaluated == 10
-    assert [e["arch_id"] for e in with_ray.history] == [e["arch_id"] for e in plain.history]
-    assert [e["accuracy"] for e in with_ray.history] == [e["accuracy"] for e in plain.history]
+    ray.init(include_dashboard=False, num_cpus=2, _node_ip_address="127.0.0.1", log_to_driver=False, logging_level="ERROR")
+    try:
+        # evolution: each generation is a Tune experiment; the run equals the plain one
+        args = dict(lut=lut, estimator=SyntheticAccuracy(tiny), trials=10, seed=2, population=5)
+        with_ray = search(tiny, BUDGET, ray=True, out=tmp_path / "ray", **args)
+        plain = search(tiny, BUDGET, **args)
+        assert with_ray.evaluated == 10
+        assert [e["arch_id"] for e in with_ray.history] == [e["arch_id"] for e in plain.history]
+        assert [e["accuracy"] for e in with_ray.history] == [e["accuracy"] for e in plain.history]
+        # optuna: Tune's OptunaSearch drives the run's own study, with constraints and named objectives
+        result = search(tiny, BUDGET, ray=True, out=tmp_path / "optuna", strategy="optuna", lut=lut,
+                        estimator=SyntheticAccuracy(tiny), trials=8, seed=0, population=4)
+        assert result.evaluated == 8
+        study = optuna.load_study(study_name="nas-search", storage=f"sqlite:///{tmp_path / 'optuna' / 'study.db'}")
+        assert study.metric_names == ["accuracy", "latency", "params"]
+        trials = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+        assert len(trials) == 8 and all("arch" in t.user_attrs and "constraints:params" in t.system_attrs for t in trials)
+        truth = SyntheticAccuracy(tiny)
+        for e in result.history:
+            assert e["accuracy"] == (truth.estimate([e["arch"]])[0] if e["feasible"] else None)
+    finally:
+        ray.shutdown()
 
 
 # ---- the predictor's pre-screening ----------------------------------------------------------------
