@@ -19,7 +19,6 @@ import datetime as _dt
 import json
 import re
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import search_spaces
 from search_spaces import Space
 from search_spaces.yamlio import read_text
 
+from .backends import coreml_model
 from .build import Progress, calibration_archs
 from .table import LUT, SCHEMA, Calibration, LUTError, atomic_write_text
 
@@ -37,19 +37,6 @@ MANIFEST = "manifest.json"
 
 def _file_name(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", key) + ".mlpackage"
-
-
-def _convert(module, shape: tuple[int, ...], precision: str):
-    import coremltools as ct
-    import torch
-
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(module.eval(), torch.randn(*shape))
-        return ct.convert(
-            traced, inputs=[ct.TensorType(name="input", shape=shape)], convert_to="mlprogram",
-            minimum_deployment_target=ct.target.iOS16,
-            compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32)
 
 
 def export_blocks(space: Space | str, out_dir: str | Path, *, precision: str = "fp16", calibration_models: int = 8,
@@ -87,7 +74,7 @@ def export_blocks(space: Space | str, out_dir: str | Path, *, precision: str = "
             module = supernet.SubNet(item) if kind == "model" else supernet.build_layer(item)
             partial = out / file_name.replace(".mlpackage", ".partial.mlpackage")  # coremltools wants the suffix
             shutil.rmtree(partial, ignore_errors=True)
-            _convert(module, shape, precision).save(str(partial))
+            coreml_model(module, shape, precision=precision).save(str(partial))
             partial.rename(target)
         record = {"file": file_name, "input_shape": list(shape)}
         if kind == "block":

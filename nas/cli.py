@@ -270,12 +270,28 @@ def cmd_lut_import(args: argparse.Namespace) -> int:
 
 # ---- nas export ----------------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
-    from .archref import resolve_arch
-    from .export import export
+    from .archref import resolve
+    from .export import check_request, export, load_supernet_weights
 
-    arch = resolve_arch(args.arch, args.space)
-    info = export(arch, args.format, args.out)
-    _report(args, info, f"wrote {info['path']} ({info['format']}, {_si(info['bytes'], 'B')}, {info['params']:,} parameters)")
+    options = {"state_dict": args.state_dict, "precision": args.precision, "target": args.target,
+               "dynamic_batch": args.dynamic_batch}
+    check_request(args.format, args.out, with_weights=bool(args.supernet), **options)  # before any long work
+    arch, entry = resolve(args.arch, args.space or DEFAULT_SPACE, pick=args.pick)
+    model, weights = None, None
+    if args.supernet:
+        model = load_supernet_weights(args.supernet, args.space or arch.search_space).extract(arch)
+        weights = f"supernet checkpoint {args.supernet}"
+    info = export(arch, args.format, args.out, model=model, entry=entry, weights=weights,
+                  progress=not args.quiet and sys.stderr.isatty(), **options)
+    extra = [f"from {info['source']}"] if info.get("source") else []
+    if args.format != "yaml" and not args.supernet:
+        extra.append("untrained weights (no --supernet)")
+    if "max_abs_diff" in info:
+        extra.append(f"max |diff| vs PyTorch {info['max_abs_diff']:.2g}")
+    if "precision" in info:
+        extra.append(f"{info['precision']}, {info['target']}")
+    _report(args, info, f"wrote {info['path']} ({info['format']}, {_si(info['bytes'], 'B')}, {info['params']:,} parameters"
+                        f"{''.join('; ' + e for e in extra)}) in {info['seconds']:.1f} s")
     return 0
 
 
@@ -462,11 +478,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lut_import)
 
     p = sub.add_parser("export", help="write an architecture as a file or a standalone model")
-    p.add_argument("arch", metavar="ARCH", help="a preset (s0, s1, s2, l), an architecture file, or RUN_DIR#N")
-    p.add_argument("--format", required=True, choices=FORMATS, help="yaml: the architecture file; pt: a standalone "
-                   "torch.nn.Module saved whole (load with torch.load(path, weights_only=False))")
-    p.add_argument("--out", required=True, help="output path")
-    p.add_argument("--space", default=DEFAULT_SPACE, help="space whose presets ARCH may name (default: %(default)s)")
+    p.add_argument("arch", metavar="ARCH", help="a preset (s0, s1, s2, l), an architecture file, RUN_DIR#N (any trial "
+                   "of a search run), or RUN_DIR with --pick")
+    p.add_argument("--format", required=True, choices=FORMATS, help="yaml: the architecture file; pt: the standalone "
+                   "torch.nn.Module saved whole (torch.load(path, weights_only=False)); torchscript: traced and frozen; "
+                   "onnx: checked in ONNX Runtime; coreml: an ML program .mlpackage")
+    p.add_argument("--out", required=True, help="output path (coreml: NAME.mlpackage)")
+    p.add_argument("--pick", metavar="RULE", help="choose a front entry of the run ARCH: best-accuracy, best-mes, or the "
+                   "most accurate within limits such as 'latency<=0.8ms,params<=3M' (also macs<=, mes>=, accuracy>=)")
+    p.add_argument("--supernet", metavar="CKPT", help="take the weights from this trained supernet checkpoint "
+                   "(default: random initialisation)")
+    p.add_argument("--space", default=None, help=f"space whose presets ARCH may name and of the --supernet "
+                   f"(default: {DEFAULT_SPACE} for presets, the architecture's own for --supernet)")
+    p.add_argument("--state-dict", action="store_true", help="pt: write only the weights (a state_dict for "
+                   "supernet.SubNet(arch), loadable with weights_only=True)")
+    p.add_argument("--precision", choices=("fp16", "fp32"), default=None, help="coreml compute precision (default: fp16)")
+    p.add_argument("--target", default=None, help="coreml minimum deployment target: iOS15, iOS16, iOS17, iOS18, "
+                   "macOS13, ... (default: iOS16)")
+    p.add_argument("--dynamic-batch", action="store_true", help="onnx: a free batch dimension (default: batch 1, "
+                   "a few percent faster in ONNX Runtime)")
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_export)
 
