@@ -52,11 +52,30 @@ def open_storage(url: str | None):
     optuna = _optuna()
     if url is None:
         return optuna.storages.InMemoryStorage()
+    sqlite = url.startswith("sqlite")
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite")
-                                          else {})
+        storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else {})
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds for a bad URL
         raise BadInput(f"--storage {url!r}: cannot open it ({str(exc).splitlines()[0]})") from None
+    if sqlite:
+        _fast_sqlite(storage.engine)
+    return storage
+
+
+def _fast_sqlite(engine: Any) -> None:
+    """Write-ahead logging with ``synchronous=NORMAL``: a commit no longer waits for the disk, and a
+    killed process still loses no committed trial (only a power cut could lose the last ones). Optuna
+    commits once per suggested parameter, so this is most of the cost of an Optuna trial on SQLite."""
+    from sqlalchemy import event
+
+    def on_connect(connection: Any, _record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    event.listen(engine, "connect", on_connect)
+    engine.dispose()  # connections opened before the listener reconnect with it
 
 
 def worker_name() -> str:
