@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 from .arch import Arch
 from .costs import CostTables
 from .layers import MIXER_KINDS, LayerSpec
-from .yamlio import SpaceError, load_file, where
+from .yamlio import SpaceError, load_file, load_text, where
 
 SPACES_DIR = Path(__file__).parent / "spaces"
 SPACE_KEYS = ("name", "description", "resolutions", "num_classes", "distillation", "stages", "presets")
@@ -67,6 +68,8 @@ class Space:
         self.ref = ref or name  # what Arch.space holds for this space: a shipped name or a path
         self._preset_data = presets or {}
         self._presets: dict[str, Arch] = {}
+        self.base_ref = self.ref  # the shipped name or file this space derives from (see derive)
+        self.overrides: dict[str, Any] = {}  # what derive() changed from the base: resolutions, num_classes, ...
 
     def __repr__(self) -> str:
         return f"Space({self.name!r}, {len(self.stages)} stages, {self.size():.3g} architectures)"
@@ -442,6 +445,91 @@ class Space:
         }
 
 
+    # ---- derived spaces ----------------------------------------------------------------------------
+    def derive(self, *, resolutions: Sequence[int] | None = None, num_classes: int | None = None,
+               distillation: bool | None = None) -> Space:
+        """This space for another task: other input resolutions, classes or head, the same genes otherwise.
+
+        Training on a 10-class data set at 64 pixels needs a head of 10 classes and a resolution the
+        shipped space does not offer, while the shipped space (and its published parameter counts)
+        must stay as it is. The derived space's ``ref`` is ``BASE?key=value&...`` (e.g.
+        ``efficientformerv2?num_classes=10&resolutions=64``), which :func:`load` understands, so its
+        architectures load anywhere. Presets keep their genes; a preset resolution the derived space
+        does not offer becomes its largest resolution.
+        """
+        overrides = dict(self.overrides)
+        if resolutions is not None:
+            overrides["resolutions"] = tuple(sorted({int(r) for r in resolutions}))
+        if num_classes is not None:
+            overrides["num_classes"] = int(num_classes)
+        if distillation is not None:
+            overrides["distillation"] = bool(distillation)
+        base = load(self.base_ref)
+        return _derived(base, tuple(sorted(overrides.items())))
+
+
+def _derived(base: Space, overrides: tuple[tuple[str, Any], ...]) -> Space:
+    """The (cached) space `base` with `overrides`; the base itself when there are none."""
+    if not overrides:
+        return base
+    ref = base.ref + "?" + "&".join(f"{k}={_override_text(v)}" for k, v in overrides)
+    space = _LOADED.get(ref)
+    if space is not None:
+        return space
+    values = dict(overrides)
+    res = values.get("resolutions", base.resolutions)
+    if not res or any(r <= 0 or r % _resolution_multiple(base.stages) for r in res):
+        raise SpaceError(f"space {base.name!r}: resolutions must be positive multiples of "
+                         f"{_resolution_multiple(base.stages)}, got {', '.join(map(str, res))}")
+    num_classes = values.get("num_classes", base.num_classes)
+    if num_classes <= 0:
+        raise SpaceError(f"space {base.name!r}: num_classes must be positive, got {num_classes}")
+    presets = {}
+    for key, (data, lines) in base._preset_data.items():
+        if isinstance(data, dict) and data.get("resolution") not in res:
+            data = {**data, "resolution": max(res)}
+        presets[key] = (data, lines)
+    space = Space(base.name, list(base.stages), res, num_classes=num_classes,
+                  distillation=values.get("distillation", base.distillation), description=base.description,
+                  source=base.source, ref=ref, presets=presets)
+    space.base_ref, space.overrides = base.ref, values
+    _LOADED[ref] = space
+    return space
+
+
+def _override_text(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _parse_overrides(ref: str, text: str) -> dict[str, Any]:
+    """``num_classes=10&resolutions=64,96&distillation=false`` -> keyword arguments of :meth:`Space.derive`."""
+    out: dict[str, Any] = {}
+    for item in text.split("&"):
+        key, sep, value = item.partition("=")
+        try:
+            if not sep:
+                raise ValueError
+            if key == "resolutions":
+                out[key] = tuple(int(v) for v in value.split(","))
+            elif key == "num_classes":
+                out[key] = int(value)
+            elif key == "distillation" and value in ("true", "false"):
+                out[key] = value == "true"
+            else:
+                raise ValueError
+        except ValueError:
+            raise SpaceError(f"space {ref!r}: bad override {item!r} (accepted: resolutions=R[,R...], num_classes=N, "
+                             "distillation=true|false)") from None
+    return out
+
+
+def _resolution_multiple(stages: Sequence[StageSpace]) -> int:
+    """Every stage's map must halve exactly, and stride attention halves its stage's map once more."""
+    return max([2 ** (len(stages) + 1)] + [2 ** (s + 3) for s, st in enumerate(stages) if st.mhsa_stride > 1])
+
+
 @lru_cache(maxsize=65536)
 def _layers(space: Space, arch: Arch) -> tuple[LayerSpec, ...]:
     space.check(arch)
@@ -476,6 +564,9 @@ def load(name_or_path: str | Path) -> Space:
     space = _LOADED.get(ref)
     if space is not None:
         return space
+    if "?" in ref and not Path(ref).exists():  # a derived space: BASE?key=value&...
+        base, _, overrides = ref.rpartition("?")
+        return load(base).derive(**_parse_overrides(ref, overrides))
     if ref in list_spaces():
         space = _load_cached(ref, str(SPACES_DIR / f"{ref}.yaml"))
     else:
@@ -485,6 +576,15 @@ def load(name_or_path: str | Path) -> Space:
         if not path.is_file():
             raise SpaceError(f"no such space file: {ref}")
         space = _load_cached(ref, str(path.resolve()))
+    _LOADED[ref] = space
+    return space
+
+
+def register_text(ref: str, text: str) -> Space:
+    """A space from YAML text, loadable as `ref` from now on: a space file saved elsewhere (e.g. in a
+    training checkpoint) whose path does not exist on this machine."""
+    data, lines = load_text(text, ref)
+    space = _parse_space(data, lines, ref, ref)
     _LOADED[ref] = space
     return space
 
@@ -563,8 +663,7 @@ def _parse_space(data: Any, lines: dict[tuple, int], source: str, ref: str) -> S
             downsample=downsample, mhsa_stride=stride))
 
     resolutions = choices(("resolutions",), data["resolutions"], "integers")
-    # Every stage's map must halve exactly, and stride attention halves its stage's map once more.
-    multiple = max([2 ** (len(stages) + 1)] + [2 ** (s + 3) for s, st in enumerate(stages) if st.mhsa_stride > 1])
+    multiple = _resolution_multiple(stages)
     for i, res in enumerate(data["resolutions"]):  # file order, so the error points at the right item
         if res % multiple:
             raise fail(("resolutions", i), f"{res} is not a multiple of {multiple} (needed by this space's stages "

@@ -20,7 +20,7 @@ from torch.func import functional_call
 from search_spaces import Arch, LayerSpec, Space, SpaceError
 
 from .layers import build_layer
-from .subnet import SubNet
+from .subnet import SubNet, drop_path_rates
 
 
 @lru_cache(maxsize=4096)
@@ -54,7 +54,9 @@ class SuperNet(nn.Module):
         for name, variants in space.slot_layers():
             self.slots[name] = nn.ModuleDict({kind: build_layer(spec) for kind, spec in variants.items()})
         self._active: Arch | None = None
-        self._plan: list[tuple[nn.Module, nn.Module, tuple]] = []
+        self._plan: list[tuple[nn.Module, tuple, float | None]] = []
+        self._drop_rates: dict[str, float] = {}
+        self.drop_path = 0.0
         self.set_active(space.largest())
 
     @property
@@ -76,16 +78,25 @@ class SuperNet(nn.Module):
             skeleton, shapes = _skeleton(spec)
             full = self._full_layer(spec)
             owners = {name: (full.get_submodule(name.rpartition(".")[0]), name.rpartition(".")[2]) for name, _ in shapes}
-            plan.append((skeleton, tuple((name, owners[name], shape) for name, shape in shapes)))
+            rate = self._drop_rates.get(spec.name, 0.0) if hasattr(skeleton, "drop_path") else None
+            plan.append((skeleton, tuple((name, owners[name], shape) for name, shape in shapes), rate))
         self._active, self._plan = arch, plan
 
+    def set_drop_path(self, rate: float) -> None:
+        """Stochastic depth for training: block rates rising linearly to `rate` (see drop_path_rates)."""
+        self.drop_path = rate
+        self._drop_rates = drop_path_rates(self.space, rate)
+        self.set_active(self._active)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for skeleton, tensors in self._plan:
+        for skeleton, tensors, rate in self._plan:
             # Slices are taken anew each call (autograd and in-place BN updates reach the full tensors);
             # tensors are looked up through their owning module, so .to() and load_state_dict are seen.
             sliced = {name: _leading_slice(getattr(owner, attr), shape) for name, (owner, attr), shape in tensors}
             if skeleton.training != self.training:
                 skeleton.train(self.training)
+            if rate is not None:  # skeletons are shared between equal layers: set this slot's rate each call
+                skeleton.drop_path = rate
             x = functional_call(skeleton, sliced, (x,))
         return x
 
@@ -96,6 +107,8 @@ class SuperNet(nn.Module):
         if arch.search_space is not self.space:
             self.space.check(arch)
         model = SubNet(arch)
+        if self.drop_path:
+            model.set_drop_path(self.drop_path)
         state = {}
         for spec in arch.layers():
             full = self._full_layer(spec)

@@ -16,7 +16,7 @@ from torch import nn
 
 from search_spaces import LayerSpec
 
-from .mixers import MHSA, Additive, RelativePositionBias, Separable, conv_bn, conv_bn_params, layer_scale
+from .mixers import MHSA, Additive, RelativePositionBias, Separable, conv_bn, conv_bn_params, layer_scale, residual
 
 
 class Stem(nn.Module):
@@ -114,6 +114,8 @@ class AttnDown(nn.Module):
 class FFN(nn.Module):
     """Unified FFN: Conv1x1 + BN + GELU, DWConv3x3 + BN + GELU, Conv1x1 + BN; layer scale; residual."""
 
+    drop_path: float = 0.0  # stochastic depth rate of the residual branch (see residual())
+
     def __init__(self, dim: int, hidden: int):
         super().__init__()
         self.fc1 = conv_bn(dim, hidden)
@@ -126,7 +128,7 @@ class FFN(nn.Module):
         return cls(spec.cout, spec.hidden)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.layer_scale * self.fc2(F.gelu(self.mid(F.gelu(self.fc1(x)))))
+        return residual(self, x, self.fc2(F.gelu(self.mid(F.gelu(self.fc1(x))))))
 
     @staticmethod
     def count(spec: LayerSpec) -> tuple[int, int]:

@@ -1,6 +1,6 @@
 """Token mixers: EfficientFormerV2 MHSA, MobileViTv2 separable and SwiftFormer additive attention.
 
-Each mixer is a residual layer (``x + layer_scale * mixer(x)``) on (B, C, H, W) maps, built from a
+Each mixer is a residual layer (``x + layer_scale * mixer(x)``, see :func:`residual`) on (B, C, H, W) maps, built from a
 :class:`~search_spaces.LayerSpec` and able to count its own parameters and MACs from the spec alone.
 Every tensor whose size depends on the width is laid out so that a narrower layer's weights are the
 leading slice of a wider one's; the supernet relies on that.
@@ -31,6 +31,19 @@ def conv_bn_params(cin: int, cout: int, kernel: int = 1, groups: int = 1) -> int
 
 def layer_scale(dim: int, init: float = 1e-5) -> nn.Parameter:
     return nn.Parameter(torch.full((dim, 1, 1), init))
+
+
+def residual(layer: nn.Module, x: torch.Tensor, branch: torch.Tensor) -> torch.Tensor:
+    """``x + layer_scale * branch``; in training the branch is dropped per sample with probability
+    ``layer.drop_path`` (stochastic depth, rescaled to keep its expectation), which regularises deep
+    networks and, in the supernet, lets a block learn to be removable (elastic depth)."""
+    branch = layer.layer_scale * branch
+    rate = layer.drop_path
+    if rate > 0 and layer.training:
+        keep = 1.0 - rate
+        mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
+        branch = branch * mask.div_(keep)
+    return x + branch
 
 
 class RelativePositionBias(nn.Module):
@@ -85,6 +98,8 @@ class MHSA(nn.Module):
     The inner dimensions do not depend on the layer's width.
     """
 
+    drop_path: float = 0.0  # stochastic depth rate of the residual branch (see residual())
+
     heads, key_dim, attn_ratio = 8, 32, 4
 
     def __init__(self, dim: int, grid: int, stride: int = 1):
@@ -122,7 +137,7 @@ class MHSA(nn.Module):
         out = (attn @ v).transpose(-2, -1).reshape(B, -1, h, w) + v_local
         if self.stride > 1:
             out = F.interpolate(out, size=(H, W), mode="bilinear", align_corners=False)
-        return x + self.layer_scale * self.proj(F.gelu(out))
+        return residual(self, x, self.proj(F.gelu(out)))
 
     @classmethod
     def count(cls, spec: LayerSpec) -> tuple[int, int]:
@@ -145,6 +160,8 @@ class Separable(nn.Module):
     y = Conv1x1_out(ReLU(V(x)) * cv). q, k and v are separate 1x1 convs (one C->1+2C conv in the paper;
     same parameters and MACs) so that narrower layers are leading slices of wider ones.
     """
+
+    drop_path: float = 0.0  # stochastic depth rate of the residual branch (see residual())
 
     def __init__(self, dim: int):
         super().__init__()
@@ -169,7 +186,7 @@ class Separable(nn.Module):
         context = (keys * scores).sum(dim=-1, keepdim=True)
         values = F.pixel_unshuffle(F.relu(self.v(y)), p).reshape(B, C, P, N)
         mixed = F.pixel_shuffle((values * context).reshape(B, C * P, H // p, W // p), p)
-        return x + self.layer_scale * self.out(mixed)
+        return residual(self, x, self.out(mixed))
 
     @staticmethod
     def count(spec: LayerSpec) -> tuple[int, int]:
@@ -183,6 +200,8 @@ class Additive(nn.Module):
     On tokens (B, N, C): Q = l2norm(Linear(x)), K = l2norm(Linear(x)); A = l2norm_N(Q w_g / sqrt(C));
     global query g = sum_N(A * Q); out = Linear(Linear(g * K) + Q). No softmax and no QK^T.
     """
+
+    drop_path: float = 0.0  # stochastic depth rate of the residual branch (see residual())
 
     def __init__(self, dim: int):
         super().__init__()
@@ -205,7 +224,7 @@ class Additive(nn.Module):
         weights = F.normalize((query @ self.w_g) * C**-0.5, dim=1)
         global_query = (weights * query).sum(dim=1, keepdim=True)
         out = self.final(self.proj(global_query * key) + query)
-        return x + self.layer_scale * out.transpose(1, 2).reshape(B, C, H, W)
+        return residual(self, x, out.transpose(1, 2).reshape(B, C, H, W))
 
     @staticmethod
     def count(spec: LayerSpec) -> tuple[int, int]:

@@ -8,9 +8,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from search_spaces import Arch
+from search_spaces import Arch, Space
 
-from .layers import Counts, build_layer, count_layer
+from .layers import LAYER_CLASSES, Counts, build_layer, count_layer
 
 
 class SubNet(nn.Module):
@@ -28,6 +28,13 @@ class SubNet(nn.Module):
     def arch(self) -> Arch:
         return Arch.from_dict(self.arch_dict)
 
+    def set_drop_path(self, rate: float) -> None:
+        """Stochastic depth for training: block rates rising linearly to `rate` (see drop_path_rates)."""
+        rates = drop_path_rates(self.arch.search_space, rate)
+        for name, layer in self.layers.named_children():
+            if hasattr(layer, "drop_path"):
+                layer.drop_path = rates[name]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.layers(x)
 
@@ -40,3 +47,18 @@ def count(arch: Arch) -> Counts:
         params += c.params
         macs += c.macs
     return Counts(params, macs)
+
+
+def drop_path_rates(space: Space, rate: float) -> dict[str, float]:
+    """Stochastic depth rate of every residual slot (FFNs and mixers) of the space's supernet.
+
+    As in EfficientFormerV2, the rate rises linearly from 0 at the first block to `rate` at the last
+    (a block's mixer and FFN share it); blocks are counted at the space's largest depths, so a slot has
+    the same rate in the supernet and in every subnet extracted from it.
+    """
+    slots = [name for name, variants in space.slot_layers()
+             if any(hasattr(LAYER_CLASSES[kind], "drop_path") for kind in variants)]
+    blocks = list(dict.fromkeys(name.rpartition("_")[0] for name in slots))
+    step = rate / max(len(blocks) - 1, 1)
+    index = {block: i for i, block in enumerate(blocks)}
+    return {name: index[name.rpartition("_")[0]] * step for name in slots}

@@ -1,0 +1,85 @@
+"""Training throughput: a sandwich-rule supernet step against training the largest subnet alone.
+
+Three ways of spending a step on the same batches, timed in interleaved rounds (medians of the rounds):
+- ``sandwich``: the supernet step of ``nas train`` (largest, smallest and two random subnets, distillation);
+- ``largest-in-supernet``: only the largest subnet, run through the supernet (weight slicing);
+- ``largest-alone``: the largest subnet as a plain extracted module (what ``nas train --arch`` trains).
+Also the time to prepare one batch (indexing, crop/flip, resize, normalise) in the main process, as a
+share of the sandwich step: it tells whether DataLoader worker processes would pay off.
+
+    python bench/bench_train.py [--data fashion-mnist] [--space efficientformerv2-tiny] [--resolution 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from nas.data import Loader
+from nas.train import Processes, Trainer, resolve_settings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="fashion-mnist" if Path("/usr/share/datasets/fashion-mnist").is_dir() else "synthetic")
+    parser.add_argument("--space", default=None)
+    parser.add_argument("--resolution", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=3, help="steps per timed round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--flush-denormal", type=int, default=1, help="1: flush denormals, as nas train does")
+    args = parser.parse_args()
+
+    torch.set_flush_denormal(bool(args.flush_denormal))
+    procs = Processes.start("cpu")
+    base = resolve_settings({"data": args.data, "space": args.space, "resolution": args.resolution,
+                             "batch_size": args.batch_size, "epochs": 1})
+    out = Path(tempfile.mkdtemp()) / "unused.pt"
+    sandwich = Trainer(dict(base), out, procs)
+    largest = sandwich.space.largest()
+    in_supernet = Trainer(dict(base), out, procs)
+    in_supernet.archs = lambda step: [largest]  # the same supernet step with one subnet
+    alone = Trainer(dict(base, arch=largest.to_dict(), space=sandwich.space.base_ref), out, procs)
+    loader = Loader(sandwich.data, "train", resolution=sandwich.resolution, batch_size=args.batch_size, train=True)
+    batches = []
+    for x, y in loader:
+        batches.append((x, y))
+        if len(batches) == args.steps:
+            break
+
+    modes = {"sandwich": sandwich, "largest-in-supernet": in_supernet, "largest-alone": alone}
+    for trainer in modes.values():  # warm-up: first calls build caches
+        trainer.train_step(*batches[0])
+    rates: dict[str, list[float]] = {m: [] for m in modes}
+    prep: list[float] = []
+    for _ in range(args.rounds):
+        for name, trainer in modes.items():
+            start = time.perf_counter()
+            for x, y in batches:
+                trainer.train_step(x, y)
+            rates[name].append(args.steps * args.batch_size / (time.perf_counter() - start))
+        start = time.perf_counter()
+        for _, _ in zip(range(args.steps), loader):
+            pass
+        prep.append((time.perf_counter() - start) / args.steps)
+
+    print(f"data {args.data}, space {sandwich.space.ref}, batch {args.batch_size}, {torch.get_num_threads()} threads, "
+          f"{args.rounds} rounds x {args.steps} steps (medians)")
+    med = {m: statistics.median(r) for m, r in rates.items()}
+    for name, value in med.items():
+        print(f"  {name:<20} {value:8.1f} img/s")
+    print(f"  sandwich / largest-alone = {med['sandwich'] / med['largest-alone']:.3f} "
+          f"(a sandwich step costs {med['largest-alone'] / med['sandwich']:.2f} largest-alone steps)")
+    print(f"  sandwich / largest-in-supernet = {med['sandwich'] / med['largest-in-supernet']:.3f}")
+    step_s = args.batch_size / med["sandwich"]
+    print(f"  batch preparation {statistics.median(prep) * 1e3:.1f} ms = {100 * statistics.median(prep) / step_s:.1f}% "
+          f"of a sandwich step")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""nas train: sandwich steps, exact resume, checkpoints, single-architecture runs, torchrun, evaluation."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import search_spaces
+import supernet
+from nas.cli import main
+from nas.data import synthetic_data
+from nas.train import (
+    DEFAULTS,
+    Processes,
+    Trainer,
+    calibration_batches,
+    evaluate,
+    evaluate_subnet,
+    load_checkpoint,
+    recalibrate_bn,
+    resolve_settings,
+    train,
+)
+
+DATA = "synthetic:train=64,val=32,classes=4"
+OPTIONS = {"data": DATA, "batch_size": 16, "epochs": 2, "drop_path": 0.1, "seed": 3}  # 4 steps per epoch
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A supernet trained for 2 epochs (8 steps) without interruption."""
+    out = tmp_path_factory.mktemp("train") / "full.pt"
+    train(dict(OPTIONS), out)
+    return out
+
+
+def _state(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted(trained, tmp_path):
+    out = tmp_path / "resumed.pt"
+    first = train(dict(OPTIONS, max_steps=3), out)  # stops inside epoch 1
+    assert (first["steps"], first["complete"]) == (3, False)
+    assert train(dict(OPTIONS, max_steps=6), out, resume=True)["steps"] == 6  # stops inside epoch 2
+    last = train(dict(OPTIONS), out, resume=True)
+    assert (last["steps"], last["epochs"], last["complete"]) == (8, 2, True)
+    a, b = _state(trained), _state(out)
+    assert a["model"].keys() == b["model"].keys()
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]) or (value - b["model"][key]).abs().max() <= 1e-6, key
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.allclose(sa["exp_avg"], sb["exp_avg"], atol=1e-6)
+    assert [h["val_top1"] for h in a["history"]] == [h["val_top1"] for h in b["history"]]
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+
+
+def test_checkpoint_holds_what_it_should(trained):
+    state = _state(trained)  # weights_only: plain data only
+    assert state["format"] == "nas-train" and state["kind"] == "supernet" and state["complete"]
+    assert (state["step"], state["epoch"], state["batch"]) == (8, 2, 0)
+    assert state["space"]["ref"] == "efficientformerv2-tiny?num_classes=4&resolutions=32"
+    assert state["space"]["base_ref"] == "efficientformerv2-tiny" and "stages:" in state["space"]["yaml"]
+    assert {"python", "numpy", "torch"} <= set(state["rng"])
+    assert state["settings"]["data"] == DATA and state["settings"]["drop_path"] == 0.1 and state["settings"]["lr"] == 1e-3
+    assert state["scheduler"]["last_epoch"] == 8 and state["optimizer"]["state"]
+    assert state["data"]["classes"] == ["class0", "class1", "class2", "class3"]
+    assert [h["epoch"] for h in state["history"]] == [1, 2]
+    assert set(state["history"][-1]["val_top1"]) == {"largest", "smallest"}
+    ckpt = load_checkpoint(trained)
+    net = ckpt.model()
+    assert isinstance(net, supernet.SuperNet) and ckpt.space.num_classes == 4 and ckpt.resolution == 32
+    arch = ckpt.adapt(search_spaces.load("efficientformerv2-tiny").smallest())  # a 224-px, 1000-class arch of the base space
+    assert arch.resolution == 32 and arch.search_space is ckpt.space
+    top1 = evaluate_subnet(net, arch, ckpt.data(), calib_batches=ckpt.settings["calib_batches"], seed=ckpt.settings["seed"])
+    assert round(top1, 3) == state["history"][-1]["val_top1"]["smallest"]
+
+
+def test_sandwich_step_runs_largest_smallest_and_two_random_subnets():
+    trainer = Trainer(resolve_settings(dict(OPTIONS)), Path("unused.pt"), Processes())
+    space = trainer.space
+    archs = trainer.archs(5)
+    assert archs[:2] == [space.largest(), space.smallest()] and len(archs) == 4
+    assert archs == trainer.archs(5) and archs[2:] != trainer.archs(6)[2:]  # drawn from (seed, step)
+    seen = []
+    set_active = trainer.model.set_active
+    trainer.model.set_active = lambda arch: (seen.append(arch), set_active(arch))
+    x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 4, (16,))
+    trainer.step = 5
+    trainer.train_step(x, y)
+    assert seen == archs and trainer.step == 6
+    used = {(spec.name, spec.kind) for arch in archs for spec in arch.layers()}
+    for slot, variants in trainer.model.slots.items():
+        for kind, layer in variants.items():
+            has_grad = any(p.grad is not None for p in layer.parameters())
+            assert has_grad == ((slot, kind) in used), (slot, kind)
+
+
+def test_recalibrate_and_evaluate():
+    d = synthetic_data(train=64, val=32, classes=4)
+    space = search_spaces.load("efficientformerv2-tiny").derive(resolutions=[32], num_classes=4)
+    net = supernet.build(space)
+    with pytest.raises(TypeError):
+        recalibrate_bn(net, [])
+    model = net.extract(space.smallest())
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert torch.equal(bn.running_mean, torch.zeros_like(bn.running_mean))
+    recalibrate_bn(model.eval(), calibration_batches(d, 32, batch_size=16, batches=2))
+    assert not model.training and bn.running_mean.abs().sum() > 0 and bn.momentum == 0.1
+    top1 = evaluate(model, [(torch.randn(8, 3, 32, 32), torch.zeros(8, dtype=torch.int64))])
+    assert 0 <= top1 <= 100 and top1 * 8 / 100 == round(top1 * 8 / 100)
+
+
+def test_drop_path_is_training_only_and_matches_the_extracted_subnet():
+    space = search_spaces.load("efficientformerv2-tiny").derive(resolutions=[32], num_classes=4)
+    net = supernet.build(space)
+    net.set_drop_path(0.3)
+    arch = space.sample(7)
+    net.set_active(arch)
+    model = net.extract(arch)
+    assert 0 < max(getattr(m, "drop_path", 0) for m in model.layers) <= 0.3
+    x = torch.randn(4, 3, 32, 32)
+    assert torch.allclose(net.eval()(x), model.eval()(x))
+    outs = []
+    for m in (net, model):
+        torch.manual_seed(0)
+        outs.append(m.train()(x)[0])
+    assert torch.allclose(outs[0], outs[1])
+    torch.manual_seed(1)
+    assert not torch.allclose(net(x)[0], outs[0])  # other blocks dropped
+
+
+def test_single_architecture_from_scratch_and_from_the_supernet(trained, tmp_path, capsys):
+    arch = search_spaces.load("efficientformerv2-tiny").sample(11)
+    arch_file = tmp_path / "arch.yaml"
+    arch.save(arch_file)
+    scratch, inherited = tmp_path / "scratch.pt", tmp_path / "inherited.pt"
+    common = ["train", "--data", DATA, "--batch-size", "16", "--arch", str(arch_file), "--resolution", "32", "-q", "--json"]
+    assert main(common + ["--out", str(scratch), "--max-steps", "1"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["kind"] == "subnet" and result["steps"] == 1 and result["arch"]["widths"] == list(arch.widths)
+    ckpt = load_checkpoint(scratch)
+    assert isinstance(ckpt.model(), supernet.SubNet) and ckpt.arch.resolution == 32
+    # from the supernet's weights: before any step the subnet holds exactly the extracted weights
+    assert main(common[:-2] + ["--out", str(inherited), "--supernet", str(trained), "--max-steps", "0"]) == 0
+    capsys.readouterr()
+    expected = load_checkpoint(trained).model().extract(ckpt.arch).state_dict()
+    got = load_checkpoint(inherited).state["model"]
+    assert all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_cli_refuses_to_overwrite_or_change_a_run(trained, tmp_path, capsys):
+    assert main(["train", "--data", DATA, "--out", str(trained)]) == 2
+    assert "exists: pass --resume" in capsys.readouterr().err
+    assert main(["train", "--data", DATA, "--out", str(trained), "--resume", "--lr", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "--lr 0.5 differs from the checkpoint's 0.001" in err and err.count("\n") == 1
+    assert main(["train", "--data", DATA, "--out", str(tmp_path / "x.pt"), "--resolution", "48"]) == 2
+    assert "multiples of 32" in capsys.readouterr().err
+    assert main(["train", "--data", DATA, "--out", str(tmp_path / "x.pt"), "--batch-size", "100"]) == 2
+    assert "fewer than one batch" in capsys.readouterr().err
+    assert DEFAULTS["epochs"] == 1 and resolve_settings({"data": "fashion-mnist"})["space"] == "efficientformerv2-tiny"
+
+
+def test_torchrun_two_processes(tmp_path):
+    out = tmp_path / "ddp.pt"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "nas", "train",
+           "--data", DATA, "--out", str(out), "--max-steps", "2", "--batch-size", "16", "--save-every", "1", "--device", "cpu",
+           "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout)  # rank 0 alone prints
+    assert result["steps"] == 2 and not result["complete"]
+    state = _state(out)  # saving checks that both processes hold the same weights
+    assert state["step"] == 2 and state["batch"] == 2
