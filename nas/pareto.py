@@ -77,6 +77,25 @@ class Normaliser:
         return {OBJECTIVES[name][0]: float(self.reference[name]) for name in self.objectives}
 
 
+def common_normaliser(normalisers: Sequence[Normaliser]) -> Normaliser:
+    """One normaliser under which runs with different references (budgets, spaces) compare: per objective
+    the worst of their raw reference values (the largest cost, the smallest accuracy or MES), i.e. the
+    largest of their references once normalised, so every run's own reference box lies inside the common
+    one and none of its front is cut off. Accuracy spans the largest of the runs' scales (a common factor,
+    which leaves ratios of hypervolumes unchanged)."""
+    if not normalisers:
+        raise ValueError("common_normaliser() needs at least one normaliser")
+    objectives = normalisers[0].objectives
+    if any(n.objectives != objectives for n in normalisers):
+        raise BadInput("the runs' objectives differ (" + " vs ".join(",".join(n.objectives) for n in normalisers)
+                       + "): hypervolumes compare only over the same objectives")
+    reference = {}
+    for name in objectives:
+        values = [float(n.reference[name]) for n in normalisers]
+        reference[name] = max(values) if OBJECTIVES[name][1] < 0 else min(values)
+    return Normaliser(objectives, reference, max(float(n.accuracy_scale) for n in normalisers))
+
+
 def pareto_mask(costs: np.ndarray) -> np.ndarray:
     """True for the rows that no other row dominates (of identical rows, only the first is kept)."""
     costs = np.asarray(costs, dtype=float)
