@@ -30,6 +30,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -39,7 +40,7 @@ from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 
 import supernet
-from search_spaces import Arch, LayerSpec, Space
+from search_spaces import Arch, LayerSpec, Space, SpaceError
 
 from .errors import BadInput
 
@@ -68,16 +69,24 @@ def make_estimator(kind: str = "proxy", space: Space | str | None = None, *, pro
     """The estimator named by ``--accuracy`` (and ``--proxy``) for a space. Bad names raise BadInput."""
     if kind not in KINDS:
         raise BadInput(f"unknown accuracy estimator {kind!r}; accepted: {', '.join(KINDS)}")
-    if kind != "proxy":
-        raise BadInput(f"accuracy estimator {kind!r} needs a trained supernet (nas train), which is not available yet; "
-                       "use --accuracy proxy")
+    supernet_ckpt, data = options.pop("supernet", None), options.pop("data", None)
+    if kind == "proxy" and (supernet_ckpt or data):
+        raise BadInput("--supernet and --data are for --accuracy supernet or predictor, not the proxy")
+    if kind != "proxy" and not supernet_ckpt:
+        raise BadInput(f"--accuracy {kind} needs --supernet CKPT, a supernet trained with nas train "
+                       "(e.g. nas train --data fashion-mnist --out supernet.pt)")
+    if kind != "proxy" and proxy is not None:
+        raise BadInput(f"--proxy is for --accuracy proxy, not {kind}")
     if space is None:
         raise TypeError("make_estimator() needs a space")
     if isinstance(space, str):
         from search_spaces import load
 
         space = load(space)
-    return ProxyEstimator(space, proxy=DEFAULT_PROXY if proxy is None else proxy, seed=seed, **options)
+    if kind == "proxy":
+        return ProxyEstimator(space, proxy=DEFAULT_PROXY if proxy is None else proxy, seed=seed, **options)
+    measured = SupernetEstimator(supernet_ckpt, space, data=data, seed=seed, **options)
+    return measured if kind == "supernet" else PredictorEstimator(measured, space, seed=seed)
 
 
 # ---- NASWOT ---------------------------------------------------------------------------------------
@@ -400,6 +409,70 @@ class ProxyEstimator(AccuracyEstimator):
         return math.log(score) if score > 0 else float("-inf")
 
 
+# ---- the trained supernet ---------------------------------------------------------------------------
+class SupernetEstimator(AccuracyEstimator):
+    """Top-1 (%) of each architecture with a trained supernet's weights on the validation split of its
+    data (``nas.train.evaluate_subnet``: the subnet extracted, its BatchNorm statistics recalibrated on a
+    few training batches). The search space's architectures are scored as the same genes in the
+    checkpoint's space (its classes, and its resolution where the search's is not trained), so a search
+    can rank with a supernet trained on small images while its latency is that of the device's input.
+    Results are cached by architecture id; the checkpoint and data are loaded on first use (and not
+    pickled), so Ray workers each load them once.
+    """
+
+    name = "supernet"
+
+    def __init__(self, checkpoint: str | Path, space: Space, *, data: str | None = None, seed: int = 0,
+                 calib_batches: int | None = None, limit: int | None = None, batch_size: int = 256):
+        from .train import load_checkpoint
+
+        self.path, self.space, self.data_source, self.seed = str(checkpoint), space, data, seed
+        self.limit, self.batch_size = limit, batch_size
+        ckpt = load_checkpoint(self.path)  # fails fast, one line, on a bad file
+        if ckpt.kind != "supernet":
+            raise BadInput(f"{self.path} holds one trained architecture, not a supernet (nas train without --arch)")
+        for arch in (space.smallest(), space.largest()):
+            try:
+                ckpt.adapt(arch)
+            except SpaceError as exc:
+                raise BadInput(f"{self.path}: the supernet's space {ckpt.space.name!r} cannot run architectures of "
+                               f"{space.name!r} ({str(exc).splitlines()[0]})") from None
+        self.calib_batches = calib_batches if calib_batches is not None else int(ckpt.settings.get("calib_batches", 8))
+        self._cache: dict[str, float] = {}
+        self._loaded: tuple[Any, Any, Any] | None = None
+        self._reference: tuple[float, float] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_loaded": None}
+
+    def _load(self) -> tuple[Any, Any, Any]:
+        if self._loaded is None:
+            from .train import load_checkpoint
+
+            ckpt = load_checkpoint(self.path)
+            self._loaded = (ckpt, ckpt.model(), ckpt.data(self.data_source))
+        return self._loaded
+
+    def estimate(self, archs: Sequence[Arch]) -> list[float]:
+        from .train import evaluate_subnet
+
+        out = []
+        for arch in archs:
+            if arch.id not in self._cache:
+                ckpt, net, data = self._load()
+                self._cache[arch.id] = float(evaluate_subnet(net, ckpt.adapt(arch), data, batch_size=self.batch_size,
+                                                             calib_batches=self.calib_batches, limit=self.limit,
+                                                             seed=self.seed))
+            out.append(self._cache[arch.id])
+        return out
+
+    def reference(self) -> tuple[float, float]:
+        if self._reference is None:
+            worst, best = self.estimate([self.space.smallest(), self.space.largest()])
+            self._reference = (worst, best - worst if best > worst else 1.0)
+        return self._reference
+
+
 # ---- the predictor ----------------------------------------------------------------------------------
 class PredictorEstimator(AccuracyEstimator):
     """A regressor of (architecture -> measured accuracy), refitted as measurements come in, that lets
@@ -484,5 +557,6 @@ class PredictorEstimator(AccuracyEstimator):
         return self.base.reference()
 
 
-__all__ = ["AccuracyEstimator", "ProxyEstimator", "PredictorEstimator", "make_estimator", "PROXIES", "DEFAULT_PROXY", "KINDS",
+__all__ = ["AccuracyEstimator", "ProxyEstimator", "SupernetEstimator", "PredictorEstimator",
+           "make_estimator", "PROXIES", "DEFAULT_PROXY", "KINDS",
            "naswot_kernel", "naswot_score", "synflow", "proxy_resolution"]

@@ -271,7 +271,7 @@ def cmd_lut_import(args: argparse.Namespace) -> int:
 # ---- nas export ----------------------------------------------------------------------------------
 def cmd_export(args: argparse.Namespace) -> int:
     from .archref import resolve
-    from .export import check_request, export, load_supernet_weights
+    from .export import check_request, export, trained_model
 
     options = {"state_dict": args.state_dict, "precision": args.precision, "target": args.target,
                "dynamic_batch": args.dynamic_batch}
@@ -279,7 +279,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     arch, entry = resolve(args.arch, args.space or DEFAULT_SPACE, pick=args.pick)
     model, weights = None, None
     if args.supernet:
-        model = load_supernet_weights(args.supernet, args.space or arch.search_space).extract(arch)
+        arch, model = trained_model(arch, args.supernet, args.space)
         weights = f"supernet checkpoint {args.supernet}"
     info = export(arch, args.format, args.out, model=model, entry=entry, weights=weights,
                   progress=not args.quiet and sys.stderr.isatty(), **options)
@@ -292,6 +292,66 @@ def cmd_export(args: argparse.Namespace) -> int:
         extra.append(f"{info['precision']}, {info['target']}")
     _report(args, info, f"wrote {info['path']} ({info['format']}, {_si(info['bytes'], 'B')}, {info['params']:,} parameters"
                         f"{''.join('; ' + e for e in extra)}) in {info['seconds']:.1f} s")
+    return 0
+
+
+# ---- nas train -----------------------------------------------------------------------------------
+TRAIN_OPTIONS = ("data", "space", "resolution", "epochs", "max_steps", "batch_size", "lr", "seed", "supernet", "workers",
+                 "drop_path", "save_every", "device")
+
+
+@contextlib.contextmanager
+def _train_progress(args: argparse.Namespace):
+    """(progress, log) callbacks for training: a tqdm bar of images with loss, learning rate and img/s
+    on stderr (a terminal, or --progress), and one line per epoch; both None with -q."""
+    if args.quiet:
+        yield None, None
+        return
+    if not (sys.stderr.isatty() or args.progress):
+        yield None, lambda line: print(line, file=sys.stderr, flush=True)
+        return
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def progress(what: str, done: int, total: int, info: dict[str, Any]) -> None:
+        bar = bars.get("bar")
+        if bars.get("what") != what:
+            if bar is not None:
+                bar.close()
+            bar = bars["bar"] = tqdm(total=total, initial=done, desc=what, unit="img", unit_scale=True, file=sys.stderr,
+                                     dynamic_ncols=True, smoothing=0.1)
+            bars["what"] = what
+        else:
+            bar.update(done - bar.n)
+        bar.set_postfix(loss=f"{info['loss']:.3f}", lr=f"{info['lr']:.2e}", refresh=False)
+
+    try:
+        yield progress, lambda line: tqdm.write(line, file=sys.stderr)
+    finally:
+        if bars.get("bar") is not None:
+            bars["bar"].close()
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    options = {key: getattr(args, key) for key in TRAIN_OPTIONS}
+    if args.arch is not None:
+        from .archref import resolve_arch
+
+        options["arch"] = resolve_arch(args.arch, args.space or DEFAULT_SPACE).to_dict()
+    with _train_progress(args) as (progress, log):
+        result = train(options, args.out, resume=args.resume, progress=progress, log=log)
+    if result is None:  # not rank 0 of a torchrun job
+        return 0
+    what = "supernet" if result["kind"] == "supernet" else "architecture"
+    val = ", ".join(f"{k} {v:.2f}%" for k, v in result["val_top1"].items()) or "none yet"
+    state = (f"{result['epochs']} epoch(s)" if result["complete"] else
+             f"stopped in epoch {result['epochs'] + 1} (continue with --resume)")
+    _report(args, result, f"trained the {what} of {result['space']} on {result['data']}: {state}, {result['steps']} steps, "
+                          f"{result['seconds']:.0f} s, {result['images_per_s']:.0f} img/s; validation top-1: {val}; "
+                          f"wrote {result['checkpoint']}")
     return 0
 
 
@@ -342,7 +402,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         "space": args.space, "budget": Budget.parse(args.budget) if args.budget else None, "device": args.device,
         "strategy": args.strategy, "sampler": args.sampler, "accuracy": args.accuracy, "proxy": args.proxy,
         "objectives": parse_objectives(args.objectives) if args.objectives else None, "seed": args.seed,
-        "population": args.population, "storage": args.storage, "study": args.study,
+        "population": args.population, "storage": args.storage, "study": args.study, "supernet": args.supernet,
+        "data": args.data,
     }
     alpha, unit = parse_mes_options(args.mes_alpha, args.mes_unit)
     given.update(mes_alpha=alpha or None, mes_unit=unit or None)
@@ -360,10 +421,8 @@ def cmd_search(args: argparse.Namespace) -> int:
             args.trials = stored.get("trials")
     elif given["budget"] is None:
         raise BadInput("--budget is required, e.g. --budget params=3M latency=1ms")
-    if args.accuracy != "proxy" or args.supernet or args.data:
-        from .accuracy import make_estimator
-
-        make_estimator(args.accuracy, None)  # the supernet and predictor estimators come with `nas train`
+    if (given.get("accuracy") or "proxy") == "proxy" and (given.get("supernet") or given.get("data")):
+        raise BadInput("--supernet and --data are for --accuracy supernet or predictor, not the proxy")
     update, bar = _search_progress(args)
     try:
         result = search(trials=args.trials, out=args.out or _default_run_dir(), resume=args.resume, ray=args.ray,
@@ -389,22 +448,62 @@ def _default_run_dir() -> str:
 
 
 def cmd_pareto(args: argparse.Namespace) -> int:
-    from .search import run_result
+    from .search import compare_runs, run_result
 
+    plot = None
+    if args.plot:
+        from .plots import check_plot_path
+
+        plot = check_plot_path(args.plot)  # before reading any run
+    elif args.x or args.y:
+        raise BadInput("--x and --y choose the axes of a plot: add --plot FILE.png or --plot FILE.html")
+    x, y = args.x or "latency", args.y or "accuracy"
+    if x == y:
+        raise BadInput(f"--x and --y are both {x!r}: choose two different metrics")
     results = [run_result(run) for run in args.runs]
+    comparison = compare_runs(results) if len(results) > 1 else None
+    notes = []
+    if plot is not None:
+        from .plots import plot_fronts
+
+        notes = plot_fronts(results, plot, x=x, y=y)
     if args.json:
-        _print_json(results[0].to_dict() if len(results) == 1 else [r.to_dict() for r in results])
+        if comparison is None:
+            _print_json(results[0].to_dict())
+        else:
+            _print_json({"runs": [r.to_dict() for r in results], **comparison})
+        for note in notes:
+            print(f"nas: note: {note}", file=sys.stderr)
         return 0
     for i, result in enumerate(results):
         if i:
             print()
         _print_front(result)
+    if comparison is not None:
+        _print_comparison(results, comparison)
+    if plot is not None:
+        print(f"plot: {plot}")
+    for note in notes:
+        print(f"note: {note}")
     return 0
+
+
+def _print_comparison(results: list[Any], comparison: dict[str, Any]) -> None:
+    """The runs side by side, with each front's hypervolume at its own and at the common reference point."""
+    shown = {"accuracy": lambda v: f"accuracy {v:.4g}", "latency_ms": lambda v: f"latency {v:.4g} ms",
+             "params": lambda v: f"params {_si(v)}", "macs": lambda v: f"MACs {_si(v)}", "mes": lambda v: f"MES {v:.4g}"}
+    reference = ", ".join(shown[k](v) for k, v in comparison["common_reference"].items())
+    print()
+    print(f"hypervolume at the common reference point (the worst of the runs' references: {reference})")
+    rows = [[r.run or "-", r.strategy, str(r.evaluated), str(len(r.pareto)), f"{r.hypervolume:.4f}", f"{hv:.4f}"]
+            for r, hv in zip(results, comparison["hypervolumes"])]
+    print(_table(rows, ["run", "strategy", "evaluated", "front", "hypervolume (own)", "hypervolume (common)"]))
 
 
 # ---- parser --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     from .export import FORMATS
+    from .pareto import OBJECTIVES as AXES
 
     parser = _Parser(prog="nas", description="Hardware-aware neural architecture search for mobile vision transformers.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
@@ -500,6 +599,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_export)
 
+    p = sub.add_parser("train", help="train the supernet (sandwich rule, in-place distillation) or one architecture")
+    p.add_argument("--data", required=True, metavar="SRC", help="fashion-mnist[:DIR], synthetic[:train=N,val=N,classes=N,"
+                   "size=N], or an ImageFolder directory (DIR/train/CLASS/*.png and DIR/val/..., or DIR/CLASS/*)")
+    p.add_argument("--out", required=True, metavar="CKPT", help="checkpoint to write (atomically, every epoch and "
+                   "every --save-every steps)")
+    p.add_argument("--space", default=None, help=f"search space (default: {DEFAULT_SPACE}; efficientformerv2-tiny for "
+                   "fashion-mnist and synthetic; the architecture's with --arch)")
+    p.add_argument("--resolution", type=int, default=None, help="input resolution, a multiple of 32 (default: the "
+                   "space's; 32 for fashion-mnist and synthetic)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs of the cosine schedule (default: 1)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in all (continue with --resume)")
+    p.add_argument("--batch-size", type=int, default=None, help="global batch over all processes (default: 128)")
+    p.add_argument("--lr", type=float, default=None, help="peak AdamW learning rate (default: 1e-3)")
+    p.add_argument("--drop-path", type=float, default=None, help="stochastic depth rate of the last block (default: 0)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: 0); same seed, same weights")
+    p.add_argument("--save-every", type=int, default=None, help="also save every N steps within an epoch (default: 200)")
+    p.add_argument("--resume", action="store_true", help="continue the checkpoint --out exactly where it stopped "
+                   "(a new run when it does not exist yet)")
+    p.add_argument("--arch", metavar="ARCH", default=None, help="train this architecture alone (a preset, an architecture "
+                   "file or RUN_DIR#N) instead of the supernet")
+    p.add_argument("--supernet", metavar="CKPT", default=None, help="start from this trained supernet's weights")
+    p.add_argument("--workers", type=int, default=None, help="DataLoader processes decoding image files (default: 1; "
+                   "in-memory data sets use none)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="(default: cuda when available)")
+    p.add_argument("--progress", action="store_true", help="draw the progress bar even when stderr is not a terminal")
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress output")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("search", help="search for the Pareto-optimal architectures under a budget")
     p.add_argument("--budget", nargs="+", metavar="K=V", help="params=3M latency=1ms macs=400M mes=50 (AND of all)")
     p.add_argument("--space", default=None, help=f"search space (default: {DEFAULT_SPACE})")
@@ -509,7 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Optuna sampler for --strategy optuna (default: nsga2)")
     p.add_argument("--trials", type=int, default=None, help="evaluations in total, over resumes (default: 500; "
                    "actions: until the budget holds)")
-    p.add_argument("--accuracy", default="proxy", choices=["proxy", "supernet", "predictor"],
+    p.add_argument("--accuracy", default=None, choices=["proxy", "supernet", "predictor"],
                    help="accuracy estimator (default: proxy, training-free)")
     p.add_argument("--proxy", default=None, help="which training-free proxy (see nas.accuracy.PROXIES)")
     p.add_argument("--supernet", default=None, metavar="CKPT", help="trained supernet checkpoint (--accuracy supernet)")
@@ -531,9 +659,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("pareto", help="show the Pareto front of a finished or running search")
-    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories")
-    p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
+    p = sub.add_parser("pareto", help="show the Pareto front of a finished or running search; compare and plot runs")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (several: their fronts compared, with "
+                   "hypervolumes at a common reference point)")
+    p.add_argument("--plot", metavar="FILE", help="also draw the front(s): FILE.png (an image) or FILE.html (interactive, "
+                   "the architecture on hover)")
+    p.add_argument("--x", choices=tuple(AXES), default=None, help="metric on the plot's x axis (default: latency)")
+    p.add_argument("--y", choices=tuple(AXES), default=None, help="metric on the plot's y axis (default: accuracy)")
+    p.add_argument("--json", action="store_true", help="machine-readable output on stdout (several runs: "
+                   '{"runs": [...], "common_reference": {...}, "hypervolumes": [...]})')
     p.set_defaults(func=cmd_pareto)
     return parser
 

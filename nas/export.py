@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from search_spaces import Arch, Space
+from search_spaces import Arch, Space, SpaceError
 
 from .errors import BadInput, NasError
 
@@ -73,6 +73,36 @@ def load_supernet_weights(ckpt: str | Path, space: Space | str) -> Any:
                        f"{'; '.join(p for p in problems if p)} (trained on another space? see --space)")
     net.load_state_dict(state)
     return net.eval()
+
+
+def trained_model(arch: Arch, ckpt: str | Path, space: Space | str | None = None) -> tuple[Arch, Any]:
+    """`arch` with trained weights: from a ``nas train`` checkpoint (a supernet's subnet, the same genes in
+    the checkpoint's space, i.e. its classes and resolution; or the one architecture it trained), else
+    from a bare supernet state_dict of `space` (default: `arch`'s). Returns the architecture the weights
+    fit and the standalone module."""
+    import torch
+
+    from .train import FORMAT, load_checkpoint
+
+    try:
+        head = torch.load(Path(ckpt), map_location="cpu", weights_only=True, mmap=True)
+        is_training_checkpoint = isinstance(head, Mapping) and head.get("format") == FORMAT
+    except Exception:  # noqa: BLE001 - not a weights-only file: load_supernet_weights explains
+        is_training_checkpoint = False
+    if not is_training_checkpoint:
+        return arch, load_supernet_weights(ckpt, space or arch.search_space).extract(arch)
+    checkpoint = load_checkpoint(ckpt)
+    try:
+        adapted = checkpoint.adapt(arch)
+    except SpaceError as exc:
+        raise BadInput(f"--supernet {ckpt}: trained on {checkpoint.space.name!r}, which cannot run this architecture "
+                       f"({str(exc).splitlines()[0]})") from None
+    if checkpoint.kind == "supernet":
+        return adapted, checkpoint.model().extract(adapted)
+    if checkpoint.arch is None or checkpoint.adapt(checkpoint.arch).id != adapted.id:
+        raise BadInput(f"--supernet {ckpt}: holds one trained architecture ({checkpoint.arch.id if checkpoint.arch else '?'}), "
+                       f"not {arch.id}")
+    return checkpoint.arch, checkpoint.model()
 
 
 def metadata(arch: Arch, entry: Mapping[str, Any] | None = None, weights: str = RANDOM_WEIGHTS) -> dict[str, str]:

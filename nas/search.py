@@ -23,7 +23,7 @@ from search_spaces import Space
 
 from .budget import Budget, check_feasible
 from .errors import BadInput
-from .pareto import DEFAULT_OBJECTIVES, Normaliser, hypervolume, pareto_mask, parse_objectives
+from .pareto import DEFAULT_OBJECTIVES, Normaliser, common_normaliser, hypervolume, pareto_mask, parse_objectives
 from .runs import (
     PARETO_FILE,
     RUN_FILE,
@@ -60,6 +60,10 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)
     #: every evaluated entry in trial order (with ``arch`` as an Arch); not part of the JSON
     history: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    #: how the run normalises objectives for its hypervolume, and the settings it was started with
+    #: (its estimator, table, MES options), so fronts can be compared and plotted; not part of the JSON
+    normaliser: Normaliser | None = field(default=None, repr=False)
+    settings: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"run": self.run, "space": self.space, "device": self.device, "device_provenance": self.device_provenance,
@@ -227,6 +231,7 @@ def _budget(budget: Budget | Mapping[str, float] | str | Sequence[str] | None) -
 def search(space: Space | str = "efficientformerv2", budget: Budget | Mapping[str, float] | str | None = None,
            device: str | None = None, *, lut: Any = None, trials: int | None = None, seed: int = 0,
            strategy: str = "evolution", sampler: str = "nsga2", accuracy: str = "proxy", proxy: str | None = None,
+           supernet: str | None = None, data: str | None = None,
            estimator: Any = None, objectives: str | Sequence[str] = DEFAULT_OBJECTIVES,
            mes_alpha: dict[str, float] | None = None, mes_unit: dict[str, float] | None = None,
            out: str | Path | None = None, storage: str | None = None, study: str | None = None, resume: bool = False,
@@ -258,7 +263,7 @@ def search(space: Space | str = "efficientformerv2", budget: Budget | Mapping[st
     check_feasible(budget, space, lut, mes_alpha, mes_unit)
     made_here = estimator is None
     if made_here:
-        estimator = _estimator_from_ref(accuracy, space.ref, proxy, seed)
+        estimator = _estimator_from_ref(accuracy, space.ref, proxy, seed, supernet, data)
     problem = Problem(space, lut, budget, estimator, objectives, mes_alpha, mes_unit)
 
     run_dir = Path(out) if out is not None else None
@@ -277,6 +282,7 @@ def search(space: Space | str = "efficientformerv2", budget: Budget | Mapping[st
         "space": space.ref, "device": lut.device, "device_provenance": lut.provenance, "lut": str(lut.path or ""),
         "budget": budget.to_dict(), "objectives": list(objectives), "strategy": strategy, "sampler": sampler,
         "trials": trials, "seed": seed, "accuracy": accuracy, "proxy": proxy, "accuracy_source": problem.accuracy_source,
+        "supernet": str(supernet) if supernet else None, "data": data,
         "mes_alpha": dict(mes_alpha or {}), "mes_unit": dict(mes_unit or {}), "population": population,
         "reference": problem.normaliser.to_dict(), "accuracy_scale": problem.normaliser.accuracy_scale,
         "storage": storage, "storage_url": url or "memory", "study": study_name,
@@ -303,7 +309,7 @@ def search(space: Space | str = "efficientformerv2", budget: Budget | Mapping[st
     if ray:
         from .ray_search import RayExecutor
 
-        factory = (functools.partial(_estimator_from_ref, accuracy, space.ref, proxy, seed) if made_here
+        factory = (functools.partial(_estimator_from_ref, accuracy, space.ref, proxy, seed, supernet, data) if made_here
                    else functools.partial(_same, estimator))
         executor = RayExecutor(factory, address=None if ray is True else str(ray))
     ctx = SearchContext(problem, store, trials, seed, salt=salt, shared=shared, progress=progress, executor=executor)
@@ -322,10 +328,12 @@ def search(space: Space | str = "efficientformerv2", budget: Budget | Mapping[st
     return result
 
 
-def _estimator_from_ref(accuracy: str, space_ref: str, proxy: str | None, seed: int) -> Any:
+def _estimator_from_ref(accuracy: str, space_ref: str, proxy: str | None, seed: int, supernet: str | None = None,
+                        data: str | None = None) -> Any:
     from .accuracy import make_estimator
 
-    return make_estimator(accuracy, search_spaces.load(space_ref), proxy=proxy, seed=seed)
+    options = {"supernet": supernet, "data": data} if accuracy != "proxy" else {}
+    return make_estimator(accuracy, search_spaces.load(space_ref), proxy=proxy, seed=seed, **options)
 
 
 def _same(estimator: Any) -> Any:
@@ -339,7 +347,8 @@ def result_of(store: RunStore, normaliser: Normaliser, settings: Mapping[str, An
         strategy=settings["strategy"] if settings["strategy"] != "optuna" else f"optuna:{settings['sampler']}",
         budget=dict(settings["budget"]), objectives=tuple(settings["objectives"]), evaluated=store.evaluated,
         feasible=len(store.feasible), hypervolume=hv, reference=normaliser.to_dict(),
-        pareto=[public_entry(e, run) for e in entries], history=list(store.entries))
+        pareto=[public_entry(e, run) for e in entries], history=list(store.entries), normaliser=normaliser,
+        settings=dict(settings))
 
 
 def _write_run_file(run_dir: Path, settings: Mapping[str, Any], command: str | None) -> None:
@@ -396,10 +405,26 @@ def run_result(run_dir: str | Path) -> SearchResult:
     return result_of(store, normaliser, settings, str(run_dir))
 
 
+def compare_runs(results: Sequence[SearchResult]) -> dict[str, Any]:
+    """Hypervolumes of several runs' fronts against one reference point (see ``common_normaliser``), so
+    that runs with different budgets still compare: ``{"common_reference": raw values by metric key,
+    "hypervolumes": [one per run, in order]}``. Runs over different objectives are a BadInput."""
+    names = [r.run or "(in memory)" for r in results]
+    if len({r.objectives for r in results}) > 1:
+        raise BadInput("runs with different objectives cannot share a hypervolume reference: "
+                       + ", ".join(f"{n} ({','.join(r.objectives)})" for n, r in zip(names, results)))
+    normalisers = [r.normaliser for r in results]
+    if any(n is None for n in normalisers):
+        raise ValueError("compare_runs() needs results from search() or run_result() (they carry their normaliser)")
+    common = common_normaliser(normalisers)
+    return {"common_reference": common.to_dict(),
+            "hypervolumes": [hypervolume(common.costs(r.pareto)) for r in results]}
+
+
 def _reference_keys(objectives: Sequence[str]) -> list[tuple[str, str]]:
     from .pareto import OBJECTIVES
 
     return [(name, OBJECTIVES[name][0]) for name in objectives]
 
 
-__all__ = ["search", "SearchResult", "front", "run_result", "load_run", "load_run_settings"]
+__all__ = ["search", "SearchResult", "front", "run_result", "compare_runs", "load_run", "load_run_settings"]

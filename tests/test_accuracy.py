@@ -231,8 +231,8 @@ def test_make_estimator_names_and_defaults():
 @pytest.mark.parametrize(("kind", "proxy", "words"), [
     ("proxy", "grad_norm", ["'grad_norm'", "naswot", "synflow", "params"]),
     ("oracle", None, ["'oracle'", "proxy", "supernet", "predictor"]),
-    ("supernet", None, ["'supernet'", "nas train", "--accuracy proxy"]),
-    ("predictor", None, ["'predictor'", "not available yet"]),
+    ("supernet", None, ["--accuracy supernet", "--supernet CKPT", "nas train"]),
+    ("predictor", None, ["--accuracy predictor", "--supernet CKPT", "nas train"]),
 ])
 def test_bad_names_are_one_line_bad_input(kind, proxy, words):
     with pytest.raises(BadInput) as info:
