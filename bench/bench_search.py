@@ -15,7 +15,6 @@ storage; one SQLite run of evolution shows what storage adds).
 from __future__ import annotations
 
 import argparse
-import itertools
 import statistics
 import tempfile
 import time
@@ -29,31 +28,10 @@ from nas.budget import Budget
 from nas.pareto import hypervolume, pareto_mask
 from nas.problem import Problem
 from nas.search import front, search
-from nas.testing import SyntheticAccuracy
+from nas.testing import SyntheticAccuracy, enumerate_codes
 
 STRATEGIES = {"evolution": ("evolution", "nsga2"), "nsga2": ("optuna", "nsga2"), "tpe": ("optuna", "tpe"),
               "random": ("optuna", "random")}
-
-
-def enumerate_codes(space: search_spaces.Space) -> np.ndarray:
-    """Every architecture of the space, encoded (unused block genes 0), one row each."""
-    per_stage = []
-    for st in space.stages:
-        rows = []
-        for d_i, depth in enumerate(st.depths):
-            blocks = list(itertools.product(range(len(st.ratios)), range(len(st.mixers))))
-            for w_i in range(len(st.widths)):
-                for combo in itertools.product(blocks, repeat=depth):
-                    genes = [d_i, w_i]
-                    for b in range(max(st.depths)):
-                        genes += list(combo[b]) if b < depth else [0, 0]
-                    rows.append(genes)
-        per_stage.append(np.array(rows, dtype=np.int64))
-    out = np.zeros((1, 0), dtype=np.int64)
-    for rows in per_stage:
-        out = np.concatenate([np.repeat(out, len(rows), axis=0), np.tile(rows, (len(out), 1))], axis=1)
-    return np.concatenate([np.repeat(np.arange(len(space.resolutions)), len(out))[:, None],
-                           np.tile(out, (len(space.resolutions), 1))], axis=1)
 
 
 class CountingEstimator(SyntheticAccuracy):

@@ -482,8 +482,8 @@ class PredictorEstimator(AccuracyEstimator):
     ``predict`` gives the regressor's values once `warmup` architectures are measured (None before).
     The search screens each batch with it (``nas.search.SearchContext``): candidates whose predicted
     accuracy would put them on the Pareto front are measured, the others keep the prediction and are
-    recorded with ``accuracy_source`` ``predictor``. Features: one-hot genes of the integer encoding
-    plus log parameters and log MACs; the regressor is scikit-learn's extremely randomised trees (good
+    recorded with ``accuracy_source`` ``predictor``. Features: ``nas.surrogate.Features`` (one-hot genes
+    in use, log parameters and log MACs); the regressor is scikit-learn's extremely randomised trees (good
     with a few dozen samples, no scaling needed, deterministic under a seed).
     """
 
@@ -498,7 +498,7 @@ class PredictorEstimator(AccuracyEstimator):
         self._y: list[float] = []
         self._model: Any = None
         self._fitted_on = 0
-        self._counts: Any = None
+        self._features: Any = None
 
     @property
     def measured_source(self) -> str:
@@ -510,15 +510,11 @@ class PredictorEstimator(AccuracyEstimator):
         return len(self._y)
 
     def features(self, archs: Sequence[Arch]) -> Any:
-        import numpy as np
+        if self._features is None:
+            from .surrogate import Features
 
-        if self._counts is None:
-            self._counts = (self.space.cost_tables(lambda spec: supernet.count_layer(spec).params),
-                            self.space.cost_tables(lambda spec: supernet.count_layer(spec).macs))
-        codes = np.array([self.space.encode(a) for a in archs], dtype=np.int64).reshape(len(archs), -1)
-        columns = [np.eye(len(choices))[codes[:, i]] for i, (_, choices) in enumerate(self.space.genes())]
-        params, macs = (np.log(t.total(codes)[0]) for t in self._counts)
-        return np.concatenate(columns + [params[:, None], macs[:, None]], axis=1)
+            self._features = Features(self.space)
+        return self._features(self._features.codes(archs))
 
     def observe(self, archs: Sequence[Arch], values: Sequence[float]) -> None:
         """Learn from measured accuracies (also those of a resumed run's earlier trials)."""

@@ -48,14 +48,30 @@ class Evolution:
     that understand the architecture: crossover of whole stages and blocks, mutation that adds or drops
     blocks and moves widths and ratios to neighbouring choices and swaps mixers, and a repair step that
     shrinks an over-budget child with the space's shrinking actions, so every evaluated architecture is
-    within budget."""
+    within budget.
+
+    Only accuracy is expensive: every other objective of any candidate is known exactly before it is
+    evaluated. So once two generations are in, most of each generation (`model_share`) is chosen from a
+    large pool of candidates near the front (every one-gene neighbour of its members, and
+    `pool_children` crossover children per member) by expected hypervolume improvement under an
+    accuracy surrogate refitted on all trials so far (``nas.surrogate``). The rest comes from Pareto
+    local search (`local_share` of it) and from tournament selection, crossover and mutation, which
+    keep exploring where the surrogate is unsure."""
 
     name = "evolution"
 
     def __init__(self, population: int = 50, crossover_prob: float = 0.9, mutation_prob: float = 0.1,
-                 max_tries: int = 30, local_share: float = 0.8, screen_share: float = 0.5):
+                 max_tries: int = 30, local_share: float = 0.8, screen_share: float = 0.5, model_share: float = 0.8,
+                 model_warmup: int | None = None, pool_children: int = 6, quantiles: int = 9):
         self.population, self.crossover_prob, self.mutation_prob, self.max_tries = (
             population, crossover_prob, mutation_prob, max_tries)
+        self.model_share, self.pool_children = model_share, pool_children  # see the class docstring
+        # feasible trials before the surrogate is trusted (default: two generations)
+        self.model_warmup = 2 * population if model_warmup is None else model_warmup
+        self.quantiles = quantiles
+        self._cheap_cache: dict[str, dict[str, Any]] = {}  # cheap metrics of pool candidates, by arch id
+        self._neighbours: dict[str, list[Any]] = {}  # one-gene neighbours of front members, by arch id
+        self._surrogate: Any = None  # refitted every generation; holds the memo of encodings
         self.local_share = local_share  # share of each generation from Pareto local search
         self.screen_share = screen_share  # share of local-search picks screened on cheap objectives (the rest random)
 
@@ -112,9 +128,13 @@ class Evolution:
                 return parents[a]
             return parents[b]
 
-        n_local = int(round(self.local_share * size))
+        n_model = int(round(self.model_share * size)) if len(feasible) >= self.model_warmup else 0
+        if n_model and "accuracy" in problem.objectives:
+            out.extend(self.model_guided(ctx, feasible, costs, n_model, seen, rng))
+            ids.update(m["arch_id"] for m in out)
+        n_local = int(round(self.local_share * (size - len(out))))
         if n_local:
-            out.extend(self.local_search(ctx, feasible, costs, n_local, seen, rng))
+            out.extend(self.local_search(ctx, feasible, costs, n_local, seen | ids, rng))
             ids.update(m["arch_id"] for m in out)
         tries = 0
         while len(out) < size and tries < self.max_tries * size:
@@ -124,6 +144,49 @@ class Evolution:
                 child = space.crossover(child, tournament(), rng)
             accept(space.mutate(child, rng, prob=self.mutation_prob))
         return out
+
+    def model_guided(self, ctx: SearchContext, feasible: list[dict[str, Any]], costs: np.ndarray, n: int, seen: set[str],
+                     rng: np.random.Generator) -> list[dict[str, Any]]:
+        """Up to `n` unseen feasible candidates chosen by expected hypervolume improvement under an
+        accuracy surrogate fitted on every feasible trial so far (the cheap objectives are exact).
+
+        The pool: every one-gene neighbour of the front's members, and `pool_children` children per
+        member (crossover of two members, then mutation); those over budget are left out. The
+        surrogate's leave-one-out error is the spread of each prediction."""
+        from .surrogate import RidgeSurrogate, expected_improvement_batch
+
+        problem, space = ctx.problem, ctx.problem.space
+        a = problem.objectives.index("accuracy")
+        members = [feasible[i] for i in np.flatnonzero(pareto_mask(costs))]
+        pool: dict[str, Any] = {}
+        for m in members:
+            if m["arch_id"] not in self._neighbours:
+                self._neighbours[m["arch_id"]] = space.neighbours(m["arch"])
+            for arch in self._neighbours[m["arch_id"]]:
+                if arch.id not in seen:
+                    pool.setdefault(arch.id, arch)
+        for _ in range(self.pool_children * len(members)):
+            x, y = rng.integers(len(members), size=2)
+            child = space.mutate(space.crossover(members[x]["arch"], members[y]["arch"], rng), rng, prob=self.mutation_prob)
+            if child.id not in seen:
+                pool.setdefault(child.id, child)
+        cache = self._cheap_cache
+        new = [arch for i, arch in pool.items() if i not in cache]
+        cache.update((m["arch_id"], m) for m in problem.cheap(new))
+        metrics = [cache[i] for i in pool if cache[i]["feasible"]]
+        if not metrics:
+            return []
+        if self._surrogate is None:
+            self._surrogate = RidgeSurrogate(space)
+        surrogate = self._surrogate
+        codes = surrogate.features.codes([e["arch"] for e in feasible])
+        surrogate.fit(codes, [e["accuracy"] for e in feasible])
+        predicted = surrogate.predict(surrogate.features.codes([m["arch"] for m in metrics]))
+        cand = problem.costs([{**m, "accuracy": float(p)} for m, p in zip(metrics, predicted)])
+        spread = np.full(len(metrics), surrogate.sigma / problem.normaliser.accuracy_scale)
+        front_costs = costs[pareto_mask(costs)]
+        picks = expected_improvement_batch(front_costs, cand, spread, a, n, self.quantiles)
+        return [metrics[i] for i in picks]
 
     def local_search(self, ctx: SearchContext, feasible: list[dict[str, Any]], costs: np.ndarray, n: int, seen: set[str],
                      rng: np.random.Generator) -> list[dict[str, Any]]:

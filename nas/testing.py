@@ -10,6 +10,7 @@ estimate. It is vectorised over encoded architectures for exhaustive scoring.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
@@ -64,3 +65,25 @@ class SyntheticAccuracy:
         """(worst, scale) for hypervolume: the smallest architecture's score, and the span up to the largest's."""
         worst, best = self.scores(np.array([self.space.encode(self.space.smallest()), self.space.encode(self.space.largest())]))
         return float(worst), float(max(best - worst, 1e-9))
+
+
+def enumerate_codes(space: Space) -> np.ndarray:
+    """Every architecture of an enumerable space, encoded (unused block genes 0), one row each: the
+    ground truth of exhaustive fronts in tests and benchmarks."""
+    per_stage = []
+    for st in space.stages:
+        rows = []
+        for d_i, depth in enumerate(st.depths):
+            blocks = list(itertools.product(range(len(st.ratios)), range(len(st.mixers))))
+            for w_i in range(len(st.widths)):
+                for combo in itertools.product(blocks, repeat=depth):
+                    genes = [d_i, w_i]
+                    for b in range(max(st.depths)):
+                        genes += list(combo[b]) if b < depth else [0, 0]
+                    rows.append(genes)
+        per_stage.append(np.array(rows, dtype=np.int64))
+    out = np.zeros((1, 0), dtype=np.int64)
+    for rows in per_stage:
+        out = np.concatenate([np.repeat(out, len(rows), axis=0), np.tile(rows, (len(out), 1))], axis=1)
+    return np.concatenate([np.repeat(np.arange(len(space.resolutions)), len(out))[:, None],
+                           np.tile(out, (len(space.resolutions), 1))], axis=1)

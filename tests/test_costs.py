@@ -3,7 +3,6 @@ dynamic-programming minimum equals the exhaustive minimum of an enumerable space
 
 from __future__ import annotations
 
-import itertools
 import random
 
 import numpy as np
@@ -12,37 +11,16 @@ import pytest
 import latency_lut
 import search_spaces
 import supernet
+from nas.testing import enumerate_codes
 
 TINY = search_spaces.load("efficientformerv2-tiny")
 DEFAULT = search_spaces.load("efficientformerv2")
 
 
-def every_code(space):
-    """Every gene vector whose unused block genes are 0 (one per architecture)."""
-    genes = space.genes()
-    rows = []
-    for res in range(len(space.resolutions)):
-        per_stage = []
-        for st in space.stages:
-            options = []
-            for d, depth in enumerate(st.depths):
-                for w in range(len(st.widths)):
-                    block_choices = list(itertools.product(range(len(st.ratios)), range(len(st.mixers))))
-                    for combo in itertools.product(block_choices, repeat=depth):
-                        genes_s = [d, w] + [g for pair in combo for g in pair] + [0, 0] * (max(st.depths) - depth)
-                        options.append(genes_s)
-            per_stage.append(options)
-        for parts in itertools.product(*per_stage):
-            rows.append([res] + [g for part in parts for g in part])
-    codes = np.array(rows, dtype=np.int64)
-    assert codes.shape[1] == len(genes)
-    return codes
-
-
 @pytest.fixture(scope="module")
 def tiny_codes():
-    codes = every_code(TINY)
-    assert len(codes) == TINY.size() == 276_480
+    codes = enumerate_codes(TINY)
+    assert len(codes) == TINY.size() == 276_480 == len(np.unique(codes, axis=0))
     return codes
 
 

@@ -1,0 +1,194 @@
+"""Accuracy surrogates over a space's integer encoding, shared by the predictor estimator and evolution.
+
+Both learn (architecture -> measured accuracy) from the trials so far. They see an architecture as the
+same features: one column per (gene, choice) of the genes in use (a block's genes past its stage's
+depth are zero, so a missing block contributes nothing), plus log parameters and log MACs from the
+space's cost tables, the two quantities accuracy follows most closely.
+
+:class:`RidgeSurrogate` is the evolution's model: ridge regression on those features and on the
+squares and product of the two logs (accuracy saturates with capacity), with its penalty chosen by
+leave-one-out error, which also gives the predictive spread used for expected hypervolume
+improvement. Deterministic: the same trials give the same model, so a resumed search proposes what
+the uninterrupted one did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from search_spaces import Arch, Space
+
+
+class Features:
+    """The feature matrix of encoded architectures of one space (see the module docstring)."""
+
+    def __init__(self, space: Space):
+        import supernet
+
+        self.space = space
+        genes = space.genes()
+        self._params = space.cost_tables(lambda spec: supernet.count_layer(spec).params)
+        self._macs = space.cost_tables(lambda spec: supernet.count_layer(spec).macs)
+        self._sizes = [len(choices) for _, choices in genes]
+        self._memo: dict[str, list[int]] = {}
+        depth_col = {name.split(".")[0]: i for i, (name, _) in enumerate(genes) if name.endswith(".depth")}
+        # for each block gene: (its stage's depth column, the depth choices, the block index)
+        self._block = {}
+        for i, (name, _) in enumerate(genes):
+            parts = name.split(".")
+            if len(parts) == 3 and parts[1].startswith("b"):
+                stage = int(parts[0][1:]) - 1
+                self._block[i] = (depth_col[parts[0]], np.array(space.stages[stage].depths), int(parts[1][1:]))
+
+    def codes(self, archs: Sequence[Arch]) -> np.ndarray:
+        """The integer encodings (memoised by architecture id: a search encodes the same ones again and again)."""
+        memo = self._memo
+        for a in archs:
+            if a.id not in memo:
+                memo[a.id] = self.space.encode(a)
+        return np.array([memo[a.id] for a in archs], dtype=np.int64).reshape(len(archs), len(self._sizes))
+
+    def log_counts(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Log parameters and log MACs of encoded architectures."""
+        return np.log(self._params.total(codes)[0]), np.log(self._macs.total(codes)[0])
+
+    def __call__(self, codes: np.ndarray) -> np.ndarray:
+        """One-hot genes in use, then log parameters and log MACs: shape (n, sum(choices) + 2)."""
+        codes = np.atleast_2d(np.asarray(codes, dtype=np.int64))
+        columns = []
+        for i, size in enumerate(self._sizes):
+            onehot = np.eye(size)[codes[:, i]]
+            if i in self._block:
+                depth_col, depths, block = self._block[i]
+                onehot *= (block < depths[codes[:, depth_col]])[:, None]
+            columns.append(onehot)
+        log_params, log_macs = self.log_counts(codes)
+        return np.concatenate(columns + [log_params[:, None], log_macs[:, None]], axis=1)
+
+
+class RidgeSurrogate:
+    """Ridge regression of accuracy on :class:`Features` plus quadratic terms of the two log counts.
+
+    ``fit`` picks the penalty from a grid by exact leave-one-out error (closed form for ridge) and
+    keeps that error's root mean square as the predictive spread ``sigma``: how far a new
+    architecture's accuracy typically lies from the prediction.
+    """
+
+    ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
+
+    def __init__(self, space: Space, features: Features | None = None):
+        self.features = features or Features(space)
+        self.sigma = float("nan")
+        self.alpha = float("nan")
+        self._coef: np.ndarray | None = None
+
+    def _design(self, codes: np.ndarray) -> np.ndarray:
+        x = self.features(codes)
+        lp, lm = x[:, -2], x[:, -1]
+        return np.concatenate([x, (lp * lp)[:, None], (lm * lm)[:, None], (lp * lm)[:, None]], axis=1)
+
+    def fit(self, codes: np.ndarray, accuracy: Sequence[float]) -> RidgeSurrogate:
+        x = self._design(codes)
+        y = np.asarray(accuracy, dtype=float)
+        self._mean, self._scale = x.mean(axis=0), x.std(axis=0)
+        self._scale[self._scale == 0] = 1.0
+        z = (x - self._mean) / self._scale
+        y_mean = y.mean()
+        # ridge through the eigenvectors of Z'Z: every penalty's fit and leave-one-out residuals at once
+        # (Z = U S V', so U = Z V / S; columns of Z are centred, so the intercept adds 1/n to each leverage)
+        eigval, v = np.linalg.eigh(z.T @ z)
+        keep = eigval > 1e-9 * max(float(eigval.max()), 1e-300)
+        s2, v = eigval[keep], v[:, keep]
+        u = (z @ v) / np.sqrt(s2)
+        uty = u.T @ (y - y_mean)
+        best = None
+        for alpha in self.ALPHAS:
+            shrink = s2 / (s2 + alpha)
+            fitted = u @ (shrink * uty) + y_mean
+            leverage = (u * u) @ shrink + 1.0 / len(y)
+            loo = (y - fitted) / np.maximum(1.0 - leverage, 1e-6)
+            rmse = float(np.sqrt(np.mean(loo * loo)))
+            if best is None or rmse < best[0]:
+                best = (rmse, alpha, v @ (np.sqrt(s2) / (s2 + alpha) * uty))
+        self.sigma, self.alpha, coef = best
+        self._coef, self._intercept = coef, y_mean
+        return self
+
+    def predict(self, codes: np.ndarray) -> np.ndarray:
+        if self._coef is None:
+            raise RuntimeError("RidgeSurrogate.predict() before fit()")
+        z = (self._design(codes) - self._mean) / self._scale
+        return z @ self._coef + self._intercept
+
+
+def expected_improvement_batch(front: np.ndarray, candidates: np.ndarray, spread: np.ndarray, column: int, k: int,
+                               quantiles: int = 5) -> list[int]:
+    """Greedily pick up to `k` candidates (rows of normalised costs, lower is better, reference 1) by
+    expected hypervolume improvement over `front`, where each candidate's cost in `column` (its
+    accuracy) is uncertain with standard deviation `spread` (the others are exact).
+
+    The expectation is a mean over fixed Gaussian quantiles. After each pick the candidate joins the
+    front at its predicted cost (the "believer" rule), so a batch spreads along the front instead of
+    piling onto one spot. Improvements only shrink as the front grows, and a candidate's improvement
+    at its most optimistic quantile bounds its expectation, so a lazy greedy computes the expectation
+    only for candidates that could still be the best. Candidates with no chance of improving the front
+    are never picked, so fewer than `k` may come back.
+    """
+    import heapq
+
+    import moocore
+    from scipy.stats import norm
+
+    candidates = np.asarray(candidates, dtype=float)
+    z = norm.ppf((np.arange(quantiles) + 0.5) / quantiles)
+    ref = np.ones(candidates.shape[1])
+    front = np.asarray(front, dtype=float).reshape(-1, candidates.shape[1])
+    points = np.vstack([front[np.all(front < ref, axis=1)], np.zeros((1, candidates.shape[1]))])  # last row: the probe
+    hv = moocore.Hypervolume(ref=ref)
+    base = hv(points[:-1]) if len(points) > 1 else 0.0
+
+    def improvement(c: np.ndarray) -> float:
+        if not np.all(c < ref):
+            return 0.0
+        if len(points) == 1:
+            return float(np.prod(ref - c))
+        points[-1] = c
+        return hv(points) - base
+
+    def shifted(i: int, q: float) -> np.ndarray:
+        c = candidates[i].copy()
+        c[column] -= q * spread[i]  # a lower cost is a higher accuracy
+        return c
+
+    def expected(i: int) -> float:
+        return sum(improvement(shifted(i, q)) for q in z) / len(z)
+
+    # a candidate dominated by the front even at its most optimistic quantile cannot gain
+    best_case = candidates.copy()
+    best_case[:, column] -= z.max() * spread
+    hopeful = np.all(best_case < ref, axis=1)
+    if len(points) > 1:
+        f = points[:-1]
+        for start in range(0, len(candidates), 1024):
+            block = best_case[start:start + 1024]
+            hopeful[start:start + 1024] &= ~np.any(np.all(f[None, :, :] <= block[:, None, :], axis=2), axis=1)
+    # (-value, candidate, picks when the value was computed exactly; -1 for the optimistic bound)
+    heap = [(-v, int(i), -1) for i in np.flatnonzero(hopeful) if (v := improvement(best_case[i])) > 0]
+    heapq.heapify(heap)
+    chosen: list[int] = []
+    while heap and len(chosen) < k:
+        neg, i, when = heapq.heappop(heap)
+        if when != len(chosen):  # a bound, not the current expectation: refresh it and look again
+            value = expected(i)
+            if value > 0:
+                heapq.heappush(heap, (-value, i, len(chosen)))
+            continue
+        chosen.append(i)
+        points = np.vstack([points[:-1], candidates[i][None, :], points[-1:]])
+        base = hv(points[:-1])
+    return chosen
+
+
+__all__ = ["Features", "RidgeSurrogate", "expected_improvement_batch"]
