@@ -62,13 +62,14 @@ class Evolution:
 
     def __init__(self, population: int = 50, crossover_prob: float = 0.9, mutation_prob: float = 0.1,
                  max_tries: int = 30, local_share: float = 0.8, screen_share: float = 0.5, model_share: float = 0.8,
-                 model_warmup: int | None = None, pool_children: int = 6, quantiles: int = 9):
+                 model_warmup: int | None = None, pool_children: int = 6, quantiles: int = 5,
+                 slack: float = 0.05):
         self.population, self.crossover_prob, self.mutation_prob, self.max_tries = (
             population, crossover_prob, mutation_prob, max_tries)
         self.model_share, self.pool_children = model_share, pool_children  # see the class docstring
         # feasible trials before the surrogate is trusted (default: two generations)
         self.model_warmup = 2 * population if model_warmup is None else model_warmup
-        self.quantiles = quantiles
+        self.quantiles, self.slack = quantiles, slack
         self._cheap_cache: dict[str, dict[str, Any]] = {}  # cheap metrics of pool candidates, by arch id
         self._neighbours: dict[str, list[Any]] = {}  # one-gene neighbours of front members, by arch id
         self._surrogate: Any = None  # refitted every generation; holds the memo of encodings
@@ -185,7 +186,7 @@ class Evolution:
         cand = problem.costs([{**m, "accuracy": float(p)} for m, p in zip(metrics, predicted)])
         spread = np.full(len(metrics), surrogate.sigma / problem.normaliser.accuracy_scale)
         front_costs = costs[pareto_mask(costs)]
-        picks = expected_improvement_batch(front_costs, cand, spread, a, n, self.quantiles)
+        picks = expected_improvement_batch(front_costs, cand, spread, a, n, self.quantiles, self.slack)
         return [metrics[i] for i in picks]
 
     def local_search(self, ctx: SearchContext, feasible: list[dict[str, Any]], costs: np.ndarray, n: int, seen: set[str],

@@ -124,7 +124,7 @@ class RidgeSurrogate:
 
 
 def expected_improvement_batch(front: np.ndarray, candidates: np.ndarray, spread: np.ndarray, column: int, k: int,
-                               quantiles: int = 5) -> list[int]:
+                               quantiles: int = 5, slack: float = 0.0) -> list[int]:
     """Greedily pick up to `k` candidates (rows of normalised costs, lower is better, reference 1) by
     expected hypervolume improvement over `front`, where each candidate's cost in `column` (its
     accuracy) is uncertain with standard deviation `spread` (the others are exact).
@@ -133,8 +133,9 @@ def expected_improvement_batch(front: np.ndarray, candidates: np.ndarray, spread
     front at its predicted cost (the "believer" rule), so a batch spreads along the front instead of
     piling onto one spot. Improvements only shrink as the front grows, and a candidate's improvement
     at its most optimistic quantile bounds its expectation, so a lazy greedy computes the expectation
-    only for candidates that could still be the best. Candidates with no chance of improving the front
-    are never picked, so fewer than `k` may come back.
+    only for candidates that could still be the best; with `slack` it takes a candidate whose refreshed
+    expectation is within that fraction of the best bound left (fewer refreshes, a near-greedy batch).
+    Candidates with no chance of improving the front are never picked, so fewer than `k` may come back.
     """
     import heapq
 
@@ -180,11 +181,13 @@ def expected_improvement_batch(front: np.ndarray, candidates: np.ndarray, spread
     chosen: list[int] = []
     while heap and len(chosen) < k:
         neg, i, when = heapq.heappop(heap)
-        if when != len(chosen):  # a bound, not the current expectation: refresh it and look again
+        if when != len(chosen):  # a bound, not the current expectation: refresh it
             value = expected(i)
-            if value > 0:
+            if value <= 0:
+                continue
+            if heap and value < (1.0 - slack) * -heap[0][0]:  # another may be better: look again
                 heapq.heappush(heap, (-value, i, len(chosen)))
-            continue
+                continue
         chosen.append(i)
         points = np.vstack([points[:-1], candidates[i][None, :], points[-1:]])
         base = hv(points[:-1])
