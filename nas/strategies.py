@@ -158,11 +158,12 @@ class Evolution:
 
         problem, space = ctx.problem, ctx.problem.space
         a = problem.objectives.index("accuracy")
-        members = [feasible[i] for i in np.flatnonzero(pareto_mask(costs))]
+        on_front = pareto_mask(costs)
+        members = [feasible[i] for i in np.flatnonzero(on_front)]
+        # the caches keep only what this generation uses: front members mostly stay from one to the next
+        self._neighbours = {m["arch_id"]: self._neighbours.get(m["arch_id"]) or space.neighbours(m["arch"]) for m in members}
         pool: dict[str, Any] = {}
         for m in members:
-            if m["arch_id"] not in self._neighbours:
-                self._neighbours[m["arch_id"]] = space.neighbours(m["arch"])
             for arch in self._neighbours[m["arch_id"]]:
                 if arch.id not in seen:
                     pool.setdefault(arch.id, arch)
@@ -171,8 +172,8 @@ class Evolution:
             child = space.mutate(space.crossover(members[x]["arch"], members[y]["arch"], rng), rng, prob=self.mutation_prob)
             if child.id not in seen:
                 pool.setdefault(child.id, child)
-        cache = self._cheap_cache
-        new = [arch for i, arch in pool.items() if i not in cache]
+        new = [arch for i, arch in pool.items() if i not in self._cheap_cache]
+        cache = self._cheap_cache = {i: self._cheap_cache[i] for i in pool if i in self._cheap_cache}
         cache.update((m["arch_id"], m) for m in problem.cheap(new))
         metrics = [cache[i] for i in pool if cache[i]["feasible"]]
         if not metrics:
@@ -185,8 +186,7 @@ class Evolution:
         predicted = surrogate.predict(surrogate.features.codes([m["arch"] for m in metrics]))
         cand = problem.costs([{**m, "accuracy": float(p)} for m, p in zip(metrics, predicted)])
         spread = np.full(len(metrics), surrogate.sigma / problem.normaliser.accuracy_scale)
-        front_costs = costs[pareto_mask(costs)]
-        picks = expected_improvement_batch(front_costs, cand, spread, a, n, self.quantiles, self.slack)
+        picks = expected_improvement_batch(costs[on_front], cand, spread, a, n, self.quantiles, self.slack)
         return [metrics[i] for i in picks]
 
     def local_search(self, ctx: SearchContext, feasible: list[dict[str, Any]], costs: np.ndarray, n: int, seen: set[str],
