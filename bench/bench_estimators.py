@@ -10,8 +10,11 @@ all) and its validation top-1 measured. Against that ground truth the script pri
 Spearman of (a) the supernet estimate (weights shared, BatchNorm recalibrated), (b) each training-free
 proxy, computed as the search computes it (the same genes in the search space at its input resolution),
 (c) the parameter count, and (d) the predictor (fitted on the supernet estimates of other random
-architectures, then asked about these). Trained checkpoints are kept in --out, so a rerun (or an
-interrupted one) trains only what is missing.
+architectures, then asked about these), each with the p-value of Kendall's test. To show how much of
+the ground truth is signal, the first --noise architectures are trained again with the next seed and
+the seed-to-seed difference of their top-1 is printed beside the spread across architectures: when the
+two are alike, no estimator can be ranked on this recipe. Trained checkpoints are kept in --out, so a
+rerun (or an interrupted one) trains only what is missing.
 """
 
 from __future__ import annotations
@@ -50,14 +53,16 @@ def pick_archs(space: search_spaces.Space, n: int, seed: int) -> list[search_spa
     return chosen[:n]
 
 
-def trained_accuracy(arch: search_spaces.Arch, ckpt_dir: Path, recipe: dict, data_source: str) -> tuple[float, float]:
-    """Validation top-1 of `arch` trained alone with `recipe` (reusing a finished checkpoint), and the
-    training time in seconds (0 when reused)."""
-    path = ckpt_dir / f"{arch.id}.pt"
+def trained_accuracy(arch: search_spaces.Arch, ckpt_dir: Path, recipe: dict, data_source: str,
+                     seed: int | None = None) -> tuple[float, float]:
+    """Validation top-1 of `arch` trained alone with `recipe` (with another `seed`: a repeat, kept as
+    ``seedN-ID.pt``; reusing a finished checkpoint), and the training time in seconds (0 when reused)."""
+    seed = recipe["seed"] if seed is None else seed
+    path = ckpt_dir / (f"{arch.id}.pt" if seed == recipe["seed"] else f"seed{seed}-{arch.id}.pt")
     seconds = 0.0
     if not path.exists():
         start = time.perf_counter()
-        train({**recipe, "data": data_source, "arch": arch.to_dict()}, path)
+        train({**recipe, "seed": seed, "data": data_source, "arch": arch.to_dict()}, path)
         seconds = time.perf_counter() - start
     ckpt = load_checkpoint(path)
     data = ckpt.data()
@@ -75,6 +80,8 @@ def main() -> None:
                         help="random architectures whose supernet estimates fit the predictor (default: 60)")
     parser.add_argument("--search-space", default=None, help="the space the search runs in (default: the supernet's base)")
     parser.add_argument("--out", default="runs/estimators", help="directory for the trained checkpoints and results")
+    parser.add_argument("--noise", type=int, default=3,
+                        help="architectures trained again with the next seed, for the noise floor (default: 3)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -97,6 +104,14 @@ def main() -> None:
         train_seconds.append(seconds)
         print(f"  [{i + 1}/{len(archs)}] {arch.id}: {supernet.count(arch).params:>9,} params, "
               f"trained top-1 {top1:.2f}%" + (f" ({seconds:.0f} s)" if seconds else " (reused)"), flush=True)
+
+    repeats = []
+    for arch, first in zip(archs[: args.noise], truth):
+        top1, seconds = trained_accuracy(arch, out, recipe, ckpt.settings["data"],
+                                         seed=args.seed + 1)
+        repeats.append({"arch_id": arch.id, f"seed{args.seed}": first, f"seed{args.seed + 1}": top1})
+        print(f"  repeat {arch.id} with seed {args.seed + 1}: {top1:.2f}% (seed {args.seed}: {first:.2f}%)"
+              + (f" ({seconds:.0f} s)" if seconds else " (reused)"), flush=True)
 
     estimates: dict[str, list[float]] = {}
     timing: dict[str, float] = {}
@@ -122,18 +137,24 @@ def main() -> None:
     estimates[f"predictor ({len(fit_on)} supernet estimates)"] = [float(v) for v in predictor.predict(archs)]
 
     print(f"\nrank correlation with trained top-1 over {len(archs)} architectures "
-          f"(trained top-1 {min(truth):.2f} to {max(truth):.2f}%)")
-    print(f"{'estimator':40s}{'Kendall tau':>12s}{'Spearman':>10s}{'s/arch':>9s}")
+          f"(trained top-1 {min(truth):.2f} to {max(truth):.2f}%, standard deviation {np.std(truth):.2f})")
+    if repeats:
+        diffs = [abs(r[f"seed{args.seed}"] - r[f"seed{args.seed + 1}"]) for r in repeats]
+        print(f"noise floor: the same architecture trained with another seed moved {np.mean(diffs):.2f} points "
+              f"on average (at most {max(diffs):.2f}) over {len(repeats)} repeats")
+    print(f"{'estimator':40s}{'Kendall tau':>12s}{'p':>7s}{'Spearman':>10s}{'s/arch':>9s}")
     rows = []
     for name, values in estimates.items():
-        tau, rho = kendalltau(values, truth).statistic, spearmanr(values, truth).statistic
-        rows.append({"estimator": name, "kendall_tau": round(float(tau), 3), "spearman": round(float(rho), 3)})
+        test = kendalltau(values, truth)
+        tau, p, rho = test.statistic, test.pvalue, spearmanr(values, truth).statistic
+        rows.append({"estimator": name, "kendall_tau": round(float(tau), 3), "p": round(float(p), 3),
+                     "spearman": round(float(rho), 3)})
         cost = timing.get(name)
-        print(f"{name:40s}{tau:>12.3f}{rho:>10.3f}" + (f"{cost:>9.2f}" if cost is not None else
-                                                        f"  (fit {fit_seconds:.0f} s)"))
+        print(f"{name:40s}{tau:>12.3f}{p:>7.2f}{rho:>10.3f}" + (f"{cost:>9.2f}" if cost is not None else
+                                                                f"  (fit {fit_seconds:.0f} s)"))
     (out / "results.json").write_text(json.dumps({
         "supernet": args.supernet, "recipe": recipe, "archs": [a.to_dict() for a in archs], "trained_top1": truth,
-        "estimates": estimates, "correlations": rows}, indent=2) + "\n")
+        "repeats": repeats, "estimates": estimates, "correlations": rows}, indent=2) + "\n")
     print(f"\nwrote {out / 'results.json'}")
 
 
