@@ -24,6 +24,7 @@ import numpy as np
 
 import latency_lut
 import search_spaces
+import supernet
 from nas.budget import Budget
 from nas.pareto import hypervolume, pareto_mask
 from nas.problem import Problem
@@ -70,7 +71,7 @@ def main() -> None:
     start = time.perf_counter()
     codes = enumerate_codes(space)
     assert len(codes) == space.size(), (len(codes), space.size())
-    params = problem._params.total(codes)[0]
+    params = supernet.count_tables(space)["params"].total(codes)[0]
     latency = lut.predict_codes(codes, space)
     accuracy = estimator.scores(codes)
     feasible = (params <= (budget.params or np.inf)) & (latency <= (budget.latency_ms or np.inf))

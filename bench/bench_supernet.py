@@ -381,7 +381,7 @@ def section_d(args, space, summary) -> None:
     import numpy as np
 
     t0 = time.perf_counter()
-    tables = {m: space.cost_tables(lambda spec, m=m: getattr(supernet.count_layer(spec), m)) for m in ("params", "macs")}
+    tables = supernet.count_tables(space)
     setup_s = time.perf_counter() - t0
     codes = np.array([space.encode(a) for a in fresh(args.count_archs)], dtype=np.int64)
     big = np.repeat(codes, 10, axis=0)

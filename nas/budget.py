@@ -113,7 +113,7 @@ def smallest_achievable(space: Any, lut: Any = None) -> dict[str, Any]:
 
     out: dict[str, Any] = {}
     for metric in ("params", "macs"):
-        value, arch = space.cost_tables(lambda spec, m=metric: getattr(supernet.count_layer(spec), m)).minimum()
+        value, arch = supernet.count_tables(space)[metric].minimum()
         out[metric] = (int(value), arch)
     if lut is not None:
         out["latency_ms"] = lut.minimum(space)

@@ -29,8 +29,8 @@ class Problem:
         self.space, self.lut, self.budget, self.estimator = space, lut, budget, estimator
         self.objectives = tuple(objectives)
         self.mes_alpha, self.mes_unit = dict(mes_alpha or {}), dict(mes_unit or {})
-        self._params = space.cost_tables(lambda spec: supernet.count_layer(spec).params)
-        self._macs = space.cost_tables(lambda spec: supernet.count_layer(spec).macs)
+        counts = supernet.count_tables(space)
+        self._params, self._macs = counts["params"], counts["macs"]
         self._normaliser: Normaliser | None = None
 
     # ---- cheap metrics -------------------------------------------------------------------------

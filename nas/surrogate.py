@@ -29,8 +29,8 @@ class Features:
 
         self.space = space
         genes = space.genes()
-        self._params = space.cost_tables(lambda spec: supernet.count_layer(spec).params)
-        self._macs = space.cost_tables(lambda spec: supernet.count_layer(spec).macs)
+        counts = supernet.count_tables(space)
+        self._params, self._macs = counts["params"], counts["macs"]
         self._sizes = [len(choices) for _, choices in genes]
         self._memo: dict[str, list[int]] = {}
         depth_col = {name.split(".")[0]: i for i, (name, _) in enumerate(genes) if name.endswith(".depth")}

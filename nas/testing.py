@@ -29,8 +29,8 @@ class SyntheticAccuracy:
         import supernet
 
         self.space, self.ripple = space, ripple
-        self._params = space.cost_tables(lambda spec: supernet.count_layer(spec).params)
-        self._macs = space.cost_tables(lambda spec: supernet.count_layer(spec).macs)
+        counts = supernet.count_tables(space)
+        self._params, self._macs = counts["params"], counts["macs"]
         genes = space.genes()
         n = len(space.stages)
         # mixer bonus per (gene column, choice): later stages gain more from attention

@@ -9,7 +9,7 @@
 from .elastic import SuperNet, build
 from .layers import LAYER_CLASSES, Counts, build_layer, count_layer
 from .mixers import MHSA, Additive, Separable
-from .subnet import SubNet, count, drop_path_rates
+from .subnet import SubNet, count, count_tables, drop_path_rates
 
-__all__ = ["SuperNet", "SubNet", "build", "build_layer", "count", "count_layer", "drop_path_rates", "Counts", "LAYER_CLASSES",
-           "MHSA", "Separable", "Additive"]
+__all__ = ["SuperNet", "SubNet", "build", "build_layer", "count", "count_layer", "count_tables", "drop_path_rates", "Counts",
+           "LAYER_CLASSES", "MHSA", "Separable", "Additive"]

@@ -16,6 +16,7 @@ import pytest
 
 import latency_lut
 import search_spaces
+import supernet
 from nas import BadInput
 from nas.budget import Budget
 from nas.pareto import Normaliser, crowding_distance, hypervolume, pareto_mask, pareto_ranks, parse_objectives
@@ -133,7 +134,7 @@ def test_surrogate_guided_generations_reach_the_exhaustive_front(tiny, lut, monk
     budget = Budget(params=2.5e6, latency_ms=0.85)
     problem = Problem(tiny, lut, budget, smooth, ("accuracy", "latency", "params"))
     codes = enumerate_codes(tiny)
-    params, latency = problem._params.total(codes)[0], lut.predict_codes(codes, tiny)
+    params, latency = supernet.count_tables(tiny)["params"].total(codes)[0], lut.predict_codes(codes, tiny)
     ok = (params <= budget.params) & (latency <= budget.latency_ms)
     costs = problem.costs([{"accuracy": a, "latency_ms": t, "params": p}
                            for a, t, p in zip(smooth.scores(codes[ok]), latency[ok], params[ok])])
