@@ -50,10 +50,11 @@ def load_supernet_weights(ckpt: str | Path, space: Space | str) -> Any:
     if not path.is_file():
         raise BadInput(f"--supernet {ckpt}: no such file")
     try:
-        try:
-            data = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:  # a checkpoint that also pickles settings: the user's own file, named by them
-            data = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only and never a fallback: a full unpickling runs whatever code the file names
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise BadInput(f"--supernet {ckpt}: holds Python objects other than tensors and plain data, which nas does not "
+                       "unpickle (it could run code); save the state_dict alone: torch.save(net.state_dict(), path)") from None
     except Exception as exc:  # noqa: BLE001 - torch.load raises many kinds for a file that is not a checkpoint
         raise BadInput(f"--supernet {ckpt}: not a readable torch checkpoint ({str(exc).splitlines()[0][:200]})") from None
     state = data["model"] if isinstance(data, Mapping) and "model" in data else data
