@@ -30,9 +30,9 @@ from scipy.stats import kendalltau, spearmanr
 
 import search_spaces
 import supernet
-from nas.accuracy import PROXIES, PredictorEstimator, ProxyEstimator, SupernetEstimator
-from nas.data import Loader
+from nas.estimate import PROXIES, PredictorEstimator, ProxyEstimator, SupernetEstimator
 from nas.train import adapt_arch, evaluate, load_checkpoint, train
+from nas.train.data import Loader
 
 
 def pick_archs(space: search_spaces.Space, n: int, seed: int) -> list[search_spaces.Arch]:
@@ -96,14 +96,14 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     archs = pick_archs(space, args.archs, args.seed)
     recipe = {"epochs": args.epochs, "max_steps": args.max_steps, "seed": args.seed,
-              "batch_size": ckpt.settings["batch_size"], "lr": ckpt.settings["lr"]}
-    print(f"supernet {args.supernet}: space {space.ref}, data {ckpt.settings['data']}; "
+              "batch_size": ckpt.settings.batch_size, "lr": ckpt.settings.lr}
+    print(f"supernet {args.supernet}: space {space.ref}, data {ckpt.settings.data}; "
           f"{len(archs)} architectures trained alone ({args.epochs} epoch(s), max steps {args.max_steps}, "
           f"batch {recipe['batch_size']}, lr {recipe['lr']})", flush=True)
 
     truth, train_seconds = [], []
     for i, arch in enumerate(archs):
-        top1, seconds = trained_accuracy(arch, out, recipe, ckpt.settings["data"])
+        top1, seconds = trained_accuracy(arch, out, recipe, ckpt.settings.data)
         truth.append(top1)
         train_seconds.append(seconds)
         print(f"  [{i + 1}/{len(archs)}] {arch.id}: {supernet.count(arch).params:>9,} params, "
@@ -111,7 +111,7 @@ def main() -> None:
 
     repeats = []
     for arch, first in zip(archs[: args.noise], truth):
-        top1, seconds = trained_accuracy(arch, out, recipe, ckpt.settings["data"],
+        top1, seconds = trained_accuracy(arch, out, recipe, ckpt.settings.data,
                                          seed=args.seed + 1)
         repeats.append({"arch_id": arch.id, f"seed{args.seed}": first, f"seed{args.seed + 1}": top1})
         print(f"  repeat {arch.id} with seed {args.seed + 1}: {top1:.2f}% (seed {args.seed}: {first:.2f}%)"

@@ -26,10 +26,10 @@ import latency_lut
 import search_spaces
 import supernet
 from nas.budget import Budget
+from nas.estimate import SyntheticAccuracy, enumerate_codes
 from nas.pareto import hypervolume, pareto_mask
-from nas.problem import Problem
+from nas.search import SpaceProblem as Problem
 from nas.search import front, search
-from nas.testing import SyntheticAccuracy, enumerate_codes
 
 STRATEGIES = {"evolution": ("evolution", "nsga2"), "nsga2": ("optuna", "nsga2"), "tpe": ("optuna", "tpe"),
               "random": ("optuna", "random")}

@@ -13,6 +13,7 @@ share of the sandwich step: it tells whether DataLoader worker processes would p
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -20,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from nas.data import Loader
-from nas.train import Processes, Trainer, resolve_settings
+from nas.train import Processes, Trainer, TrainSettings
+from nas.train.data import Loader
 
 
 def main() -> None:
@@ -37,14 +38,14 @@ def main() -> None:
 
     torch.set_flush_denormal(bool(args.flush_denormal))
     procs = Processes.start("cpu")
-    base = resolve_settings({"data": args.data, "space": args.space, "resolution": args.resolution,
-                             "batch_size": args.batch_size, "epochs": 1})
+    base = TrainSettings.resolve({"data": args.data, "space": args.space, "resolution": args.resolution,
+                                  "batch_size": args.batch_size, "epochs": 1})
     out = Path(tempfile.mkdtemp()) / "unused.pt"
-    sandwich = Trainer(dict(base), out, procs)
+    sandwich = Trainer(base, out, procs)
     largest = sandwich.space.largest()
-    in_supernet = Trainer(dict(base), out, procs)
+    in_supernet = Trainer(base, out, procs)
     in_supernet.archs = lambda step: [largest]  # the same supernet step with one subnet
-    alone = Trainer(dict(base, arch=largest.to_dict(), space=sandwich.space.base_ref), out, procs)
+    alone = Trainer(dataclasses.replace(base, arch=largest.to_dict(), space=sandwich.space.base_ref), out, procs)
     loader = Loader(sandwich.data, "train", resolution=sandwich.resolution, batch_size=args.batch_size, train=True)
     batches = []
     for x, y in loader:

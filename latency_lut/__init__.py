@@ -8,10 +8,12 @@ from and the parameter/MAC counters sum over.
 >>> lut.predict(search_spaces.load("efficientformerv2").preset("s0"))  # ms
 """
 
-from .backends import BackendError, make_runner, measure_interleaved
+from .backends import make_runner, measuring
 from .build import build_lut
+from .errors import BackendError, LUTError
 from .registry import DEFAULT_DEVICE, list_luts, load, user_dir
-from .table import BACKENDS, LUT, Calibration, LUTError
+from .table import BACKENDS, LUT, Calibration
+from .timing import measure_interleaved
 
 __all__ = ["LUT", "LUTError", "Calibration", "BACKENDS", "BackendError", "DEFAULT_DEVICE", "build_lut", "list_luts", "load",
-           "make_runner", "measure_interleaved", "user_dir"]
+           "make_runner", "measure_interleaved", "measuring", "user_dir"]

@@ -19,9 +19,13 @@ import numpy as np
 
 import search_spaces
 from search_spaces import Arch, LayerSpec, Space
+from search_spaces.files import atomic_write_text
+from search_spaces.provenance import versions
 
-from .backends import host_description, library_versions, make_runner, measure_interleaved
-from .table import LUT, SCHEMA, Calibration, LUTError, atomic_write_text
+from .backends import host_description, make_runner, measuring
+from .errors import LUTError
+from .table import LUT, SCHEMA, Calibration
+from .timing import measure_interleaved
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
 
@@ -45,8 +49,10 @@ def runner_for(backend: str, item: LayerSpec | Arch, threads: int, batch: int = 
 
 def measure_specs(specs: list[LayerSpec], backend: str, threads: int, passes: int, seed: int) -> dict[str, dict]:
     """Measure a batch of layer specs on this machine, interleaved; {key: timing} (also a Ray task)."""
-    runners = {spec.key: runner_for(backend, spec, threads) for spec in specs}
-    return {key: timing.to_dict() for key, timing in measure_interleaved(runners, passes=passes, seed=seed).items()}
+    with measuring(threads):
+        runners = {spec.key: runner_for(backend, spec, threads) for spec in specs}
+        timings = measure_interleaved(runners, passes=passes, seed=seed)
+    return {key: timing.to_dict() for key, timing in timings.items()}
 
 
 #: Ray custom resource that marks a node as a measuring device; each such node measures one batch at a
@@ -94,14 +100,21 @@ def calibration_archs(space: Space, count: int, seed: int) -> list[Arch]:
 def measure_archs(archs: list[Arch], backend: str, threads: int, passes: int, seed: int = 0,
                   progress: Progress | None = None) -> list[float]:
     """End-to-end latency (ms) of whole architectures, interleaved."""
-    runners = {}
-    for i, arch in enumerate(archs):
-        runners[str(i)] = runner_for(backend, arch, threads)
-        if progress:
-            progress(i + 1, len(archs), "preparing models")
-    timings = measure_interleaved(runners, passes=passes, seed=seed,
-                                  on_pass=(lambda p: progress(p + 1, passes, "measuring models")) if progress else None)
+    with measuring(threads):
+        runners = {}
+        for i, arch in enumerate(archs):
+            runners[str(i)] = runner_for(backend, arch, threads)
+            if progress:
+                progress(i + 1, len(archs), "preparing models")
+        timings = measure_interleaved(runners, passes=passes, seed=seed,
+                                      on_pass=(lambda p: progress(p + 1, passes, "measuring models")) if progress else None)
     return [timings[str(i)].ms for i in range(len(archs))]
+
+
+def backend_versions(backend: str) -> dict[str, str]:
+    """The library versions a table measured with `backend` depends on."""
+    extra = {"onnxruntime": ("onnxruntime",), "coreml": ("coremltools",)}.get(backend, ())
+    return versions("torch", "numpy", *extra)
 
 
 def build_lut(space: Space | str, device: str, backend: str, out: str | Path, *, threads: int = 1, resume: bool = False,
@@ -120,7 +133,7 @@ def build_lut(space: Space | str, device: str, backend: str, out: str | Path, *,
         "provenance": {"kind": "measured", "host": host_description(),
                        "protocol": f"interleaved passes={passes}, chunk median, median of passes; calibrated on "
                                    f"{calibration_samples} random subnets + presets"},
-        "versions": library_versions(backend),
+        "versions": backend_versions(backend),
         "date": _dt.date.today().isoformat(),
     }
     entries: dict[str, dict[str, Any]] = {}

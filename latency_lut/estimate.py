@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import functools
-import platform
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,6 +45,7 @@ import numpy as np
 
 import search_spaces
 from search_spaces import LayerSpec
+from search_spaces.provenance import versions
 
 from .table import LUT, SCHEMA, Calibration
 
@@ -267,14 +267,6 @@ def evaluate(arch_feats: Sequence[np.ndarray], names: Sequence[str], measured_ms
 
 # ---- the table ----------------------------------------------------------------------------------
 
-def _versions() -> dict[str, str]:
-    import scipy
-    import torch
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
-            "scipy": scipy.__version__}
-
-
 def _fmt(constants: dict[str, float]) -> str:
     return ", ".join(f"{name} = {constants[name]:.4g} {CONSTANTS[name][0]}" for name in CONSTANTS)
 
@@ -333,7 +325,7 @@ def build_estimated_table(out_path: str | Path = DEFAULT_OUT, *, model: str = DE
                                  "loo_error_pct": {x["preset"]: x["error_pct"] for x in r["leave_one_out"]},
                                  "loo_mean_abs_error_pct": r["loo_mean_abs_error_pct"]} for m, r in others.items()},
         },
-        "versions": _versions(),
+        "versions": versions("torch", "numpy", "scipy"),
         "date": _dt.date.today().isoformat(),
     }
     fixed = round(constants["fixed_ms"], 6)

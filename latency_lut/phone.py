@@ -26,11 +26,12 @@ import numpy as np
 
 import search_spaces
 from search_spaces import Space
-from search_spaces.yamlio import read_text
+from search_spaces.files import atomic_write_text, read_text
 
-from .backends import coreml_model
 from .build import Progress, calibration_archs
-from .table import LUT, SCHEMA, Calibration, LUTError, atomic_write_text
+from .convert import coreml_model
+from .errors import LUTError
+from .table import LUT, SCHEMA, Calibration
 
 MANIFEST = "manifest.json"
 

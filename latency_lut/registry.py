@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .table import LUT, LUTError
+from .errors import LUTError
+from .table import LUT
 
 SHIPPED_DIR = Path(__file__).parent / "tables"
 #: The device `nas search` and `nas arch show` use when none is named.

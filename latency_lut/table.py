@@ -8,8 +8,7 @@ per-device calibration fitted from end-to-end measurements. An architecture's pr
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,18 +17,16 @@ from typing import Any
 import numpy as np
 
 import search_spaces
-from search_spaces import Arch, Space, SpaceError
-from search_spaces.yamlio import read_text
+from search_spaces import Arch, Space
+from search_spaces.files import atomic_write_text, read_text
+
+from .errors import LUTError
 
 SCHEMA = 1
 BACKENDS = ("torch", "torchscript", "onnxruntime", "cuda", "coreml")
 PROVENANCES = ("measured", "estimated")
 REQUIRED = ("schema", "device", "backend", "threads", "batch", "space", "resolutions", "provenance", "versions",
             "date", "entries")
-
-
-class LUTError(SpaceError):
-    """A bad, corrupted or mismatched latency table, or a missing entry (exit code 2 in the CLI)."""
 
 
 @dataclass
@@ -77,7 +74,7 @@ class LUT:
         self.calibration = calibration or Calibration()
         self.path = path
         self._space: Space | None = None
-        self._cost_tables: dict[int, Any] = {}  # per space: per-gene latency arrays, built on first vectorised use
+        self._cost_tables: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # per space: per-gene latency arrays
 
     # ---- identity ------------------------------------------------------------------------------
     device = property(lambda self: self.meta["device"])
@@ -137,9 +134,9 @@ class LUT:
 
     def _costs(self, space: Space | None = None):
         space = space or self.space
-        tables = self._cost_tables.get(id(space))
-        if tables is None or tables.space is not space:
-            tables = self._cost_tables[id(space)] = space.cost_tables(self.layer_ms_of)
+        tables = self._cost_tables.get(space)
+        if tables is None:
+            tables = self._cost_tables[space] = space.cost_tables(self.layer_ms_of)
         return tables
 
     def layer_ms_of(self, spec: search_spaces.LayerSpec) -> float:
@@ -214,17 +211,3 @@ class LUT:
         if missing:
             raise LUTError(f"latency table {self.device!r} was built for space {self.space.name!r} and lacks "
                            f"{len(missing)} layer(s) of space {space.name!r} (e.g. {missing[0]})")
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-    try:
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,31 +1,75 @@
-"""Search budgets (``params=3M latency=1ms macs=400M mes=50``) and the fail-fast feasibility check."""
+"""Budgets (``params=3M latency=1ms macs=400M mes=50``): hard limits on metrics, and the fail-fast
+check that they can be met at all.
+
+A :class:`Budget` is a tuple of :class:`Limit` s, the one place that knows how a limit is met, how far
+it is missed, how Optuna stores it and how it prints; everything that loops over budgeted metrics
+(violations, constraints, repair, feasibility) asks it.
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import BadInput, Infeasible
 from .mes import mes as mobile_efficiency_score
+from .quantities import COUNT_KEYS, parse_quantity
 
 EXAMPLE = "e.g. --budget params=3M latency=1ms (also macs=400M, mes=50)"
-_COUNT_SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "b": 1e9}
-_TIME_UNIT = {"ms": 1.0, "us": 1e-3, "µs": 1e-3, "s": 1e3, "": 1.0}
-_NUMBER = r"([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)"
 _KEYS = {"params": "params", "parameters": "params", "size": "params", "macs": "macs", "latency": "latency_ms",
-         "mes": "mes"}
+         "latency_ms": "latency_ms", "mes": "mes"}
+#: The space's metrics that a budget may limit, and whether the limit is a maximum or a minimum.
+STANDARD_BOUNDS = {"params": "max", "macs": "max", "latency_ms": "max", "mes": "min"}
 
 
 @dataclass(frozen=True)
-class Budget:
-    """Hard limits a search must meet: maxima of params, MACs and latency (ms); a minimum of MES."""
+class Limit:
+    """``key <= value`` (`bound` ``max``) or ``key >= value`` (``min``) on one metric."""
 
-    params: float | None = None
-    macs: float | None = None
-    latency_ms: float | None = None
-    mes: float | None = None
+    key: str
+    bound: str
+    value: float
+
+    def __post_init__(self) -> None:
+        if self.bound not in ("max", "min"):
+            raise ValueError(f"Limit bound must be 'max' or 'min', got {self.bound!r}")
+
+    def excess(self, metric: float) -> float:
+        """The relative excess: <= 0 when the limit holds (Optuna's constraint convention)."""
+        return metric / self.value - 1.0 if self.bound == "max" else self.value / metric - 1.0
+
+    def holds(self, metric: float) -> bool:
+        return metric <= self.value if self.bound == "max" else metric >= self.value
+
+    def violation(self, metric: float) -> str:
+        """``params=3.6e+06 > 3e+06`` for a metric that misses the limit."""
+        if self.bound == "max":
+            return f"{self.key}={metric:g} > {self.value:g}"
+        return f"{self.key}={metric:.4g} < {self.value:g}"
+
+    def __str__(self) -> str:
+        if self.key in COUNT_KEYS:
+            return f"{self.key}<={self.value:,.0f}"
+        name = "latency" if self.key == "latency_ms" else self.key
+        unit = "ms" if self.key == "latency_ms" else ""
+        return f"{name}{'<=' if self.bound == 'max' else '>='}{self.value:g}{unit}"
+
+
+class Budget:
+    """Hard limits a search must meet: by default maxima of params, MACs and latency (ms) and a minimum
+    of MES; a problem of one's own limits its own metrics through `limits`."""
+
+    def __init__(self, params: float | None = None, macs: float | None = None, latency_ms: float | None = None,
+                 mes: float | None = None, *, limits: Iterable[Limit] = ()):
+        standard = {"params": params, "macs": macs, "latency_ms": latency_ms, "mes": mes}
+        self.limits: tuple[Limit, ...] = tuple(
+            Limit(key, STANDARD_BOUNDS[key], float(value)) for key, value in standard.items() if value is not None
+        ) + tuple(limits)
+        keys = [limit.key for limit in self.limits]
+        if len(set(keys)) != len(keys):
+            raise BadInput(f"budget: a metric is limited twice ({', '.join(keys)})")
 
     @classmethod
     def parse(cls, tokens: str | Iterable[str]) -> Budget:
@@ -46,64 +90,77 @@ class Budget:
             values[name] = parse_quantity(name, raw.strip(), part)
         return cls(**values)
 
-    def to_dict(self) -> dict[str, float]:
-        """The JSON form of SPEC section 4: only the budgeted metrics (counts as integers)."""
-        out: dict[str, float] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is not None:
-                out[f.name] = int(value) if f.name in ("params", "macs") else value
-        return out
-
-    def violations(self, metrics: dict[str, Any]) -> list[str]:
-        """What `metrics` (params, macs, latency_ms, mes) exceed or miss, as readable strings."""
+    @classmethod
+    def of(cls, limits: Mapping[str, float], bounds: Mapping[str, str] | None = None) -> Budget:
+        """A budget from ``{metric: value}``; `bounds` says which metrics are minima (``"min"``; default
+        the standard ones', and ``max`` for others). ``latency`` is read as ``latency_ms``."""
+        bounds = {**STANDARD_BOUNDS, **(bounds or {})}
         out = []
-        for name in ("params", "macs", "latency_ms"):
-            limit = getattr(self, name)
-            if limit is not None and metrics[name] > limit:
-                out.append(f"{name}={metrics[name]:g} > {limit:g}")
-        if self.mes is not None and metrics["mes"] < self.mes:
-            out.append(f"mes={metrics['mes']:.4g} < {self.mes:g}")
-        return out
+        for key, value in limits.items():
+            key = {"latency": "latency_ms"}.get(key, key)
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                raise BadInput(f"budget {key}={value!r}: not a number") from None
+            if not number > 0 or number == float("inf"):
+                raise BadInput(f"budget {key}={value!r}: must be a positive, finite number")
+            out.append(Limit(key, bounds.get(key, "max"), number))
+        return cls(limits=out)
 
-    def satisfied(self, metrics: dict[str, Any]) -> bool:
+    def get(self, key: str) -> float | None:
+        """The limit on metric `key`, or None when it is not budgeted."""
+        return next((limit.value for limit in self.limits if limit.key == key), None)
+
+    params = property(lambda self: self.get("params"))
+    macs = property(lambda self: self.get("macs"))
+    latency_ms = property(lambda self: self.get("latency_ms"))
+    mes = property(lambda self: self.get("mes"))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Budget) and self.limits == other.limits
+
+    def __hash__(self) -> int:
+        return hash(self.limits)
+
+    def __repr__(self) -> str:
+        return f"Budget({', '.join(f'{limit.key}={limit.value:g}' for limit in self.limits)})"
+
+    def to_dict(self) -> dict[str, float]:
+        """The JSON form: only the budgeted metrics (counts as integers)."""
+        return {limit.key: int(limit.value) if limit.key in COUNT_KEYS else limit.value for limit in self.limits}
+
+    def violations(self, metrics: Mapping[str, Any]) -> list[str]:
+        """What `metrics` exceed or miss, as readable strings."""
+        return [limit.violation(metrics[limit.key]) for limit in self.limits if not limit.holds(metrics[limit.key])]
+
+    def satisfied(self, metrics: Mapping[str, Any]) -> bool:
         return not self.violations(metrics)
 
+    def constraints(self, metrics: Mapping[str, Any]) -> dict[str, float]:
+        """Optuna's constraints: per budgeted metric, the relative excess (<= 0 when the budget holds)."""
+        return {limit.key: limit.excess(metrics[limit.key]) for limit in self.limits}
+
+    def excess(self, metrics: Mapping[str, Any]) -> float:
+        """How far over budget, summed over metrics as fractions of each limit (0 when feasible)."""
+        return sum(max(0.0, value) for value in self.constraints(metrics).values())
+
+    def unmet(self, best: Mapping[str, float], why: Mapping[str, str] | None = None) -> list[str]:
+        """The limits that even the `best` achievable value of their metric misses, said with that value
+        (and, from `why`, how that value was found)."""
+        out = []
+        for limit in self.limits:
+            value = best.get(limit.key)
+            if value is None or limit.holds(value):
+                continue
+            how = f", {why[limit.key]}" if why and limit.key in why else ""
+            if limit.bound == "max":
+                out.append(f"{limit.key} <= {limit.value:g} (smallest achievable: {value:,.6g}{how})")
+            else:
+                out.append(f"{limit.key} >= {limit.value:g} (at most {value:.4g}{how})")
+        return out
+
     def __str__(self) -> str:
-        parts = []
-        if self.params is not None:
-            parts.append(f"params<={self.params:,.0f}")
-        if self.macs is not None:
-            parts.append(f"macs<={self.macs:,.0f}")
-        if self.latency_ms is not None:
-            parts.append(f"latency<={self.latency_ms:g}ms")
-        if self.mes is not None:
-            parts.append(f"mes>={self.mes:g}")
-        return " ".join(parts) or "no budget"
-
-
-def parse_quantity(name: str, raw: str, token: str) -> float:
-    """A budget value: `name` is params, macs, latency_ms or mes; errors name the whole `token`."""
-    text = raw.lower()
-    if name == "latency_ms":
-        match = re.fullmatch(_NUMBER + r"\s*(ms|us|µs|s)?", text)
-        unit = match.group(2) or "" if match else None
-        scale = _TIME_UNIT.get(unit) if match else None
-        hint = "a time such as 1ms, 800us or 0.001s"
-    elif name in ("params", "macs"):
-        match = re.fullmatch(_NUMBER + r"\s*([kmgb]?)", text)
-        scale = _COUNT_SUFFIX[match.group(2)] if match else None
-        hint = "a count such as 3M, 400M, 1.5G or 3000000"
-    else:
-        match = re.fullmatch(_NUMBER, text)
-        scale = 1.0 if match else None
-        hint = "a positive number such as 50"
-    if not match or scale is None:
-        raise BadInput(f"budget {token!r}: {raw!r} is not {hint}")
-    value = float(match.group(1)) * scale
-    if value <= 0:
-        raise BadInput(f"budget {token!r}: must be positive")
-    return value
+        return " ".join(str(limit) for limit in self.limits) or "no budget"
 
 
 def smallest_achievable(space: Any, lut: Any = None) -> dict[str, Any]:
@@ -122,22 +179,20 @@ def smallest_achievable(space: Any, lut: Any = None) -> dict[str, Any]:
 
 def check_feasible(budget: Budget, space: Any, lut: Any = None, mes_alpha: dict | None = None,
                    mes_unit: dict | None = None) -> dict[str, Any]:
-    """Raise Infeasible (exit 3) when no architecture can meet a budgeted metric, naming the smallest
-    achievable value of each; return those minima otherwise."""
+    """Raise Infeasible (exit 3) when no architecture of `space` can meet a budgeted metric, naming the
+    best achievable value of each; return the minima (see :func:`smallest_achievable`) otherwise."""
     if (budget.latency_ms is not None or budget.mes is not None) and lut is None:
         raise BadInput("a latency or MES budget needs a device latency table (--device)")
     minima = smallest_achievable(space, lut)
-    problems = []
-    for name in ("params", "macs", "latency_ms"):
-        limit = getattr(budget, name)
-        if limit is not None and minima[name][0] > limit:
-            problems.append(f"{name} <= {limit:g} (smallest achievable: {minima[name][0]:,.6g})")
+    best = {key: value for key, (value, _) in minima.items()}
     if budget.mes is not None:
         # MES falls with both params and latency, so the two minima bound it from above
-        best = mobile_efficiency_score(minima["params"][0], minima["latency_ms"][0], mes_alpha, mes_unit)
-        if best < budget.mes:
-            problems.append(f"mes >= {budget.mes:g} (at most {best:.4g}, from the smallest params and latency)")
+        best["mes"] = mobile_efficiency_score(best["params"], best["latency_ms"], mes_alpha, mes_unit)
+    problems = budget.unmet(best, {"mes": "from the smallest params and latency"})
     if problems:
         device = f" on {lut.device}" if lut is not None else ""
         raise Infeasible(f"no architecture of space {space.name!r}{device} can meet " + "; ".join(problems))
     return minima
+
+
+__all__ = ["Budget", "Limit", "STANDARD_BOUNDS", "smallest_achievable", "check_feasible"]

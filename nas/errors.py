@@ -1,20 +1,25 @@
-"""Errors the command line turns into exit codes (SPEC section 4)."""
+"""The errors the command line turns into exit codes.
+
+Bad input of every package is an :class:`~search_spaces.InputError` (exit code 2): this package's
+own kind is :class:`BadInput`; search spaces raise ``SpaceError``, latency tables ``LUTError`` and
+``BackendError``. :class:`Infeasible` (exit 3) says no architecture can meet a request; any other
+:class:`NasError` is an expected failure with a one-line message (exit 1, like an internal error, but
+without the traceback hint).
+"""
 
 from __future__ import annotations
 
-from search_spaces import SpaceError
+from search_spaces import InputError
 
 
 class NasError(Exception):
-    """Base of errors with a one-line message for the user and an exit code."""
+    """An expected failure with a one-line message for the user and an exit code."""
 
     exit_code = 1
 
 
-class BadInput(NasError):
-    """Malformed or unknown input: exit code 2."""
-
-    exit_code = 2
+class BadInput(InputError):
+    """Malformed or unknown input to the search, training, export or command line: exit code 2."""
 
 
 class Infeasible(NasError):
@@ -25,12 +30,9 @@ class Infeasible(NasError):
 
 def exit_code_of(exc: BaseException) -> int | None:
     """The exit code for an expected error, or None for an internal one."""
-    if isinstance(exc, NasError):
+    if isinstance(exc, InputError | NasError):
         return exc.exit_code
-    if isinstance(exc, SpaceError):  # includes latency_lut.LUTError
-        return 2
-    from latency_lut.backends import BackendError
-
-    if isinstance(exc, BackendError):
-        return 2
     return None
+
+
+__all__ = ["NasError", "BadInput", "Infeasible", "InputError", "exit_code_of"]

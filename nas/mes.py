@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import BadInput
+from .quantities import parse_quantity
+
 DEFAULT_ALPHA = {"latency": 1.0, "params": 0.5}
 DEFAULT_UNIT = {"latency": 1.0, "params": 3e6}  # latency in ms
 DEFAULT_SCORE = 100.0
@@ -32,9 +35,6 @@ def mes(params, latency_ms, alpha: dict[str, float] | None = None, unit: dict[st
 
 def parse_mes_options(alpha: str | None = None, unit: str | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """``--mes-alpha latency=1,params=0.5`` and ``--mes-unit latency=1ms,params=3M`` as dictionaries."""
-    from .budget import parse_quantity
-    from .errors import BadInput
-
     def pairs(text: str | None, option: str) -> dict[str, str]:
         out: dict[str, str] = {}
         for part in [p for p in (text or "").replace(" ", ",").split(",") if p]:
@@ -52,6 +52,6 @@ def parse_mes_options(alpha: str | None = None, unit: str | None = None) -> tupl
             alphas[key] = float(raw)
         except ValueError:
             raise BadInput(f"--mes-alpha {key}={raw}: not a number (e.g. --mes-alpha latency=1,params=0.5)") from None
-    units = {key: parse_quantity("latency_ms" if key == "latency" else "params", raw, f"{key}={raw}")
+    units = {key: parse_quantity("latency_ms" if key == "latency" else "params", raw, f"{key}={raw}", what="--mes-unit")
              for key, raw in pairs(unit, "--mes-unit").items()}
     return alphas, units

@@ -17,26 +17,47 @@ import numpy as np
 
 from .errors import BadInput
 
-#: objective name -> (metric key in an entry, +1 to maximise / -1 to minimise)
-OBJECTIVES: dict[str, tuple[str, int]] = {
-    "accuracy": ("accuracy", +1),
-    "latency": ("latency_ms", -1),
-    "params": ("params", -1),
-    "macs": ("macs", -1),
-    "mes": ("mes", +1),
+
+@dataclass(frozen=True)
+class Objective:
+    """One objective: its `name` (as ``--objectives`` spells it), the metric `key` it reads from an
+    entry, its `sense` (+1 maximise, -1 minimise), and whether it is the `expensive` (estimated)
+    one, which is normalised by the estimator's own scale rather than by a budget."""
+
+    name: str
+    key: str
+    sense: int
+    expensive: bool = False
+
+    @property
+    def direction(self) -> str:
+        """Optuna's direction."""
+        return "maximize" if self.sense > 0 else "minimize"
+
+
+#: The objectives of the architecture search, by name.
+STANDARD_OBJECTIVES: dict[str, Objective] = {
+    "accuracy": Objective("accuracy", "accuracy", +1, expensive=True),
+    "latency": Objective("latency", "latency_ms", -1),
+    "params": Objective("params", "params", -1),
+    "macs": Objective("macs", "macs", -1),
+    "mes": Objective("mes", "mes", +1),
 }
+#: objective name -> (metric key in an entry, +1 to maximise / -1 to minimise), for plots and axes
+OBJECTIVES: dict[str, tuple[str, int]] = {name: (o.key, o.sense) for name, o in STANDARD_OBJECTIVES.items()}
 DEFAULT_OBJECTIVES = ("accuracy", "latency", "params")
+_ALIASES = {"latency_ms": "latency", "size": "params", "parameters": "params", "acc": "accuracy"}
 
 
-def parse_objectives(text: str | Sequence[str]) -> tuple[str, ...]:
+def parse_objectives(text: str | Sequence[str], available: Mapping[str, Objective] | None = None) -> tuple[str, ...]:
     """``"accuracy,latency,params"`` -> a tuple of known, distinct objective names (at least two)."""
-    names = [n.strip().lower() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
-    aliases = {"latency_ms": "latency", "size": "params", "parameters": "params", "acc": "accuracy"}
-    names = [aliases.get(n, n) for n in names]
+    available = STANDARD_OBJECTIVES if available is None else available
+    names = [n.strip() for n in (text.split(",") if isinstance(text, str) else text) if n.strip()]
+    names = [n if n in available else _ALIASES.get(n.lower(), n.lower()) for n in names]
     for name in names:
-        if name not in OBJECTIVES:
-            raise BadInput(f"unknown objective {name!r} (choose from {', '.join(OBJECTIVES)}; "
-                           "e.g. --objectives accuracy,latency)")
+        if name not in available:
+            raise BadInput(f"unknown objective {name!r} (choose from {', '.join(available)}; "
+                           f"e.g. --objectives {','.join(list(available)[:2])})")
     if len(set(names)) != len(names):
         raise BadInput(f"objectives {','.join(names)}: each may be given once")
     if len(names) < 2:
@@ -45,36 +66,59 @@ def parse_objectives(text: str | Sequence[str]) -> tuple[str, ...]:
 
 
 def direction(name: str) -> str:
-    """Optuna's direction for an objective."""
-    return "maximize" if OBJECTIVES[name][1] > 0 else "minimize"
+    """Optuna's direction for a standard objective."""
+    return STANDARD_OBJECTIVES[name].direction
 
 
-@dataclass(frozen=True)
+def _records(objectives: Sequence[str | Objective]) -> tuple[Objective, ...]:
+    return tuple(o if isinstance(o, Objective) else STANDARD_OBJECTIVES[o] for o in objectives)
+
+
 class Normaliser:
-    """Maps entries to normalised costs (see the module docstring); `reference` holds, per objective,
-    the raw value that normalises to 1 (a budget, the space's largest value, or the estimator's worst)."""
+    """Maps entries to normalised costs (see the module docstring); `reference` holds, per objective
+    name, the raw value that normalises to 1 (a budget, the space's largest value, or the estimator's
+    worst); `accuracy_scale` is the span of the expensive objective."""
 
-    objectives: tuple[str, ...]
-    reference: Mapping[str, float]
-    accuracy_scale: float = 1.0
+    def __init__(self, objectives: Sequence[str | Objective], reference: Mapping[str, float],
+                 accuracy_scale: float = 1.0):
+        self.records = _records(objectives)
+        self.objectives = tuple(o.name for o in self.records)
+        self.reference = {name: float(reference[name]) for name in self.objectives}
+        self.accuracy_scale = float(accuracy_scale)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Normaliser) and self.records == other.records and self.reference == other.reference
+                and self.accuracy_scale == other.accuracy_scale)
+
+    def __repr__(self) -> str:
+        return f"Normaliser({self.objectives}, {self.reference}, {self.accuracy_scale})"
 
     def costs(self, entries: Sequence[Mapping[str, float]]) -> np.ndarray:
-        """(n, k) array of normalised costs; lower is better in every column, 1 is the reference."""
-        z = np.empty((len(entries), len(self.objectives)))
-        for j, name in enumerate(self.objectives):
-            key = OBJECTIVES[name][0]
-            values = np.array([float(e[key]) for e in entries], dtype=float)
-            ref = self.reference[name]
-            if name == "accuracy":
+        """(n, k) array of normalised costs; lower is better in every column, 1 is the reference. An
+        entry is a mapping of metric keys, or anything with a ``metrics`` mapping (an ``Entry``)."""
+        rows = [getattr(e, "metrics", e) for e in entries]
+        z = np.empty((len(rows), len(self.records)))
+        for j, objective in enumerate(self.records):
+            values = np.array([float(r[objective.key]) for r in rows], dtype=float)
+            ref = self.reference[objective.name]
+            if objective.expensive:
                 z[:, j] = 1.0 - (values - ref) / self.accuracy_scale
-            elif name == "mes":
+            elif objective.sense > 0:
                 z[:, j] = ref / np.maximum(values, 1e-300)
             else:
                 z[:, j] = values / ref
         return z
 
     def to_dict(self) -> dict[str, float]:
-        return {OBJECTIVES[name][0]: float(self.reference[name]) for name in self.objectives}
+        """The reference point by metric key (``pareto.json``'s ``reference``)."""
+        return {o.key: self.reference[o.name] for o in self.records}
+
+    @classmethod
+    def from_dict(cls, objectives: Sequence[str | Objective], reference_by_key: Mapping[str, float],
+                  accuracy_scale: float = 1.0) -> Normaliser:
+        """The inverse of :meth:`to_dict` (a run's stored reference)."""
+        records = _records(objectives)
+        return cls(records, {o.name: reference_by_key[o.key] for o in records}, accuracy_scale)
 
 
 def common_normaliser(normalisers: Sequence[Normaliser]) -> Normaliser:
@@ -90,10 +134,10 @@ def common_normaliser(normalisers: Sequence[Normaliser]) -> Normaliser:
         raise BadInput("the runs' objectives differ (" + " vs ".join(",".join(n.objectives) for n in normalisers)
                        + "): hypervolumes compare only over the same objectives")
     reference = {}
-    for name in objectives:
-        values = [float(n.reference[name]) for n in normalisers]
-        reference[name] = max(values) if OBJECTIVES[name][1] < 0 else min(values)
-    return Normaliser(objectives, reference, max(float(n.accuracy_scale) for n in normalisers))
+    for objective in normalisers[0].records:
+        values = [float(n.reference[objective.name]) for n in normalisers]
+        reference[objective.name] = max(values) if objective.sense < 0 else min(values)
+    return Normaliser(normalisers[0].records, reference, max(float(n.accuracy_scale) for n in normalisers))
 
 
 def pareto_mask(costs: np.ndarray) -> np.ndarray:

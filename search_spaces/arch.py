@@ -4,23 +4,40 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .layers import MIXER_KINDS, LayerSpec
-from .yamlio import SpaceError, dump_yaml, load_file, where
+from .files import atomic_write_text
+from .layers import LayerSpec
+from .validate import Fields
+from .yamlio import SpaceError, dump_yaml, load_file
 
 if TYPE_CHECKING:
     from .space import Space
 
 ARCH_KEYS = ("space", "resolution", "depths", "widths", "ratios", "mixers")
+#: The space of architecture files that name none, of ``nas search`` and of presets named without one.
 DEFAULT_SPACE = "efficientformerv2"
 
 
-def _normalise_number(value: float) -> float | int:
-    return int(value) if float(value).is_integer() else float(value)
+class SpaceLookup:
+    """How architectures and spaces reach the registry of loaded spaces without importing it.
+
+    The registry (``search_spaces.registry``) parses space files into :class:`~search_spaces.Space`
+    objects, so it depends on this module and on ``space``; it installs its ``load`` and ``derive``
+    here when it is imported (the package's ``__init__`` imports it)."""
+
+    load: Callable[[str], Space]
+    derive: Callable[[Space, dict[str, Any]], Space]
+
+    def install(self, load: Callable[[str], Space], derive: Callable[[Space, dict[str, Any]], Space]) -> None:
+        self.load, self.derive = load, derive
+
+
+SPACES = SpaceLookup()
 
 
 @dataclass(frozen=True)
@@ -40,88 +57,44 @@ class Arch:
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def from_dict(
-        cls, data: Any, *, source: str = "architecture", lines: dict[tuple, int] | None = None,
-        prefix: tuple = (), space: str | None = None,
-    ) -> Arch:
+    def from_dict(cls, data: Any, *, source: str = "architecture", lines: dict[tuple, int] | None = None,
+                  prefix: tuple = (), space: str | None = None) -> Arch:
         """Build and validate an architecture from plain data (as loaded from YAML or JSON).
 
         Errors name the file, line and key of the bad value. The result is checked against its space.
         """
-        lines = lines or {}
-
-        def fail(path: tuple, message: str) -> SpaceError:
-            return SpaceError(f"{where(source, lines, prefix + path)}: {message}")
-
-        if not isinstance(data, dict):
-            raise fail((), f"expected a mapping with keys {', '.join(ARCH_KEYS)}, got {type(data).__name__}")
-        unknown = [k for k in data if k not in ARCH_KEYS]
-        if unknown:
-            raise fail((unknown[0],), f"unknown key {unknown[0]!r} (accepted: {', '.join(ARCH_KEYS)})")
+        f = Fields(source, lines, prefix)
+        f.mapping((), data, ARCH_KEYS, ARCH_KEYS[1:])
         space_ref = data.get("space", space or DEFAULT_SPACE)
         if not isinstance(space_ref, str) or not space_ref:
-            raise fail(("space",), "expected a space name or a path to a space file")
-        for key in ARCH_KEYS[1:]:
-            if key not in data:
-                raise fail((), f"missing key {key!r}")
-
-        resolution = data["resolution"]
-        if not _is_int(resolution) or resolution <= 0:
-            raise fail(("resolution",), f"expected a positive integer, got {resolution!r}")
-
-        def int_list(key: str) -> tuple[int, ...]:
-            value = data[key]
-            if not isinstance(value, list) or not value:
-                raise fail((key,), f"expected a non-empty list of integers, got {value!r}")
-            for i, item in enumerate(value):
-                if not _is_int(item) or item <= 0:
-                    raise fail((key, i), f"expected a positive integer, got {item!r}")
-            return tuple(value)
-
-        depths, widths = int_list("depths"), int_list("widths")
+            raise f.fail(("space",), "expected a space name or a path to a space file")
+        resolution = f.positive_int(("resolution",), data["resolution"])
+        depths = f.items(("depths",), data["depths"], f.positive_int, what="integers")
+        widths = f.items(("widths",), data["widths"], f.positive_int, what="integers")
         if len(widths) != len(depths):
-            raise fail(("widths",), f"has {len(widths)} stages but depths has {len(depths)}")
+            raise f.fail(("widths",), f"has {len(widths)} stages but depths has {len(depths)}")
 
         def per_block(key: str, check) -> tuple[tuple, ...]:
             value = data[key]
             if not isinstance(value, list) or len(value) != len(depths):
-                raise fail((key,), f"expected one list per stage ({len(depths)} lists), got {value!r}")
+                raise f.fail((key,), f"expected one list per stage ({len(depths)} lists), got {value!r}")
             out = []
             for s, stage in enumerate(value):
                 if not isinstance(stage, list) or len(stage) != depths[s]:
-                    raise fail((key, s), f"stage {s + 1} has depth {depths[s]}, so expected {depths[s]} values, got {stage!r}")
-                items = []
-                for i, item in enumerate(stage):
-                    ok, normal = check(item)
-                    if not ok:
-                        raise fail((key, s, i), normal)
-                    items.append(normal)
-                out.append(tuple(items))
+                    raise f.fail((key, s), f"stage {s + 1} has depth {depths[s]}, so expected {depths[s]} values, "
+                                           f"got {stage!r}")
+                out.append(tuple(check((key, s, i), item) for i, item in enumerate(stage)))
             return tuple(out)
 
-        def check_ratio(item: Any) -> tuple[bool, Any]:
-            if isinstance(item, bool) or not isinstance(item, (int, float)) or item <= 0:
-                return False, f"expected a positive number, got {item!r}"
-            return True, _normalise_number(item)
-
-        def check_mixer(item: Any) -> tuple[bool, Any]:
-            if item is None or item is False:  # YAML reads a bare `none`/`no` as a string, `null` as None
-                item = "none"
-            if item not in MIXER_KINDS:
-                return False, f"unknown mixer {item!r} (accepted: {', '.join(MIXER_KINDS)})"
-            return True, item
-
-        arch = cls(
-            space=space_ref, resolution=int(resolution), depths=depths, widths=widths,
-            ratios=per_block("ratios", check_ratio), mixers=per_block("mixers", check_mixer),
-        )
+        arch = cls(space=space_ref, resolution=resolution, depths=depths, widths=widths,
+                   ratios=per_block("ratios", f.positive_number), mixers=per_block("mixers", f.mixer))
         try:
             arch.search_space.check(arch)
         except SpaceError as exc:
             # The space names the key; add where the value came from when we know it.
             path = getattr(exc, "path", None)
             if path is not None:
-                raise SpaceError(f"{where(source, lines, prefix + path)}: {exc.args[0]}") from None
+                raise f.fail(path, exc.args[0]) from None
             raise SpaceError(f"{source}: {exc}") from None
         return arch
 
@@ -152,10 +125,9 @@ class Arch:
         return json.dumps(self.to_dict())
 
     def save(self, path: str | Path) -> None:
-        """Write YAML, or JSON when the file name ends in .json."""
+        """Write YAML, or JSON when the file name ends in .json (atomically)."""
         path = Path(path)
-        text = self.to_json() + "\n" if path.suffix.lower() == ".json" else self.to_yaml()
-        path.write_text(text, encoding="utf-8")
+        atomic_write_text(path, self.to_json() + "\n" if path.suffix.lower() == ".json" else self.to_yaml())
 
     # ---- identity -----------------------------------------------------------------------------
     @cached_property
@@ -169,9 +141,7 @@ class Arch:
     # ---- views --------------------------------------------------------------------------------
     @cached_property
     def search_space(self) -> Space:
-        from .space import load
-
-        return load(self.space)
+        return SPACES.load(self.space)
 
     def layers(self) -> tuple[LayerSpec, ...]:
         """The network as layer specs (the unit of building, counting and latency tables)."""
@@ -190,5 +160,4 @@ class Arch:
         return f"Arch({self.search_space.name}#{self.id}: r{self.resolution} d{list(self.depths)} w{list(self.widths)})"
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+__all__ = ["Arch", "ARCH_KEYS", "DEFAULT_SPACE", "SPACES"]

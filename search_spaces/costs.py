@@ -37,7 +37,7 @@ class CostTables:
         self.space = space
         genes = space.genes()
         self.n_genes = len(genes)
-        col = {name: i for i, (name, _) in enumerate(genes)}
+        col = {gene.name: i for i, gene in enumerate(genes)}
         base = [0] * len(genes)
 
         def probe(updates: dict[str, int], layer_name: str) -> float:

@@ -1,26 +1,30 @@
-"""Search spaces: the choices an architecture may take, loaded from YAML files and validated."""
+"""Search spaces: the choices an architecture may take, their layout into layers, and their encoding.
+
+A :class:`Space` is the schema (stages with their depth, width, ratio and mixer choices, the
+resolutions, the head) and what follows from it alone: whether an architecture belongs, its layer
+sequence, the supernet's slots, the integer encoding over :class:`~search_spaces.genes.Gene` s, and the
+extreme architectures. Variation (sampling, mutation, crossover, neighbours, shrinking) lives in
+:mod:`search_spaces.operators`; loading, parsing and the registry of loaded spaces in
+:mod:`search_spaces.registry`.
+"""
 
 from __future__ import annotations
 
 import itertools
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
+from functools import cached_property, lru_cache
 from typing import Any
 
-from .arch import Arch
+from . import operators
+from .arch import SPACES, Arch
 from .costs import CostTables
-from .layers import MIXER_KINDS, LayerSpec
-from .yamlio import SpaceError, load_file, load_text, where
+from .errors import SpaceError
+from .genes import Gene
+from .layers import LayerSpec
+from .operators import MIXER_SIZE_ORDER
 
-SPACES_DIR = Path(__file__).parent / "spaces"
-SPACE_KEYS = ("name", "description", "resolutions", "num_classes", "distillation", "stages", "presets")
-STAGE_KEYS = ("depths", "widths", "ratios", "mixers", "downsample", "mhsa_stride")
 DOWNSAMPLES = ("conv", "attention")
-#: Mixers from the most to the least expensive at equal width, for `largest()` and `smallest()`.
-MIXER_SIZE_ORDER = ("mhsa", "additive", "separable", "none")
 
 
 class ChoiceError(SpaceError):
@@ -41,23 +45,13 @@ class StageSpace:
     mhsa_stride: int = 1  # 2: MHSA attends on a map halved by a strided depthwise conv
 
 
-def _rng(rng: Any) -> random.Random:
-    """Accept a random.Random, a numpy Generator, an int seed or None."""
-    if isinstance(rng, random.Random):
-        return rng
-    if rng is None or isinstance(rng, int):
-        return random.Random(rng)
-    if hasattr(rng, "integers"):
-        return random.Random(int(rng.integers(0, 2**63 - 1)))
-    raise TypeError(f"expected random.Random, numpy Generator or int seed, got {type(rng).__name__}")
-
-
 class Space:
     """A search space: per-stage depth, width, FFN-ratio and mixer choices, plus fixed settings."""
 
     def __init__(self, name: str, stages: list[StageSpace], resolutions: tuple[int, ...], *,
                  num_classes: int = 1000, distillation: bool = True, description: str = "",
-                 source: str = "", ref: str = "", presets: dict[str, Any] | None = None):
+                 source: str = "", ref: str = "", presets: dict[str, Any] | None = None,
+                 base: Space | None = None, overrides: dict[str, Any] | None = None):
         self.name = name
         self.stages = tuple(stages)
         self.resolutions = tuple(resolutions)
@@ -68,8 +62,9 @@ class Space:
         self.ref = ref or name  # what Arch.space holds for this space: a shipped name or a path
         self._preset_data = presets or {}
         self._presets: dict[str, Arch] = {}
-        self.base_ref = self.ref  # the shipped name or file this space derives from (see derive)
-        self.overrides: dict[str, Any] = {}  # what derive() changed from the base: resolutions, num_classes, ...
+        self.base = base or self  # the shipped or file space this one derives from (see derive)
+        self.base_ref = self.base.ref
+        self.overrides: dict[str, Any] = dict(overrides or {})  # what derive() changed: resolutions, num_classes, ...
 
     def __repr__(self) -> str:
         return f"Space({self.name!r}, {len(self.stages)} stages, {self.size():.3g} architectures)"
@@ -127,6 +122,7 @@ class Space:
         """The layer sequence of `arch` (see search_spaces.layers). Cached per architecture."""
         return _layers(self, arch)
 
+    # ---- layout -------------------------------------------------------------------------------
     def slot_layers(self) -> list[tuple[str, dict[str, LayerSpec]]]:
         """Every supernet slot with, per variant it can hold, the largest layer it must serve."""
         res = max(self.resolutions)
@@ -145,10 +141,6 @@ class Space:
             else:
                 slots.append((spec.name, {spec.kind: spec}))
         return slots
-
-    def cost_tables(self, cost) -> CostTables:
-        """Vectorised totals and exact minimum of an additive per-layer cost ``cost(LayerSpec) -> float``."""
-        return CostTables(self, cost)
 
     def all_layers(self) -> list[LayerSpec]:
         """Every distinct layer (by key) that some architecture of the space contains, in network order.
@@ -198,7 +190,12 @@ class Space:
                                name="head", stage=len(self.stages) + 1))
         return specs
 
-    # ---- size, sampling, variation -------------------------------------------------------------
+
+    def cost_tables(self, cost) -> CostTables:
+        """Vectorised totals and exact minimum of an additive per-layer cost ``cost(LayerSpec) -> float``."""
+        return CostTables(self, cost)
+
+    # ---- size and extremes ---------------------------------------------------------------------
     def size(self) -> int:
         """The number of distinct architectures in the space (exact)."""
         total = len(self.resolutions)
@@ -206,16 +203,6 @@ class Space:
             per_block = len(st.ratios) * len(st.mixers)
             total *= len(st.widths) * sum(per_block**d for d in st.depths)
         return total
-
-    def sample(self, rng: Any = None) -> Arch:
-        """A uniformly random choice for every gene (depth, width, and each block's ratio and mixer)."""
-        r = _rng(rng)
-        depths = [r.choice(st.depths) for st in self.stages]
-        return self._make(
-            r.choice(self.resolutions), depths, [r.choice(st.widths) for st in self.stages],
-            [[r.choice(st.ratios) for _ in range(d)] for st, d in zip(self.stages, depths)],
-            [[r.choice(st.mixers) for _ in range(d)] for st, d in zip(self.stages, depths)],
-        )
 
     def largest(self) -> Arch:
         """Deepest, widest, largest ratios, and the most expensive mixer each stage allows."""
@@ -227,167 +214,69 @@ class Space:
     def _extreme(self, pick, order) -> Arch:
         depths = [pick(st.depths) for st in self.stages]
         mixers = [next(m for m in order if m in st.mixers) for st in self.stages]
-        return self._make(
+        return self.make(
             pick(self.resolutions), depths, [pick(st.widths) for st in self.stages],
             [[pick(st.ratios)] * d for st, d in zip(self.stages, depths)],
             [[m] * d for m, d in zip(mixers, depths)],
         )
 
+    def make(self, resolution, depths, widths, ratios, mixers) -> Arch:
+        """The architecture of this space with these genes (not checked: callers build valid ones)."""
+        return Arch(self.ref, int(resolution), tuple(depths), tuple(widths),
+                    tuple(tuple(r) for r in ratios), tuple(tuple(m) for m in mixers))
+
+    # ---- variation (search_spaces.operators) -----------------------------------------------------
+    def sample(self, rng: Any = None) -> Arch:
+        """A uniformly random choice for every gene (see :func:`search_spaces.operators.sample`)."""
+        return operators.sample(self, rng)
+
     def mutate(self, arch: Arch, rng: Any = None, prob: float = 0.1) -> Arch:
-        """Change each gene with probability `prob`, always returning a different architecture.
-
-        Depth moves to a neighbouring choice (adding random blocks or dropping the last ones),
-        width and ratio move to neighbouring choices, and mixers swap to another allowed mixer.
-        """
-        r = _rng(rng)
-        for _ in range(10):
-            child = self._mutate_once(arch, r, lambda gene: r.random() < prob)
-            if child != arch:
-                return child
-        # Nothing changed by chance (tiny `prob`): change exactly one gene that has another choice.
-        movable = [name for name, choices in self.genes() if len(choices) > 1 and self._gene_active(arch, name)]
-        if not movable:
-            return arch  # a space of one architecture
-        forced = r.choice(movable)
-        return self._mutate_once(arch, r, lambda gene: gene == forced)
-
-    def _gene_active(self, arch: Arch, gene: str) -> bool:
-        parts = gene.split(".")
-        return len(parts) < 3 or int(parts[1][1:]) < arch.depths[int(parts[0][1:]) - 1]
-
-    def _mutate_once(self, arch: Arch, r: random.Random, pick) -> Arch:
-        """Mutate the genes for which `pick(gene_name)` is true (names as in :meth:`genes`)."""
-        resolution = _neighbour(self.resolutions, arch.resolution, r) if pick("resolution") else arch.resolution
-        depths, widths, ratios, mixers = [], [], [], []
-        for s, st in enumerate(self.stages):
-            tag = f"s{s + 1}"
-            depth = _neighbour(st.depths, arch.depths[s], r) if pick(f"{tag}.depth") else arch.depths[s]
-            stage_ratios = list(arch.ratios[s][:depth]) + [r.choice(st.ratios) for _ in range(depth - arch.depths[s])]
-            stage_mixers = list(arch.mixers[s][:depth]) + [r.choice(st.mixers) for _ in range(depth - arch.depths[s])]
-            for i in range(depth):
-                if pick(f"{tag}.b{i}.ratio"):
-                    stage_ratios[i] = _neighbour(st.ratios, stage_ratios[i], r)
-                if pick(f"{tag}.b{i}.mixer") and len(st.mixers) > 1:
-                    stage_mixers[i] = r.choice([m for m in st.mixers if m != stage_mixers[i]])
-            depths.append(depth)
-            widths.append(_neighbour(st.widths, arch.widths[s], r) if pick(f"{tag}.width") else arch.widths[s])
-            ratios.append(stage_ratios)
-            mixers.append(stage_mixers)
-        return self._make(resolution, depths, widths, ratios, mixers)
-
-    def neighbours(self, arch: Arch) -> list[Arch]:
-        """Every architecture one gene away: resolution, a stage's depth or width to a neighbouring choice
-        (a deeper stage repeats its last block), or one block's ratio or mixer to any other choice."""
-        out: list[Arch] = []
-        depths, widths = list(arch.depths), list(arch.widths)
-        ratios, mixers = [list(r) for r in arch.ratios], [list(m) for m in arch.mixers]
-
-        def with_stage(s: int, **stage: Any) -> Arch:
-            d, w = stage.get("depth", depths[s]), stage.get("width", widths[s])
-            r, m = stage.get("ratios", ratios[s]), stage.get("mixers", mixers[s])
-            return self._make(arch.resolution, depths[:s] + [d] + depths[s + 1:], widths[:s] + [w] + widths[s + 1:],
-                              ratios[:s] + [r] + ratios[s + 1:], mixers[:s] + [m] + mixers[s + 1:])
-
-        i = self.resolutions.index(arch.resolution)
-        for j in (i - 1, i + 1):
-            if 0 <= j < len(self.resolutions):
-                out.append(self._make(self.resolutions[j], depths, widths, ratios, mixers))
-        for s, st in enumerate(self.stages):
-            d = st.depths.index(depths[s])
-            for j in (d - 1, d + 1):
-                if 0 <= j < len(st.depths):
-                    new = st.depths[j]
-                    extra = new - depths[s]
-                    out.append(with_stage(s, depth=new, ratios=(ratios[s] + [ratios[s][-1]] * extra)[:new],
-                                          mixers=(mixers[s] + [mixers[s][-1]] * extra)[:new]))
-            w = st.widths.index(widths[s])
-            for j in (w - 1, w + 1):
-                if 0 <= j < len(st.widths):
-                    out.append(with_stage(s, width=st.widths[j]))
-            for b in range(depths[s]):
-                for ratio in st.ratios:
-                    if ratio != ratios[s][b]:
-                        out.append(with_stage(s, ratios=ratios[s][:b] + [ratio] + ratios[s][b + 1:]))
-                for mixer in st.mixers:
-                    if mixer != mixers[s][b]:
-                        out.append(with_stage(s, mixers=mixers[s][:b] + [mixer] + mixers[s][b + 1:]))
-        return out
-
-    def shrink_actions(self, arch: Arch) -> list[tuple[str, Arch]]:
-        """Every one-step shrinking of `arch`, named as in EfficientFormerV2's search.
-
-        ``A_N``: remove a stage's last block, or slim a block's mixer to the next cheaper one the stage
-        allows (down to ``none``); ``A_C``: a stage's width to the next smaller choice; ``A_E``: one
-        block's FFN ratio to the next smaller choice; ``A_R``: the next smaller input resolution.
-        """
-        actions: list[tuple[str, Arch]] = []
-        depths, widths = list(arch.depths), list(arch.widths)
-        ratios, mixers = [list(r) for r in arch.ratios], [list(m) for m in arch.mixers]
-
-        def make(**changes: Any) -> Arch:
-            return self._make(changes.get("resolution", arch.resolution), changes.get("depths", depths),
-                              changes.get("widths", widths), changes.get("ratios", ratios), changes.get("mixers", mixers))
-
-        for s, st in enumerate(self.stages):
-            tag = f"s{s + 1}"
-            smaller = [d for d in st.depths if d < depths[s]]
-            if smaller:
-                d = max(smaller)
-                actions.append((f"A_N:{tag}.depth={d}", make(
-                    depths=depths[:s] + [d] + depths[s + 1:],
-                    ratios=ratios[:s] + [ratios[s][:d]] + ratios[s + 1:],
-                    mixers=mixers[:s] + [mixers[s][:d]] + mixers[s + 1:])))
-            order = [m for m in MIXER_SIZE_ORDER if m in st.mixers]
-            for i in range(depths[s]):
-                mixer = mixers[s][i]
-                if mixer in order and order.index(mixer) + 1 < len(order):
-                    cheaper = order[order.index(mixer) + 1]
-                    stage = list(mixers[s])
-                    stage[i] = cheaper
-                    actions.append((f"A_N:{tag}.b{i}.mixer={cheaper}", make(mixers=mixers[:s] + [stage] + mixers[s + 1:])))
-            w = st.widths.index(widths[s])
-            if w > 0:
-                actions.append((f"A_C:{tag}.width={st.widths[w - 1]}",
-                                make(widths=widths[:s] + [st.widths[w - 1]] + widths[s + 1:])))
-            for i in range(depths[s]):
-                r = st.ratios.index(ratios[s][i])
-                if r > 0:
-                    stage = list(ratios[s])
-                    stage[i] = st.ratios[r - 1]
-                    actions.append((f"A_E:{tag}.b{i}.ratio={st.ratios[r - 1]:g}",
-                                    make(ratios=ratios[:s] + [stage] + ratios[s + 1:])))
-        res = self.resolutions.index(arch.resolution)
-        if res > 0:
-            actions.append((f"A_R:resolution={self.resolutions[res - 1]}", make(resolution=self.resolutions[res - 1])))
-        return actions
+        """Each gene changed with probability `prob`, never `arch` itself (see :func:`operators.mutate`)."""
+        return operators.mutate(self, arch, rng, prob)
 
     def crossover(self, a: Arch, b: Arch, rng: Any = None) -> Arch:
-        """Uniform crossover: each stage's depth and width, and each block, from either parent."""
-        r = _rng(rng)
-        depths, widths, ratios, mixers = [], [], [], []
-        for s in range(len(self.stages)):
-            depth = r.choice((a.depths[s], b.depths[s]))
-            stage_ratios, stage_mixers = [], []
-            for i in range(depth):
-                donors = [p for p in (a, b) if i < p.depths[s]]
-                donor = r.choice(donors)
-                stage_ratios.append(donor.ratios[s][i])
-                stage_mixers.append(donor.mixers[s][i])
-            depths.append(depth)
-            widths.append(r.choice((a.widths[s], b.widths[s])))
-            ratios.append(stage_ratios)
-            mixers.append(stage_mixers)
-        return self._make(r.choice((a.resolution, b.resolution)), depths, widths, ratios, mixers)
+        """Uniform crossover of whole stages' depth and width and of blocks (see :func:`operators.crossover`)."""
+        return operators.crossover(self, a, b, rng)
+
+    def neighbours(self, arch: Arch) -> list[Arch]:
+        """Every architecture one gene away (see :func:`operators.neighbours`)."""
+        return operators.neighbours(self, arch)
+
+    def shrink_actions(self, arch: Arch) -> list[tuple[str, Arch]]:
+        """EfficientFormerV2's one-step shrinkings of `arch`, named (see :func:`operators.shrink_actions`)."""
+        return operators.shrink_actions(self, arch)
 
     # ---- integer encoding ------------------------------------------------------------------------
-    def genes(self) -> list[tuple[str, tuple]]:
-        """Gene names and their choices, in encoding order. Genes of blocks past the depth are ignored."""
-        genes: list[tuple[str, tuple]] = [("resolution", self.resolutions)]
+    def genes(self) -> list[Gene]:
+        """The genes in encoding order: resolution, then per stage its depth, width and, for every block
+        up to the largest depth, ratio and mixer. Genes of blocks past the depth are ignored."""
+        return list(self._genes)
+
+    @cached_property
+    def _genes(self) -> tuple[Gene, ...]:
+        genes = [Gene("resolution", self.resolutions)]
         for s, st in enumerate(self.stages, 1):
-            genes += [(f"s{s}.depth", st.depths), (f"s{s}.width", st.widths)]
+            genes += [Gene("depth", st.depths, s), Gene("width", st.widths, s)]
             for i in range(max(st.depths)):
-                genes += [(f"s{s}.b{i}.ratio", st.ratios), (f"s{s}.b{i}.mixer", st.mixers)]
-        return genes
+                genes += [Gene("ratio", st.ratios, s, i), Gene("mixer", st.mixers, s, i)]
+        return tuple(genes)
+
+    @cached_property
+    def _gene_index(self) -> dict[Any, Gene]:
+        index: dict[Any, Gene] = {}
+        for gene in self._genes:
+            key = gene.field if gene.stage is None else (
+                (gene.field, gene.stage) if gene.block is None else (gene.field, gene.stage, gene.block))
+            index[key] = gene
+        return index
+
+    def gene_index(self) -> dict[Any, Gene]:
+        """Genes by ``"resolution"``, ``(field, stage)`` or ``(field, stage, block)`` (stages from 1)."""
+        return self._gene_index
+
+    def gene_columns(self) -> dict[Gene, int]:
+        """Each gene's column in the encoding."""
+        return {gene: i for i, gene in enumerate(self._genes)}
 
     def encode(self, arch: Arch) -> list[int]:
         """Choice indices, one per gene; unused block genes are 0."""
@@ -402,13 +291,13 @@ class Space:
                     codes += [0, 0]
         return codes
 
-    def decode(self, codes: list[int]) -> Arch:
-        genes = self.genes()
+    def decode(self, codes: Sequence[int]) -> Arch:
+        genes = self._genes
         if len(codes) != len(genes):
             raise SpaceError(f"expected {len(genes)} genes for space {self.name!r}, got {len(codes)}")
-        for (name, choices), code in zip(genes, codes):
-            if not 0 <= int(code) < len(choices):
-                raise SpaceError(f"gene {name}: index {code} out of range 0..{len(choices) - 1}")
+        for gene, code in zip(genes, codes):
+            if not 0 <= int(code) < len(gene.choices):
+                raise SpaceError(f"gene {gene.name}: index {code} out of range 0..{len(gene.choices) - 1}")
         it = iter(int(c) for c in codes)
         resolution = self.resolutions[next(it)]
         depths, widths, ratios, mixers = [], [], [], []
@@ -419,11 +308,7 @@ class Space:
             widths.append(width)
             ratios.append([b[0] for b in blocks])
             mixers.append([b[1] for b in blocks])
-        return self._make(resolution, depths, widths, ratios, mixers)
-
-    def _make(self, resolution, depths, widths, ratios, mixers) -> Arch:
-        return Arch(self.ref, int(resolution), tuple(depths), tuple(widths),
-                    tuple(tuple(r) for r in ratios), tuple(tuple(m) for m in mixers))
+        return self.make(resolution, depths, widths, ratios, mixers)
 
     # ---- description ---------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -444,7 +329,6 @@ class Space:
             "presets": self.preset_names,
         }
 
-
     # ---- derived spaces ----------------------------------------------------------------------------
     def derive(self, *, resolutions: Sequence[int] | None = None, num_classes: int | None = None,
                distillation: bool | None = None) -> Space:
@@ -453,9 +337,9 @@ class Space:
         Training on a 10-class data set at 64 pixels needs a head of 10 classes and a resolution the
         shipped space does not offer, while the shipped space (and its published parameter counts)
         must stay as it is. The derived space's ``ref`` is ``BASE?key=value&...`` (e.g.
-        ``efficientformerv2?num_classes=10&resolutions=64``), which :func:`load` understands, so its
-        architectures load anywhere. Presets keep their genes; a preset resolution the derived space
-        does not offer becomes its largest resolution.
+        ``efficientformerv2?num_classes=10&resolutions=64``), which ``search_spaces.load`` understands,
+        so its architectures load anywhere. Presets keep their genes; a preset resolution the derived
+        space does not offer becomes its largest resolution.
         """
         overrides = dict(self.overrides)
         if resolutions is not None:
@@ -464,68 +348,29 @@ class Space:
             overrides["num_classes"] = int(num_classes)
         if distillation is not None:
             overrides["distillation"] = bool(distillation)
-        base = load(self.base_ref)
-        return _derived(base, tuple(sorted(overrides.items())))
+        return SPACES.derive(self.base, overrides)
+
+    def with_overrides(self, ref: str, overrides: dict[str, Any]) -> Space:
+        """A new space: this one (a base space) with `overrides` under reference `ref` (see derive)."""
+        res = overrides.get("resolutions", self.resolutions)
+        multiple = resolution_multiple(self.stages)
+        if not res or any(r <= 0 or r % multiple for r in res):
+            raise SpaceError(f"space {self.name!r}: resolutions must be positive multiples of {multiple}, "
+                             f"got {', '.join(map(str, res))}")
+        num_classes = overrides.get("num_classes", self.num_classes)
+        if num_classes <= 0:
+            raise SpaceError(f"space {self.name!r}: num_classes must be positive, got {num_classes}")
+        presets = {}
+        for key, (data, lines) in self._preset_data.items():
+            if isinstance(data, dict) and data.get("resolution") not in res:
+                data = {**data, "resolution": max(res)}
+            presets[key] = (data, lines)
+        return Space(self.name, list(self.stages), res, num_classes=num_classes,
+                     distillation=overrides.get("distillation", self.distillation), description=self.description,
+                     source=self.source, ref=ref, presets=presets, base=self, overrides=overrides)
 
 
-def _derived(base: Space, overrides: tuple[tuple[str, Any], ...]) -> Space:
-    """The (cached) space `base` with `overrides`; the base itself when there are none."""
-    if not overrides:
-        return base
-    ref = base.ref + "?" + "&".join(f"{k}={_override_text(v)}" for k, v in overrides)
-    space = _LOADED.get(ref)
-    if space is not None:
-        return space
-    values = dict(overrides)
-    res = values.get("resolutions", base.resolutions)
-    if not res or any(r <= 0 or r % _resolution_multiple(base.stages) for r in res):
-        raise SpaceError(f"space {base.name!r}: resolutions must be positive multiples of "
-                         f"{_resolution_multiple(base.stages)}, got {', '.join(map(str, res))}")
-    num_classes = values.get("num_classes", base.num_classes)
-    if num_classes <= 0:
-        raise SpaceError(f"space {base.name!r}: num_classes must be positive, got {num_classes}")
-    presets = {}
-    for key, (data, lines) in base._preset_data.items():
-        if isinstance(data, dict) and data.get("resolution") not in res:
-            data = {**data, "resolution": max(res)}
-        presets[key] = (data, lines)
-    space = Space(base.name, list(base.stages), res, num_classes=num_classes,
-                  distillation=values.get("distillation", base.distillation), description=base.description,
-                  source=base.source, ref=ref, presets=presets)
-    space.base_ref, space.overrides = base.ref, values
-    _LOADED[ref] = space
-    return space
-
-
-def _override_text(value: Any) -> str:
-    if isinstance(value, tuple):
-        return ",".join(map(str, value))
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def _parse_overrides(ref: str, text: str) -> dict[str, Any]:
-    """``num_classes=10&resolutions=64,96&distillation=false`` -> keyword arguments of :meth:`Space.derive`."""
-    out: dict[str, Any] = {}
-    for item in text.split("&"):
-        key, sep, value = item.partition("=")
-        try:
-            if not sep:
-                raise ValueError
-            if key == "resolutions":
-                out[key] = tuple(int(v) for v in value.split(","))
-            elif key == "num_classes":
-                out[key] = int(value)
-            elif key == "distillation" and value in ("true", "false"):
-                out[key] = value == "true"
-            else:
-                raise ValueError
-        except ValueError:
-            raise SpaceError(f"space {ref!r}: bad override {item!r} (accepted: resolutions=R[,R...], num_classes=N, "
-                             "distillation=true|false)") from None
-    return out
-
-
-def _resolution_multiple(stages: Sequence[StageSpace]) -> int:
+def resolution_multiple(stages: Sequence[StageSpace]) -> int:
     """Every stage's map must halve exactly, and stride attention halves its stage's map once more."""
     return max([2 ** (len(stages) + 1)] + [2 ** (s + 3) for s, st in enumerate(stages) if st.mhsa_stride > 1])
 
@@ -537,148 +382,8 @@ def _layers(space: Space, arch: Arch) -> tuple[LayerSpec, ...]:
                              lambda s, i: arch.ratios[s][i], lambda s, i: arch.mixers[s][i]))
 
 
-def _neighbour(choices: tuple, value: Any, r: random.Random) -> Any:
-    if len(choices) == 1:
-        return value
-    i = choices.index(value)
-    options = [j for j in (i - 1, i + 1) if 0 <= j < len(choices)]
-    return choices[r.choice(options)]
-
-
 def _not_offered(value: Any, what: str, choices: tuple) -> str:
     return f"{value!r} is not a {what} in this space (choices: {', '.join(map(str, choices))})"
 
 
-# ---- loading ------------------------------------------------------------------------------------
-def list_spaces() -> list[str]:
-    """Names of the spaces shipped with the package."""
-    return sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
-
-
-_LOADED: dict[str, Space] = {}
-
-
-def load(name_or_path: str | Path) -> Space:
-    """A shipped space by name, or a space YAML file by path. Cached by the reference given."""
-    ref = str(name_or_path)
-    space = _LOADED.get(ref)
-    if space is not None:
-        return space
-    if "?" in ref and not Path(ref).exists():  # a derived space: BASE?key=value&...
-        base, _, overrides = ref.rpartition("?")
-        return load(base).derive(**_parse_overrides(ref, overrides))
-    if ref in list_spaces():
-        space = _load_cached(ref, str(SPACES_DIR / f"{ref}.yaml"))
-    else:
-        path = Path(ref)
-        if not (path.suffix.lower() in (".yaml", ".yml", ".json") or path.exists()):
-            raise SpaceError(f"unknown space {ref!r} (shipped: {', '.join(list_spaces())}; or give a path to a space YAML)")
-        if not path.is_file():
-            raise SpaceError(f"no such space file: {ref}")
-        space = _load_cached(ref, str(path.resolve()))
-    _LOADED[ref] = space
-    return space
-
-
-def register_text(ref: str, text: str) -> Space:
-    """A space from YAML text, loadable as `ref` from now on: a space file saved elsewhere (e.g. in a
-    training checkpoint) whose path does not exist on this machine."""
-    data, lines = load_text(text, ref)
-    space = _parse_space(data, lines, ref, ref)
-    _LOADED[ref] = space
-    return space
-
-
-@lru_cache(maxsize=64)
-def _load_cached(ref: str, path: str) -> Space:
-    data, lines = load_file(path)
-    return _parse_space(data, lines, path, ref)
-
-
-def _parse_space(data: Any, lines: dict[tuple, int], source: str, ref: str) -> Space:
-    def fail(path: tuple, message: str) -> SpaceError:
-        return SpaceError(f"{where(source, lines, path)}: {message}")
-
-    if not isinstance(data, dict):
-        raise fail((), "a space file must be a mapping")
-    for key in data:
-        if key not in SPACE_KEYS:
-            raise fail((key,), f"unknown key {key!r} (accepted: {', '.join(SPACE_KEYS)})")
-    for key in ("name", "resolutions", "stages"):
-        if key not in data:
-            raise fail((), f"missing key {key!r}")
-    name = data["name"]
-    if not isinstance(name, str) or not name.strip():
-        raise fail(("name",), "expected a non-empty name")
-
-    def choices(path: tuple, value: Any, kind: str) -> tuple:
-        if not isinstance(value, list) or not value:
-            raise fail(path, f"expected a non-empty list of {kind}, got {value!r}")
-        out = []
-        for i, item in enumerate(value):
-            if kind == "mixers":
-                item = "none" if item is None else item
-                if item not in MIXER_KINDS:
-                    raise fail(path + (i,), f"unknown mixer {item!r} (accepted: {', '.join(MIXER_KINDS)})")
-            elif kind == "numbers":
-                if isinstance(item, bool) or not isinstance(item, (int, float)) or item <= 0:
-                    raise fail(path + (i,), f"expected a positive number, got {item!r}")
-                item = int(item) if float(item).is_integer() else float(item)
-            elif isinstance(item, bool) or not isinstance(item, int) or item <= 0:
-                raise fail(path + (i,), f"expected a positive integer, got {item!r}")
-            if item in out:
-                raise fail(path + (i,), f"duplicate choice {item!r}")
-            out.append(item)
-        return tuple(out) if kind == "mixers" else tuple(sorted(out))
-
-    stages_data = data["stages"]
-    if not isinstance(stages_data, list) or not stages_data:
-        raise fail(("stages",), "expected a non-empty list of stages")
-    stages = []
-    for s, st in enumerate(stages_data):
-        path = ("stages", s)
-        if not isinstance(st, dict):
-            raise fail(path, "expected a mapping with keys " + ", ".join(STAGE_KEYS))
-        for key in st:
-            if key not in STAGE_KEYS:
-                raise fail(path + (key,), f"unknown key {key!r} (accepted: {', '.join(STAGE_KEYS)})")
-        for key in STAGE_KEYS[:4]:
-            if key not in st:
-                raise fail(path, f"missing key {key!r}")
-        downsample = st.get("downsample", "conv")
-        if downsample not in DOWNSAMPLES:
-            raise fail(path + ("downsample",), f"expected one of {', '.join(DOWNSAMPLES)}, got {downsample!r}")
-        if s == 0 and "downsample" in st:
-            raise fail(path + ("downsample",), "the first stage is entered by the stem; remove this key")
-        stride = st.get("mhsa_stride", 1)
-        if stride not in (1, 2):
-            raise fail(path + ("mhsa_stride",), f"expected 1 or 2, got {stride!r}")
-        widths = choices(path + ("widths",), st["widths"], "integers")
-        if s == 0 and any(w % 2 for w in widths):
-            raise fail(path + ("widths",), "stage 1 widths must be even (the stem's first conv has half of them)")
-        stages.append(StageSpace(
-            depths=choices(path + ("depths",), st["depths"], "integers"), widths=widths,
-            ratios=choices(path + ("ratios",), st["ratios"], "numbers"),
-            mixers=choices(path + ("mixers",), st["mixers"], "mixers"),
-            downsample=downsample, mhsa_stride=stride))
-
-    resolutions = choices(("resolutions",), data["resolutions"], "integers")
-    multiple = _resolution_multiple(stages)
-    for i, res in enumerate(data["resolutions"]):  # file order, so the error points at the right item
-        if res % multiple:
-            raise fail(("resolutions", i), f"{res} is not a multiple of {multiple} (needed by this space's stages "
-                       "and stride attention)")
-    num_classes = data.get("num_classes", 1000)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes <= 0:
-        raise fail(("num_classes",), f"expected a positive integer, got {num_classes!r}")
-    distillation = data.get("distillation", True)
-    if not isinstance(distillation, bool):
-        raise fail(("distillation",), f"expected true or false, got {distillation!r}")
-    presets = data.get("presets") or {}
-    if not isinstance(presets, dict):
-        raise fail(("presets",), "expected a mapping of preset names to architectures")
-
-    space = Space(name.strip(), stages, resolutions, num_classes=num_classes, distillation=distillation,
-                  description=str(data.get("description", "")).strip(), source=source, ref=ref,
-                  presets={str(k).lower(): (v, lines) for k, v in presets.items()})
-    return space
+__all__ = ["Space", "StageSpace", "ChoiceError", "DOWNSAMPLES", "resolution_multiple"]

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-
-class SpaceError(ValueError):
-    """Bad input about a space, an architecture or a file holding one (exit code 2 in the CLI)."""
-
-
+from .errors import SpaceError
+from .files import read_text
 
 
 def _construct(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> Any:
@@ -53,19 +49,8 @@ def load_text(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
     return data, lines
 
 
-def read_text(path: str | Path, what: str = "file", error: type[SpaceError] = SpaceError) -> str:
-    """A text file's content, or `error` with one line saying why it cannot be read."""
-    path = Path(path)
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise error(f"no such {what}: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise error(f"cannot read {path}: {exc}") from None
-
-
 def load_file(path: str | Path) -> tuple[Any, dict[tuple, int]]:
-    return load_text(read_text(path), str(path))
+    return load_text(read_text(path, error=SpaceError), str(path))
 
 
 def where(source: str, lines: dict[tuple, int], path: tuple) -> str:
@@ -94,7 +79,3 @@ def dump_yaml(data: Any) -> str:
     _Dumper.add_representer(list, _represent_list)
     _Dumper.add_representer(tuple, _represent_list)
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, width=200)
-
-
-def dump_json(data: Any) -> str:
-    return json.dumps(data, indent=2)

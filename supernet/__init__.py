@@ -6,10 +6,12 @@
 >>> net.set_active(space.preset("s0")); model = net.extract()
 """
 
-from .elastic import SuperNet, build
-from .layers import LAYER_CLASSES, Counts, build_layer, count_layer
+from .batchnorm import recalibrate_bn
+from .counting import Counts, count, count_layer, count_tables
+from .elastic import SubnetView, SuperNet, build
+from .layers import LAYER_CLASSES, build_layer
 from .mixers import MHSA, Additive, Separable
-from .subnet import SubNet, count, count_tables, drop_path_rates
+from .subnet import SubNet, drop_path_rates
 
-__all__ = ["SuperNet", "SubNet", "build", "build_layer", "count", "count_layer", "count_tables", "drop_path_rates", "Counts",
-           "LAYER_CLASSES", "MHSA", "Separable", "Additive"]
+__all__ = ["SuperNet", "SubNet", "SubnetView", "build", "build_layer", "count", "count_layer", "count_tables",
+           "drop_path_rates", "recalibrate_bn", "Counts", "LAYER_CLASSES", "MHSA", "Separable", "Additive"]

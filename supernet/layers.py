@@ -1,4 +1,4 @@
-"""EfficientFormerV2 layers (stem, downsampling, unified FFN, head) and the layer registry.
+"""EfficientFormerV2 layers (stem, downsampling, unified FFN, head) and the registry of layer classes.
 
 Every layer class is built from a :class:`~search_spaces.LayerSpec` (``from_spec``) and counts its
 parameters and MACs from the spec alone (``count``), beside the code that defines it. MACs are those
@@ -7,16 +7,14 @@ of convolutions, matmuls and linear layers (what ``torch.utils.flop_counter`` co
 
 from __future__ import annotations
 
-from functools import cache
-from typing import NamedTuple
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from search_spaces import LayerSpec
 
-from .mixers import MHSA, Additive, RelativePositionBias, Separable, conv_bn, conv_bn_params, layer_scale, residual
+from .blocks import RelativePositionBias, conv_bn, conv_bn_params, layer_scale, residual
+from .mixers import MHSA, Additive, Separable
 
 
 class Stem(nn.Module):
@@ -170,21 +168,10 @@ LAYER_CLASSES: dict[str, type[nn.Module]] = {
 }
 
 
-class Counts(NamedTuple):
-    params: int
-    macs: int
-
-
 def build_layer(spec: LayerSpec) -> nn.Module:
     """The standalone module for one layer spec."""
     return LAYER_CLASSES[spec.kind].from_spec(spec)
 
 
-@cache
-def count_layer(spec: LayerSpec) -> Counts:
-    """Exact parameters and MACs of one layer, from its spec (cached by key)."""
-    return Counts(*LAYER_CLASSES[spec.kind].count(spec))
-
-
-__all__ = ["LAYER_CLASSES", "Counts", "build_layer", "count_layer", "Stem", "ConvDown", "AttnDown", "FFN",
+__all__ = ["LAYER_CLASSES", "build_layer", "Stem", "ConvDown", "AttnDown", "FFN",
            "Head", "MHSA", "Separable", "Additive", "RelativePositionBias"]

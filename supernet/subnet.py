@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -10,9 +9,8 @@ import torch
 from torch import nn
 
 from search_spaces import Arch, Space
-from search_spaces.costs import CostTables
 
-from .layers import LAYER_CLASSES, Counts, build_layer, count_layer
+from .layers import LAYER_CLASSES, build_layer
 
 
 class SubNet(nn.Module):
@@ -41,30 +39,6 @@ class SubNet(nn.Module):
         return self.layers(x)
 
 
-def count(arch: Arch) -> Counts:
-    """Exact parameters and MACs of an architecture, summed from its layer specs (no model built)."""
-    params = macs = 0
-    for spec in arch.layers():
-        c = count_layer(spec)
-        params += c.params
-        macs += c.macs
-    return Counts(params, macs)
-
-
-_COUNT_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def count_tables(space: Space) -> dict[str, CostTables]:
-    """:func:`count` vectorised over a space's integer encodings: ``{"params": ..., "macs": ...}`` cost
-    tables (``.total(codes)``, ``.minimum()``) summing the same per-layer formulas. Built once per space
-    (about 0.07 s each) and shared by the search's problem, its surrogate and the budget checks."""
-    tables = _COUNT_TABLES.get(space)
-    if tables is None:
-        tables = _COUNT_TABLES[space] = {
-            metric: space.cost_tables(lambda spec, m=metric: getattr(count_layer(spec), m)) for metric in ("params", "macs")}
-    return tables
-
-
 def drop_path_rates(space: Space, rate: float) -> dict[str, float]:
     """Stochastic depth rate of every residual slot (FFNs and mixers) of the space's supernet.
 
@@ -78,3 +52,6 @@ def drop_path_rates(space: Space, rate: float) -> dict[str, float]:
     step = rate / max(len(blocks) - 1, 1)
     index = {block: i for i, block in enumerate(blocks)}
     return {name: index[name.rpartition("_")[0]] * step for name in slots}
+
+
+__all__ = ["SubNet", "drop_path_rates"]

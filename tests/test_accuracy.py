@@ -14,22 +14,18 @@ from torch import nn
 
 import search_spaces
 import supernet
-from nas.accuracy import (
-    DEFAULT_PROXY,
-    PROXIES,
-    AccuracyEstimator,
-    ProxyEstimator,
+from nas.errors import BadInput
+from nas.estimate import DEFAULT_PROXY, PROXIES, Estimator, ProxyEstimator, make_estimator
+from nas.estimate.proxies import (
     _CodeKernel,
     _depthwise,
     _Float64Depthwise,
-    _SharedNet,
-    make_estimator,
     naswot_kernel,
     naswot_score,
+    proxy_network,
     proxy_resolution,
     synflow,
 )
-from nas.errors import BadInput
 
 TINY = search_spaces.load("efficientformerv2-tiny")
 TINY_ARCHS = [TINY.sample(random.Random(i)) for i in range(6)]
@@ -145,8 +141,7 @@ def test_proxy_resolution_keeps_resolutions_apart():
 def test_shared_net_runs_the_active_supernets_numbers(side):
     """Plain layers on slices of the supernet's tensors compute what the active supernet computes, for
     every mixer, at proxy resolutions whose stage grids are odd (48: 12, 6, 3, 2; 56: 14, 7, 4, 2)."""
-    shared = _SharedNet(TINY, 0, absolute=False, training=True)
-    net = shared.net
+    net = proxy_network(TINY, 0, absolute=False, training=True)
     archs = [TINY.smallest(), TINY.largest()]
     for mixer in ("separable", "additive"):
         archs.append(search_spaces.Arch.from_dict({**TINY.largest().to_dict(),
@@ -157,19 +152,19 @@ def test_shared_net_runs_the_active_supernets_numbers(side):
         for arch in archs:
             net.set_active(arch)
             y = x
-            for layer in shared.layers(arch):
+            for layer in net.shared_layers(arch):
                 y = layer(y)
             assert torch.equal(y[0], net(x)[0])
     # train-mode BN updates the shared running statistics in place; the layers' slices alias them
-    layer = shared.layers(archs[0])[0]
+    layer = net.shared_layers(archs[0])[0]
     assert layer.conv1.bn.running_mean.data_ptr() == net.slots["stem"]["stem"].conv1.bn.running_mean.data_ptr()
 
 
 def test_proxy_network_layer_scales_are_one():
-    shared = _SharedNet(TINY, 0, absolute=True, training=False)
-    scales = [p for name, p in shared.net.named_parameters() if name.endswith("layer_scale")]
+    net = proxy_network(TINY, 0, absolute=True, training=False)
+    scales = [p for name, p in net.named_parameters() if name.endswith("layer_scale")]
     assert scales and all(bool((p == 1).all()) for p in scales)
-    assert all(p.dtype == torch.float64 and bool((p >= 0).all()) for p in shared.net.parameters())
+    assert all(p.dtype == torch.float64 and bool((p >= 0).all()) for p in net.parameters())
 
 
 # ---- estimators --------------------------------------------------------------------------------------
@@ -222,7 +217,7 @@ def test_params_proxy_is_the_exact_parameter_count():
 
 def test_make_estimator_names_and_defaults():
     est = make_estimator("proxy", TINY)
-    assert isinstance(est, ProxyEstimator) and isinstance(est, AccuracyEstimator)
+    assert isinstance(est, ProxyEstimator) and isinstance(est, Estimator)
     assert DEFAULT_PROXY in PROXIES and est.name == f"proxy:{DEFAULT_PROXY}"
     assert make_estimator("proxy", "efficientformerv2-tiny", proxy="synflow").name == "proxy:synflow"
     assert est.estimate([]) == []

@@ -11,7 +11,7 @@ import pytest
 import latency_lut
 import search_spaces
 import supernet
-from nas.testing import enumerate_codes
+from nas.estimate import enumerate_codes
 
 TINY = search_spaces.load("efficientformerv2-tiny")
 DEFAULT = search_spaces.load("efficientformerv2")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from nas import data as nas_data
 from nas.cli import main
-from nas.data import Loader, load_data, prepare, read_idx, synthetic_data
+from nas.train import data as nas_data
+from nas.train.data import Loader, load_data, prepare, read_idx, synthetic_data
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

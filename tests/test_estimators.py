@@ -9,8 +9,8 @@ import pytest
 
 import search_spaces
 from nas import BadInput
-from nas.accuracy import PredictorEstimator, SupernetEstimator, make_estimator
 from nas.cli import main
+from nas.estimate import PredictorEstimator, SupernetEstimator, make_estimator
 from nas.train import evaluate_subnet, load_checkpoint, train
 
 DATA = "synthetic:train=64,val=32,classes=4"
@@ -35,7 +35,7 @@ def test_supernet_estimate_is_the_subnets_validation_top1(ckpt, monkeypatch):
     net, data = checkpoint.model(), checkpoint.data()
     assert values == [evaluate_subnet(net, checkpoint.adapt(a), data) for a in archs]
     calls = []
-    monkeypatch.setattr("nas.train.evaluate_subnet", lambda *a, **k: calls.append(a) or 0.0)
+    monkeypatch.setattr("nas.estimate.supernet.evaluate_subnet", lambda *a, **k: calls.append(a) or 0.0)
     assert estimator.estimate(archs) == values and not calls  # cached by architecture id
     worst, scale = estimator.reference()
     assert scale > 0 and 0 <= worst <= 100

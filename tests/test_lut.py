@@ -200,7 +200,7 @@ def test_cpu_backends_run_the_layer_they_time(backend):
     import torch
 
     import supernet
-    from latency_lut.backends import make_runner, measure_interleaved
+    from latency_lut import make_runner, measure_interleaved
 
     spec = search_spaces.LayerSpec("mhsa", 32, 32, 14, stride=2)
     torch.manual_seed(0)
@@ -221,7 +221,7 @@ def test_cuda_and_coreml_say_why_they_cannot_run_here():
     import torch
 
     import supernet
-    from latency_lut.backends import BackendError, make_runner
+    from latency_lut import BackendError, make_runner
 
     module = supernet.build_layer(search_spaces.LayerSpec("ffn", 16, 16, 7, ratio=2))
     if not torch.cuda.is_available():

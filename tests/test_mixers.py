@@ -16,8 +16,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import supernet
 from search_spaces import LayerSpec
+from supernet.blocks import RelativePositionBias
 from supernet.layers import FFN, LAYER_CLASSES, AttnDown, ConvDown, Head, Stem
-from supernet.mixers import MHSA, Additive, RelativePositionBias, Separable
+from supernet.mixers import MHSA, Additive, Separable
 
 TOL = dict(atol=1e-10, rtol=1e-9)
 

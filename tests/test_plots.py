@@ -14,10 +14,10 @@ import latency_lut
 import search_spaces
 from nas import BadInput
 from nas.cli import main
+from nas.estimate import SyntheticAccuracy
 from nas.pareto import Normaliser, common_normaliser, hypervolume
-from nas.plots import figure_data, plot_fronts
 from nas.search import compare_runs, run_result, search
-from nas.testing import SyntheticAccuracy
+from nas.search.plots import figure_data, plot_fronts
 
 TINY = "efficientformerv2-tiny"
 DEVICE = "iphone12-coreml"

@@ -19,9 +19,9 @@ import search_spaces
 import supernet
 from nas import BadInput
 from nas.budget import Budget
+from nas.estimate import SyntheticAccuracy
 from nas.pareto import Normaliser, crowding_distance, hypervolume, pareto_mask, pareto_ranks, parse_objectives
 from nas.search import run_result, search
-from nas.testing import SyntheticAccuracy
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = "efficientformerv2-tiny"
@@ -108,31 +108,29 @@ def test_every_front_entry_is_within_budget_and_none_dominates_another(tiny, lut
     for a in result.pareto:
         assert not any(_dominates(b, a) for b in result.pareto if b is not a)
     # the front is the non-dominated set of all feasible trials, recomputed by brute force
-    feasible = [e for e in result.history if e["feasible"]]
+    feasible = [e for e in result.history if e.feasible]
     best = [e for e in feasible if not any(_dominates(o, e) for o in feasible)]
-    assert {e["arch_id"] for e in best} == {search_spaces.Arch.from_dict(e["arch"]).id for e in result.pareto}
+    assert {e.id for e in best} == {search_spaces.Arch.from_dict(e["arch"]).id for e in result.pareto}
     assert [e["latency_ms"] for e in result.pareto] == sorted(e["latency_ms"] for e in result.pareto)
 
 
 def test_evolution_evaluates_only_feasible_architectures_and_never_twice(tiny, lut):
     result = search(tiny, BUDGET, lut=lut, estimator=SyntheticAccuracy(tiny), trials=200, seed=0, population=20)
-    assert all(e["feasible"] for e in result.history)
-    ids = [e["arch_id"] for e in result.history]
+    assert all(e.feasible for e in result.history)
+    ids = [e.id for e in result.history]
     assert len(set(ids)) == len(ids) == 200
 
 
 def test_surrogate_guided_generations_reach_the_exhaustive_front(tiny, lut, monkeypatch):
     """On a smooth accuracy, the picks by expected hypervolume improvement find nearly all of the
     exhaustive front's hypervolume in 300 trials, and clearly more than evolution without them."""
-    import nas.search as search_module
-    from nas.problem import Problem
-    from nas.search import front
-    from nas.strategies import Evolution
-    from nas.testing import enumerate_codes
+    from nas.estimate import enumerate_codes
+    from nas.search import SpaceProblem, front
+    from nas.search.strategies import Evolution, SurrogateGuidance
 
     smooth = SyntheticAccuracy(tiny, ripple=0.0)
     budget = Budget(params=2.5e6, latency_ms=0.85)
-    problem = Problem(tiny, lut, budget, smooth, ("accuracy", "latency", "params"))
+    problem = SpaceProblem(tiny, lut, budget, smooth, ("accuracy", "latency", "params"))
     codes = enumerate_codes(tiny)
     params, latency = supernet.count_tables(tiny)["params"].total(codes)[0], lut.predict_codes(codes, tiny)
     ok = (params <= budget.params) & (latency <= budget.latency_ms)
@@ -141,8 +139,8 @@ def test_surrogate_guided_generations_reach_the_exhaustive_front(tiny, lut, monk
     exhaustive = hypervolume(costs[pareto_mask(costs)])
     shares = {}
     for model_share in (0.8, 0.0):
-        monkeypatch.setattr(search_module, "make_strategy", lambda *a, share=model_share: Evolution(20, model_share=share))
-        result = search(tiny, budget, lut=lut, estimator=smooth, trials=300, seed=0)
+        strategy = Evolution(20, guidance=SurrogateGuidance(share=model_share))
+        result = search(tiny, budget, lut=lut, estimator=smooth, trials=300, seed=0, strategy=strategy)
         shares[model_share] = front(result.history, problem.normaliser)[1] / exhaustive
     assert shares[0.8] > 0.98 and shares[0.8] > shares[0.0] + 0.03, shares
 
@@ -150,9 +148,9 @@ def test_surrogate_guided_generations_reach_the_exhaustive_front(tiny, lut, monk
 def test_optuna_records_infeasible_trials_without_estimating_accuracy(tiny, lut):
     result = search(tiny, {"params": 1.8e6}, lut=lut, estimator=SyntheticAccuracy(tiny), trials=60, seed=0,
                     strategy="optuna", sampler="random")
-    infeasible = [e for e in result.history if not e["feasible"]]
+    infeasible = [e for e in result.history if not e.feasible]
     assert infeasible, "random sampling of the tiny space should propose some architectures over 1.8M parameters"
-    assert all(e["accuracy"] is None and e["params"] > 1.8e6 and e["violations"] for e in infeasible)
+    assert all(e.accuracy is None and e["params"] > 1.8e6 and e.violations for e in infeasible)
     assert all(e["params"] <= 1.8e6 for e in result.pareto)
 
 
@@ -160,7 +158,7 @@ def test_same_seed_same_front_and_other_seed_other_history(tiny, lut):
     runs = [search(tiny, BUDGET, lut=lut, estimator=SyntheticAccuracy(tiny), trials=120, seed=seed, population=20)
             for seed in (3, 3, 4)]
     assert runs[0].to_dict() == runs[1].to_dict()
-    assert [e["arch_id"] for e in runs[0].history] != [e["arch_id"] for e in runs[2].history]
+    assert [e.id for e in runs[0].history] != [e.id for e in runs[2].history]
 
 
 def test_actions_shrink_from_the_largest_until_the_budget_holds(tiny, lut):
@@ -168,20 +166,20 @@ def test_actions_shrink_from_the_largest_until_the_budget_holds(tiny, lut):
     est = SyntheticAccuracy(tiny)
     result = search(tiny, problem_budget, lut=lut, estimator=est, strategy="actions", seed=0)
     history = result.history
-    assert history[0]["arch_id"] == tiny.largest().id and history[0]["action"] == "start"
+    assert history[0].id == tiny.largest().id and history[0].extra["action"] == "start"
     # follow the path: at each step every shrinking action of the current architecture was evaluated, and
     # the next one is the action with the least accuracy drop per MES gained
-    by_id = {e["arch_id"]: e for e in history}
-    steps = sorted({e["step"] for e in history})
+    by_id = {e.id: e for e in history}
+    steps = sorted({e.extra["step"] for e in history})
     current, path = history[0], [history[0]]
     for step in steps[1:]:
-        candidates = [by_id[a.id] for _, a in tiny.shrink_actions(current["arch"])]
-        assert all(e["accuracy"] is not None for e in candidates)
-        assert all(e["parent"] == current["number"] for e in candidates if e["step"] == step)
+        candidates = [by_id[a.id] for _, a in tiny.shrink_actions(current.arch)]
+        assert all(e.accuracy is not None for e in candidates)
+        assert all(e.extra["parent"] == current.number for e in candidates if e.extra["step"] == step)
         gains = [(e, e["mes"] - current["mes"]) for e in candidates if e["mes"] > current["mes"]]
-        current = min(gains, key=lambda eg: (current["accuracy"] - eg[0]["accuracy"]) / eg[1])[0]
+        current = min(gains, key=lambda eg: (current.accuracy - eg[0].accuracy) / eg[1])[0]
         path.append(current)
-    assert len(path) > 2 and path[-1]["feasible"] and not any(e["feasible"] for e in path[:-1])
+    assert len(path) > 2 and path[-1].feasible and not any(e.feasible for e in path[:-1])
     assert result.pareto and all(e["params"] <= 1.6e6 for e in result.pareto)
 
 
@@ -322,7 +320,7 @@ def test_neighbours_are_one_gene_away_and_shrink_actions_shrink(tiny):
     base = space.encode(arch)
     for n in neighbours:
         changed = [i for i, (a, b) in enumerate(zip(base, space.encode(n))) if a != b]
-        names = {space.genes()[i][0].split(".")[0] + "." + space.genes()[i][0].split(".")[-1] for i in changed}
+        names = {f"s{space.genes()[i].stage}.{space.genes()[i].field}" for i in changed}
         assert changed and (len(changed) == 1 or any(name.endswith("depth") for name in names)), names
     before = supernet.count(arch)
     for name, smaller in space.shrink_actions(arch):
@@ -344,9 +342,9 @@ def test_local_ray_runs_evaluate_as_tune_trials(tiny, lut, tmp_path, monkeypatch
         with_ray = search(tiny, BUDGET, ray=True, out=tmp_path / "ray", **args)
         plain = search(tiny, BUDGET, **args)
         assert with_ray.evaluated == 10
-        assert [e["arch_id"] for e in with_ray.history] == [e["arch_id"] for e in plain.history]
-        assert [e["accuracy"] for e in with_ray.history] == [e["accuracy"] for e in plain.history]
-        # optuna: Tune's OptunaSearch drives the run's own study, with constraints and named objectives
+        assert [e.id for e in with_ray.history] == [e.id for e in plain.history]
+        assert [e.accuracy for e in with_ray.history] == [e.accuracy for e in plain.history]
+        # optuna: a Tune searcher asks the run's own study, with constraints and named objectives
         result = search(tiny, BUDGET, ray=True, out=tmp_path / "optuna", strategy="optuna", lut=lut,
                         estimator=SyntheticAccuracy(tiny), trials=8, seed=0, population=4)
         assert result.evaluated == 8
@@ -356,7 +354,7 @@ def test_local_ray_runs_evaluate_as_tune_trials(tiny, lut, tmp_path, monkeypatch
         assert len(trials) == 8 and all("arch" in t.user_attrs and "constraints:params" in t.system_attrs for t in trials)
         truth = SyntheticAccuracy(tiny)
         for e in result.history:
-            assert e["accuracy"] == (truth.estimate([e["arch"]])[0] if e["feasible"] else None)
+            assert e.accuracy == (truth.estimate([e.arch])[0] if e.feasible else None)
     finally:
         ray.shutdown()
 
@@ -365,7 +363,7 @@ def test_local_ray_runs_evaluate_as_tune_trials(tiny, lut, tmp_path, monkeypatch
 def test_predictor_ranks_unseen_architectures_after_learning(tiny):
     from scipy.stats import spearmanr
 
-    from nas.accuracy import PredictorEstimator
+    from nas.estimate import PredictorEstimator
 
     truth = SyntheticAccuracy(tiny)
     predictor = PredictorEstimator(truth, tiny, warmup=20)
@@ -379,7 +377,7 @@ def test_predictor_ranks_unseen_architectures_after_learning(tiny):
 
 
 def test_predictor_search_measures_only_promising_candidates(tiny, lut):
-    from nas.accuracy import PredictorEstimator
+    from nas.estimate import PredictorEstimator
 
     truth = SyntheticAccuracy(tiny)
     budget = Budget.parse(["params=2.5M", "latency=0.85ms"])
@@ -389,12 +387,12 @@ def test_predictor_search_measures_only_promising_candidates(tiny, lut):
         return predictor, search(tiny, budget, lut=lut, estimator=predictor, trials=200, seed=3)
 
     predictor, result = run()
-    sources = [e["accuracy_source"] for e in result.history if e["accuracy"] is not None]
+    sources = [e.source for e in result.history if e.accuracy is not None]
     assert result.evaluated == 200 and set(sources) == {"synthetic", "predictor"}
     assert predictor.measured == sources.count("synthetic") < 170  # the screen saved measurements
     for e in result.history:  # measured values are the truth; predictions are labelled as such
-        if e["accuracy_source"] == "synthetic":
-            assert e["accuracy"] == pytest.approx(truth.estimate([e["arch"]])[0])
+        if e.source == "synthetic":
+            assert e.accuracy == pytest.approx(truth.estimate([e.arch])[0])
     _, again = run()
-    assert [e["arch_id"] for e in again.history] == [e["arch_id"] for e in result.history]
-    assert [e["accuracy"] for e in again.history] == [e["accuracy"] for e in result.history]
+    assert [e.id for e in again.history] == [e.id for e in result.history]
+    assert [e.accuracy for e in again.history] == [e.accuracy for e in result.history]

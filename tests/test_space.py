@@ -93,7 +93,7 @@ def test_shipped_spaces_are_listed_and_load(space, tiny):
 
 
 def test_load_by_path_matches_load_by_name(space):
-    path = Path(search_spaces.space.SPACES_DIR) / f"{DEFAULT}.yaml"
+    path = Path(search_spaces.registry.SPACES_DIR) / f"{DEFAULT}.yaml"
     by_path = search_spaces.load(str(path))
     assert by_path.name == space.name
     assert by_path.size() == space.size()
@@ -112,9 +112,9 @@ def test_tiny_space_size_in_range_and_equals_per_stage_brute_force(tiny):
     # Brute force: every combination of one stage's genes, reduced to the distinct stage configurations
     # (genes of blocks past the depth are ignored); stages and the resolution combine independently.
     genes = tiny.genes()
-    total = len(genes[0][1])
+    total = len(genes[0].choices)
     for s in range(1, len(tiny.stages) + 1):
-        stage_genes = [choices for name, choices in genes if name.startswith(f"s{s}.")]
+        stage_genes = [gene.choices for gene in genes if gene.stage == s]
         distinct = set()
         for combo in itertools.product(*stage_genes):
             depth, width, blocks = combo[0], combo[1], combo[2:]
@@ -129,7 +129,7 @@ def test_size_equals_full_decode_enumeration(tmp_path):
     small = search_spaces.load(str(write(tmp_path / "small.yaml", SMALL_SPACE)))
     genes = small.genes()
     archs = set()
-    for codes in itertools.product(*(range(len(choices)) for _, choices in genes)):
+    for codes in itertools.product(*(range(len(gene.choices)) for gene in genes)):
         arch = small.decode(list(codes))
         archs.add(arch)
     assert small.size() == len(archs)
@@ -225,7 +225,7 @@ def test_ids_are_stable_and_distinct(space, tiny):
 
 def test_id_does_not_depend_on_how_the_space_is_referenced(space):
     s0 = space.preset("s0")
-    path = str(Path(search_spaces.space.SPACES_DIR) / f"{DEFAULT}.yaml")
+    path = str(Path(search_spaces.registry.SPACES_DIR) / f"{DEFAULT}.yaml")
     by_path = Arch.from_dict({**s0.to_dict(), "space": path})
     assert by_path.space == path
     assert by_path.id == S0_ID
@@ -255,7 +255,7 @@ def test_encode_decode_round_trip(name):
         codes = sp.encode(arch)
         assert arch.encode() == codes
         assert len(codes) == len(genes)
-        assert all(0 <= c < len(choices) for c, (_, choices) in zip(codes, genes))
+        assert all(0 <= c < len(gene.choices) for c, gene in zip(codes, genes))
         assert sp.decode(codes) == arch
 
 

@@ -7,8 +7,8 @@ import pytest
 
 import search_spaces
 import supernet
-from nas.surrogate import Features, RidgeSurrogate, expected_improvement_batch
-from nas.testing import SyntheticAccuracy
+from nas.estimate import Features, SyntheticAccuracy
+from nas.search.surrogate import RidgeSurrogate, expected_improvement_batch
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def test_features_are_genes_in_use_and_the_log_counts(tiny):
     archs = [tiny.smallest(), tiny.largest()] + [tiny.sample(np.random.default_rng(i)) for i in range(10)]
     x = features(features.codes(archs))
     genes = tiny.genes()
-    assert x.shape == (len(archs), sum(len(c) for _, c in genes) + 2)
+    assert x.shape == (len(archs), sum(len(g.choices) for g in genes) + 2)
     for row, arch in zip(x, archs):
         counts = supernet.count(arch)
         assert row[-2] == pytest.approx(np.log(counts.params)) and row[-1] == pytest.approx(np.log(counts.macs))
@@ -35,7 +35,7 @@ def test_ridge_leave_one_out_spread_equals_refitting_without_each_point(tiny):
     archs = list({a.id: a for a in (tiny.sample(rng) for _ in range(60))}.values())[:40]
     truth = SyntheticAccuracy(tiny)
     y = np.array(truth.estimate(archs))
-    model = RidgeSurrogate(tiny)
+    model = RidgeSurrogate(Features(tiny))
     codes = model.features.codes(archs)
     model.fit(codes, y)
     # brute force at the chosen penalty: fit on all but one, predict that one
@@ -43,7 +43,7 @@ def test_ridge_leave_one_out_spread_equals_refitting_without_each_point(tiny):
     residuals = []
     for i in range(len(y)):
         keep = np.arange(len(y)) != i
-        one = RidgeSurrogate(tiny, model.features)
+        one = RidgeSurrogate(model.features)
         one.ALPHAS = (alpha,)
         one.fit(codes[keep], y[keep])
         residuals.append(y[i] - one.predict(codes[i:i + 1])[0])
@@ -56,7 +56,7 @@ def test_ridge_learns_the_smooth_synthetic_accuracy(tiny):
     smooth = SyntheticAccuracy(tiny, ripple=0.0)
     train = [tiny.sample(rng) for _ in range(300)]
     test = [tiny.sample(rng) for _ in range(200)]
-    model = RidgeSurrogate(tiny)
+    model = RidgeSurrogate(Features(tiny))
     model.fit(model.features.codes(train), smooth.estimate(train))
     error = model.predict(model.features.codes(test)) - np.array(smooth.estimate(test))
     worst, scale = smooth.reference()

@@ -14,19 +14,18 @@ import torch
 import search_spaces
 import supernet
 from nas.cli import main
-from nas.data import synthetic_data
 from nas.train import (
-    DEFAULTS,
     Processes,
     Trainer,
+    TrainSettings,
     calibration_batches,
     evaluate,
     evaluate_subnet,
     load_checkpoint,
     recalibrate_bn,
-    resolve_settings,
     train,
 )
+from nas.train.data import synthetic_data
 
 DATA = "synthetic:train=64,val=32,classes=4"
 OPTIONS = {"data": DATA, "batch_size": 16, "epochs": 2, "drop_path": 0.1, "seed": 3}  # 4 steps per epoch
@@ -78,19 +77,19 @@ def test_checkpoint_holds_what_it_should(trained):
     assert isinstance(net, supernet.SuperNet) and ckpt.space.num_classes == 4 and ckpt.resolution == 32
     arch = ckpt.adapt(search_spaces.load("efficientformerv2-tiny").smallest())  # a 224-px, 1000-class arch of the base space
     assert arch.resolution == 32 and arch.search_space is ckpt.space
-    top1 = evaluate_subnet(net, arch, ckpt.data(), calib_batches=ckpt.settings["calib_batches"], seed=ckpt.settings["seed"])
+    top1 = evaluate_subnet(net, arch, ckpt.data(), calib_batches=ckpt.settings.calib_batches, seed=ckpt.settings.seed)
     assert round(top1, 3) == state["history"][-1]["val_top1"]["smallest"]
 
 
 def test_sandwich_step_runs_largest_smallest_and_two_random_subnets():
-    trainer = Trainer(resolve_settings(dict(OPTIONS)), Path("unused.pt"), Processes())
+    trainer = Trainer(TrainSettings.resolve(dict(OPTIONS)), Path("unused.pt"), Processes())
     space = trainer.space
     archs = trainer.archs(5)
     assert archs[:2] == [space.largest(), space.smallest()] and len(archs) == 4
     assert archs == trainer.archs(5) and archs[2:] != trainer.archs(6)[2:]  # drawn from (seed, step)
     seen = []
-    set_active = trainer.model.set_active
-    trainer.model.set_active = lambda arch: (seen.append(arch), set_active(arch))
+    view = trainer.model.view
+    trainer.model.view = lambda arch: (seen.append(arch), view(arch))[1]
     x, y = torch.randn(16, 3, 32, 32), torch.randint(0, 4, (16,))
     trainer.step = 5
     trainer.train_step(x, y)
@@ -165,7 +164,7 @@ def test_cli_refuses_to_overwrite_or_change_a_run(trained, tmp_path, capsys):
     assert "multiples of 32" in capsys.readouterr().err
     assert main(["train", "--data", DATA, "--out", str(tmp_path / "x.pt"), "--batch-size", "100"]) == 2
     assert "fewer than one batch" in capsys.readouterr().err
-    assert DEFAULTS["epochs"] == 1 and resolve_settings({"data": "fashion-mnist"})["space"] == "efficientformerv2-tiny"
+    assert TrainSettings().epochs == 1 and TrainSettings.resolve({"data": "fashion-mnist"}).space == "efficientformerv2-tiny"
 
 
 def test_torchrun_two_processes(tmp_path):

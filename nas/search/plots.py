@@ -12,8 +12,6 @@ runs get one colour and marker each.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from .errors import BadInput
-from .pareto import OBJECTIVES, pareto_mask
+import latency_lut
+import search_spaces
+from search_spaces.files import atomic_write_bytes, check_writable
+
+from ..errors import BadInput
+from ..estimate import estimator_from_settings
+from ..evaluate import evaluate
+from ..pareto import OBJECTIVES, pareto_mask
+from .entry import Entry
 
 AXES = tuple(OBJECTIVES)  # accuracy, latency, params, macs, mes
 PLOT_SUFFIXES = (".png", ".html")
@@ -42,14 +47,7 @@ def check_plot_path(path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in PLOT_SUFFIXES:
         raise BadInput(f"--plot {path}: the file name must end in .png (an image) or .html (an interactive page)")
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise BadInput(f"--plot {path}: is a directory; give a file name ending in .png or .html")
-    if not parent.is_dir():
-        raise BadInput(f"--plot {path}: directory {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise BadInput(f"--plot {path}: cannot write there (permission denied)")
-    return path
+    return check_writable(path, "--plot")
 
 
 # ---- what is drawn ------------------------------------------------------------------------------------
@@ -130,9 +128,9 @@ def _metrics_text(entry: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _hover(run: str | None, entry: dict[str, Any], status: str) -> str:
-    ident = f"{run}#{entry['number']}" if run else f"#{entry['number']}"
-    return f"<b>{ident}</b> ({status})<br>{_metrics_text(entry)}<br>{arch_summary(entry['arch'], sep='<br>')}"
+def _hover(run: str | None, entry: Entry, status: str) -> str:
+    ident = f"{run}#{entry.number}" if run else f"#{entry.number}"
+    return f"<b>{ident}</b> ({status})<br>{_metrics_text(entry.metrics)}<br>{arch_summary(entry.candidate, sep='<br>')}"
 
 
 def _staircase(xs: Sequence[float], ys: Sequence[float], x: str, y: str) -> tuple[list[float], list[float]]:
@@ -160,20 +158,20 @@ def _series(result: Any, x: str, y: str, label: str) -> RunSeries:
     unplaced = 0
     feasible_xy: tuple[list[float], list[float]] = ([], [])
     for entry in result.history:
-        if entry.get("duplicate_of") is not None or entry["arch_id"] in seen:
+        if entry.extra.get("duplicate_of") is not None or entry.id in seen:
             continue
-        seen.add(entry["arch_id"])
-        px, py = _plotted(entry, x), _plotted(entry, y)
+        seen.add(entry.id)
+        px, py = _plotted(entry.metrics, x), _plotted(entry.metrics, y)
         if px is None or py is None:
-            unplaced += not entry["feasible"]
+            unplaced += not entry.feasible
             continue
         params = entry["params"] / 1e6
-        if not entry["feasible"]:
-            infeasible.add(px, py, params, _hover(result.run, entry, "over budget: " + ", ".join(entry["violations"])))
+        if not entry.feasible:
+            infeasible.add(px, py, params, _hover(result.run, entry, "over budget: " + ", ".join(entry.violations)))
             continue
         feasible_xy[0].append(px)
         feasible_xy[1].append(py)
-        if entry["number"] in front_numbers:
+        if entry.number in front_numbers:
             front.add(px, py, params, _hover(result.run, entry, "on the Pareto front"))
         else:
             others.add(px, py, params, _hover(result.run, entry, "feasible"))
@@ -229,8 +227,6 @@ def _budgets(results: Sequence[Any], x: str, y: str) -> list[tuple[str, float, s
 
 
 def _run_lut(result: Any) -> Any:
-    import latency_lut
-
     path = result.settings.get("lut")
     return latency_lut.load(path if path and Path(path).is_file() else result.device)
 
@@ -239,17 +235,11 @@ def _run_estimator(result: Any) -> tuple[Any, str]:
     """The run's accuracy estimator rebuilt from its settings, or (None, why not). A predictor's measured
     estimator stands for it (a fresh predictor has learnt nothing); an estimator handed to ``search()``
     directly cannot be rebuilt, and its name tells so."""
-    import search_spaces
-
-    from .accuracy import make_estimator
-
     settings = result.settings
     source = str(settings.get("accuracy_source") or "")
     kind = settings.get("accuracy") or "proxy"
-    options = {"supernet": settings.get("supernet"), "data": settings.get("data")} if kind != "proxy" else {}
     try:
-        estimator = make_estimator(kind, search_spaces.load(result.space), proxy=settings.get("proxy"),
-                                   seed=int(settings.get("seed") or 0), **options)
+        estimator = estimator_from_settings({**settings, "space": result.space})
     except (BadInput, OSError) as exc:
         return None, f"the run's estimator ({source or kind}) cannot be rebuilt: {exc}"
     if estimator.name != source:
@@ -261,11 +251,6 @@ def reference_models(result: Any, x: str, y: str, estimator: Any = None) -> tupl
     """The published EfficientFormerV2 models as the run would score them: params, MACs, latency and MES
     from the run's device table (and MES options); accuracy, when an axis shows it, from the run's
     estimator (or `estimator`), only for models inside the run's space. Returns (points, notes)."""
-    import latency_lut
-    import search_spaces
-
-    from .evaluate import evaluate
-
     settings = result.settings
     try:
         lut = _run_lut(result)
@@ -360,29 +345,8 @@ def plot_fronts(results: Sequence[Any], path: str | Path, x: str = "latency", y:
         payload = _png(data)
     else:
         payload = _html(data).encode("utf-8")
-    _write_atomic(path, payload)
+    atomic_write_bytes(path, payload)
     return data.notes
-
-
-def _write_atomic(path: Path, payload: bytes) -> None:
-    parent = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".partial")
-    except OSError as exc:
-        raise BadInput(f"--plot {path}: cannot write there ({exc.strerror})") from None
-    try:
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise BadInput(f"--plot {path}: cannot write it ({exc.strerror})") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _png(data: FigureData) -> bytes:

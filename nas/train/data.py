@@ -1,4 +1,4 @@
-"""Image classification data for training the supernet and estimating accuracy (SPEC section 6).
+"""Image classification data for training the supernet and estimating accuracy.
 
 Sources (``--data SRC``), none downloaded:
 
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import BadInput
+from ..errors import BadInput
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_HINT = "apt-get install dataset-fashion-mnist"

@@ -15,28 +15,33 @@ from collections.abc import Sequence
 
 import numpy as np
 
+import supernet
 from search_spaces import Arch, Space
+
+from .base import Estimator
 
 _MIXER_BONUS = {"none": 0.0, "separable": 0.25, "additive": 0.35, "mhsa": 0.5}
 
 
-class SyntheticAccuracy:
+class SyntheticAccuracy(Estimator):
     """Pseudo top-1 in percent; a deterministic function of the architecture."""
 
     name = "synthetic"
+    unit = "top-1 % (synthetic)"
 
     def __init__(self, space: Space, ripple: float = 0.4):
-        import supernet
-
         self.space, self.ripple = space, ripple
         counts = supernet.count_tables(space)
         self._params, self._macs = counts["params"], counts["macs"]
         genes = space.genes()
         n = len(space.stages)
-        # mixer bonus per (gene column, choice): later stages gain more from attention
-        self._bonus = [(i, np.array([_MIXER_BONUS[m] * int(name[1:name.index(".")]) / n for m in choices]))
-                       for i, (name, choices) in enumerate(genes) if name.endswith(".mixer")]
-        self._depth_cols = [i for i, (name, _) in enumerate(genes) if name.endswith(".depth")]
+        columns = space.gene_columns()
+        index = space.gene_index()
+        # mixer bonus per (gene column, choice): later stages gain more from attention; a block's bonus
+        # counts while the block is in use (its index below its stage's depth)
+        self._bonus = [(i, columns[index["depth", gene.stage]], gene.stage - 1, gene.block,
+                        np.array([_MIXER_BONUS[m] * gene.stage / n for m in gene.choices]))
+                       for i, gene in enumerate(genes) if gene.field == "mixer"]
         self._hash = np.random.default_rng(12345).integers(1, 2**31 - 1, size=len(genes))
 
     def scores(self, codes: np.ndarray) -> np.ndarray:
@@ -46,11 +51,8 @@ class SyntheticAccuracy:
         capacity = 0.6 * np.log(params) + 0.4 * np.log(macs)
         base = 90.0 - 75.0 * np.exp(-(capacity - 12.0) / 2.5)
         bonus = np.zeros(len(codes))
-        genes = self.space.genes()
-        for col, table in self._bonus:
-            name = genes[col][0]
-            stage, block = int(name[1:name.index(".")]) - 1, int(name.split(".")[1][1:])
-            depth = np.array(self.space.stages[stage].depths)[codes[:, self._depth_cols[stage]]]
+        for col, depth_col, stage, block, table in self._bonus:
+            depth = np.array(self.space.stages[stage].depths)[codes[:, depth_col]]
             bonus += np.where(block < depth, table[codes[:, col]], 0.0)
         h = (codes * self._hash).sum(axis=1) % 1_000_003
         ripple = (np.sin(h * 12.9898) * 43758.5453) % 1.0
@@ -60,11 +62,6 @@ class SyntheticAccuracy:
         if not archs:
             return []
         return self.scores(np.array([self.space.encode(a) for a in archs])).tolist()
-
-    def reference(self) -> tuple[float, float]:
-        """(worst, scale) for hypervolume: the smallest architecture's score, and the span up to the largest's."""
-        worst, best = self.scores(np.array([self.space.encode(self.space.smallest()), self.space.encode(self.space.largest())]))
-        return float(worst), float(max(best - worst, 1e-9))
 
 
 def enumerate_codes(space: Space) -> np.ndarray:
@@ -87,3 +84,6 @@ def enumerate_codes(space: Space) -> np.ndarray:
         out = np.concatenate([np.repeat(out, len(rows), axis=0), np.tile(rows, (len(out), 1))], axis=1)
     return np.concatenate([np.repeat(np.arange(len(space.resolutions)), len(out))[:, None],
                            np.tile(out, (len(space.resolutions), 1))], axis=1)
+
+
+__all__ = ["SyntheticAccuracy", "enumerate_codes"]

@@ -1,10 +1,11 @@
-"""A search run's storage: one Optuna study in which every evaluated architecture is one trial.
+"""A search run's files and storage: one Optuna study in which every evaluated candidate is one trial.
 
 The study is the single record of a run: objectives are named (``study.set_metric_names``), each
 trial's values are the objectives and its user attributes hold the architecture and every metric, so
 ``optuna-dashboard`` reads any run, ``nas pareto`` recomputes a front from it (also while the search
 runs), and ``--resume`` continues from it. Evolution and action trials are written in one transaction
-each (``study.add_trial``), so a kill leaves either a whole trial or none.
+each (``study.add_trial``), so a kill leaves either a whole trial or none. Beside the study, a run
+directory holds ``run.yaml`` (the commands, versions and settings) and ``pareto.json`` (the result).
 """
 
 from __future__ import annotations
@@ -13,22 +14,29 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from search_spaces import Arch
+import yaml
 
-from .errors import BadInput
-from .pareto import OBJECTIVES, direction
+from search_spaces import Arch
+from search_spaces.files import atomic_write_text
+from search_spaces.provenance import versions
+from search_spaces.yamlio import dump_yaml
+
+from ..errors import BadInput
+from ..pareto import STANDARD_OBJECTIVES, Normaliser, Objective
+from .entry import ACCURACY, EXTRA_KEYS, Entry
+from .result import SearchResult, result_of
 
 RUN_FILE = "run.yaml"
 PARETO_FILE = "pareto.json"
 STUDY_FILE = "study.db"
 WORKER_KEY = "worker"
-METRIC_KEYS = ("params", "macs", "latency_ms", "mes", "accuracy")
-#: what strategies add to a trial: evolution's generation; the action search's step, action and parent trial
-EXTRA_KEYS = ("generation", "step", "action", "parent", "duplicate_of")
+#: Reads a stored candidate back: ``decode(data, where)``.
+Decode = Callable[[Any, str], Any]
 
 
 def _optuna():
@@ -93,18 +101,21 @@ def _pid_alive(pid: int) -> bool:
 
 
 class RunStore:
-    """The trials of one run, read back as entries (dicts with ``number``, ``arch`` and the metrics)."""
+    """The trials of one run, read back as :class:`Entry` records; `record` and `decode` turn a candidate
+    into the JSON data a trial stores and back."""
 
-    def __init__(self, storage: Any, study_name: str, objectives: Sequence[str], *, create: bool,
-                 settings: dict[str, Any] | None = None):
+    def __init__(self, storage: Any, study_name: str, objectives: Sequence[Objective], *, create: bool,
+                 record: Callable[[Any], Any], decode: Decode, settings: dict[str, Any] | None = None):
         optuna = _optuna()
         self.storage = storage
         self.study_name = study_name
-        self.objectives = tuple(objectives)
+        self.records = tuple(objectives)
+        self.objectives = tuple(o.name for o in self.records)
+        self.record, self.decode = record, decode
         exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
         if create and not exists:
             self.study = optuna.create_study(storage=storage, study_name=study_name,
-                                             directions=[direction(o) for o in self.objectives])
+                                             directions=[o.direction for o in self.records])
             self.study.set_metric_names(list(self.objectives))
             if settings:
                 self.study.set_user_attr("nas", settings)
@@ -116,9 +127,9 @@ class RunStore:
             stored = self.study.metric_names or []
             if list(stored) != list(self.objectives) and settings is not None:
                 raise BadInput(f"study {study_name!r} has objectives {','.join(stored)}, not {','.join(self.objectives)}")
-        self.entries: list[dict[str, Any]] = []
+        self.entries: list[Entry] = []
         self._numbers: set[int] = set()
-        self.by_id: dict[str, dict[str, Any]] = {}
+        self.by_id: dict[str, Entry] = {}
         self._study_id: int | None = None
 
     @property
@@ -126,20 +137,20 @@ class RunStore:
         return dict(self.study.user_attrs.get("nas", {}))
 
     # ---- reading -------------------------------------------------------------------------------
-    def refresh(self) -> list[dict[str, Any]]:
+    def refresh(self) -> list[Entry]:
         """Read trials completed since the last call (by any worker); returns the new entries."""
         optuna = _optuna()
         new = []
         for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
             if trial.number in self._numbers or "arch" not in trial.user_attrs:
                 continue
-            entry = entry_from_attrs(trial.number, trial.user_attrs)
+            entry = entry_from_attrs(trial.number, trial.user_attrs, self.decode)
             self._numbers.add(trial.number)
             new.append(entry)
-            self.by_id.setdefault(entry["arch_id"], entry)
+            self.by_id.setdefault(entry.id, entry)
         if new:
             self.entries.extend(new)
-            self.entries.sort(key=lambda e: e["number"])
+            self.entries.sort(key=lambda e: e.number)
         return new
 
     @property
@@ -147,30 +158,32 @@ class RunStore:
         return len(self.entries)
 
     @property
-    def feasible(self) -> list[dict[str, Any]]:
-        return [e for e in self.entries if e["feasible"]]
+    def feasible(self) -> list[Entry]:
+        return [e for e in self.entries if e.feasible]
 
-    def count_complete(self) -> int:
-        """Completed trials in the storage now (all workers), without reading them."""
-        optuna = _optuna()
-        return len(self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)))
+    def study_with(self, sampler: Any) -> Any:
+        """The run's study, asked through `sampler` (the Optuna strategy's)."""
+        return _optuna().load_study(study_name=self.study_name, storage=self.storage, sampler=sampler)
+
+    def mark_worker(self, trial: Any) -> None:
+        """Record which process runs a trial, so a resume can tell a killed worker's trial from a live one."""
+        trial.set_user_attr(WORKER_KEY, worker_name())
 
     # ---- writing -------------------------------------------------------------------------------
-    def values_of(self, entry: dict[str, Any], accuracy_placeholder: float) -> list[float]:
+    def values_of(self, entry: Entry, accuracy_placeholder: float) -> list[float]:
         """The objective values Optuna stores; an infeasible trial (never given an accuracy) carries
         `accuracy_placeholder`, and its ``feasible`` attribute says so."""
         out = []
-        for name in self.objectives:
-            key = OBJECTIVES[name][0]
-            value = entry.get(key)
+        for objective in self.records:
+            value = entry.metrics.get(objective.key)
             out.append(float(accuracy_placeholder if value is None else value))
         return out
 
-    def add(self, entry: dict[str, Any], accuracy_placeholder: float = 0.0) -> dict[str, Any]:
-        """Write one evaluated architecture as a complete trial (one transaction); returns the entry
+    def add(self, entry: Entry, accuracy_placeholder: float = 0.0) -> Entry:
+        """Write one evaluated candidate as a complete trial (one transaction); returns the entry
         with its trial number."""
         optuna = _optuna()
-        attrs = attrs_of(entry)
+        attrs = attrs_of(entry, self.record(entry.candidate))
         trial = optuna.trial.create_trial(values=self.values_of(entry, accuracy_placeholder), user_attrs=attrs)
         if self._study_id is None:
             self._study_id = self.storage.get_study_id_from_name(self.study_name)
@@ -178,14 +191,14 @@ class RunStore:
         # known without reading every trial back.
         trial_id = self.storage.create_new_trial(self._study_id, template_trial=trial)
         number = self.storage.get_trial_number_from_id(trial_id)
-        recorded = entry_from_attrs(number, attrs, arch=entry["arch"])
+        recorded = entry.recorded(number)
         if number not in self._numbers:
             self._numbers.add(number)
             self.entries.append(recorded)
-            if len(self.entries) > 1 and self.entries[-2]["number"] > number:
-                self.entries.sort(key=lambda e: e["number"])
-            self.by_id.setdefault(recorded["arch_id"], recorded)
-        return self.by_id[recorded["arch_id"]]
+            if len(self.entries) > 1 and self.entries[-2].number > number:
+                self.entries.sort(key=lambda e: e.number)
+            self.by_id.setdefault(recorded.id, recorded)
+        return self.by_id[recorded.id]
 
     def reserve(self, total: int, study: Any = None) -> Any | None:
         """Claim a trial slot in a shared study: a RUNNING trial, or None (and no trial left behind but a
@@ -207,22 +220,22 @@ class RunStore:
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
         return sum(1 for t in self.study.get_trials(deepcopy=False, states=states) if t.number < number)
 
-    def finish(self, trial: Any, entry: dict[str, Any], accuracy_placeholder: float = 0.0,
-               constraints: dict[str, float] | None = None) -> dict[str, Any]:
-        """Complete a reserved (or asked) trial with an evaluated architecture."""
-        for key, value in attrs_of(entry).items():
+    def finish(self, trial: Any, entry: Entry, accuracy_placeholder: float = 0.0,
+               constraints: Mapping[str, float] | None = None) -> Entry:
+        """Complete a reserved (or asked) trial with an evaluated candidate."""
+        for key, value in attrs_of(entry, self.record(entry.candidate)).items():
             trial.set_user_attr(key, value)
         for name, value in (constraints or {}).items():
             trial.set_constraint(name, value)
         self.study.tell(trial, self.values_of(entry, accuracy_placeholder))
         return self.refresh_one(entry)
 
-    def refresh_one(self, entry: dict[str, Any]) -> dict[str, Any]:
+    def refresh_one(self, entry: Entry) -> Entry:
         """Pick up the trial just written (its number is assigned by the storage)."""
         for new in self.refresh():
-            if new["arch_id"] == entry["arch_id"]:
+            if new.id == entry.id:
                 return new
-        return self.by_id[entry["arch_id"]]
+        return self.by_id[entry.id]
 
     def fail_dead_trials(self) -> int:
         """Mark RUNNING trials left by killed processes of this host as FAIL (others may be live workers
@@ -239,58 +252,96 @@ class RunStore:
         return failed
 
 
-def attrs_of(entry: dict[str, Any]) -> dict[str, Any]:
-    """The user attributes of a trial: the architecture (readable in the dashboard), its id, every metric
-    in one ``metrics`` attribute and what the strategy adds in ``search``. Few attributes keep a trial's
-    write cheap (each attribute is a row of the storage)."""
-    metrics = {key: entry.get(key) for key in METRIC_KEYS}
-    metrics.update(accuracy_source=entry.get("accuracy_source"), feasible=bool(entry["feasible"]),
-                   violations=list(entry.get("violations", [])))
-    attrs = {"arch": entry["arch"].to_dict(), "arch_id": entry["arch"].id, "metrics": metrics}
-    extra = {key: entry[key] for key in EXTRA_KEYS if entry.get(key) is not None}
+def attrs_of(entry: Entry, record: Any) -> dict[str, Any]:
+    """The user attributes of a trial: the candidate's `record` (readable in the dashboard), its id, every
+    metric in one ``metrics`` attribute and what the strategy adds in ``search``. Few attributes keep a
+    trial's write cheap (each attribute is a row of the storage)."""
+    metrics = dict(entry.metrics)
+    metrics.update(accuracy_source=entry.source, feasible=bool(entry.feasible), violations=list(entry.violations))
+    attrs = {"arch": record, "arch_id": entry.id, "metrics": metrics}
+    extra = {key: entry.extra[key] for key in EXTRA_KEYS if entry.extra.get(key) is not None}
     if extra:
         attrs["search"] = extra
     return attrs
 
 
-def entry_from_attrs(number: int, attrs: dict[str, Any], arch: Arch | None = None) -> dict[str, Any]:
-    """A trial's entry; `arch`, when the caller holds it already, saves parsing it again."""
-    metrics = attrs.get("metrics", {})
-    entry = {key: metrics.get(key) for key in METRIC_KEYS}
-    arch = arch if arch is not None else Arch.from_dict(attrs["arch"], source=f"trial {number}")
-    entry.update(number=number, arch=arch, arch_id=attrs["arch_id"],
-                 accuracy_source=metrics.get("accuracy_source"), feasible=bool(metrics.get("feasible")),
-                 violations=list(metrics.get("violations", [])))
-    entry.update(attrs.get("search", {}))
-    return entry
+def entry_from_attrs(number: int, attrs: Mapping[str, Any], decode: Decode) -> Entry:
+    """A stored trial's entry."""
+    stored = dict(attrs.get("metrics", {}))
+    source = stored.pop("accuracy_source", None)
+    feasible = bool(stored.pop("feasible", False))
+    violations = tuple(stored.pop("violations", []))
+    stored.setdefault(ACCURACY, None)
+    candidate = decode(attrs["arch"], f"trial {number}")
+    return Entry(candidate, attrs["arch_id"], stored, feasible, violations, source, number, dict(attrs.get("search", {})))
 
 
-def public_entry(entry: dict[str, Any], run: str | None) -> dict[str, Any]:
-    """An entry as SPEC's JSON shows it (``id`` is ``RUN_DIR#N``, N the trial number)."""
-    out = {"id": f"{run}#{entry['number']}" if run else f"#{entry['number']}", "arch": entry["arch"].to_dict()}
-    for key in METRIC_KEYS:
-        out[key] = entry[key]
-    out["accuracy_source"] = entry["accuracy_source"]
-    return out
+def run_versions() -> dict[str, str]:
+    """The library versions a run records."""
+    return versions("torch", "numpy", "optuna", "moocore")
 
 
-def versions() -> dict[str, str]:
-    import numpy
-    import torch
+def write_run_file(run_dir: Path, settings: Mapping[str, Any], command: str | None) -> None:
+    """``run.yaml``: when the run was created, every command that ran it (a resume appends), the
+    versions and the settings."""
+    path = run_dir / RUN_FILE
+    data: dict[str, Any] = {}
+    if path.exists():
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    data.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    commands = list(data.get("commands", []))
+    commands.append(command or " ".join([Path(sys.argv[0]).name] + sys.argv[1:]))
+    data.update(command=commands[0], commands=commands, versions=run_versions(), settings=dict(settings))
+    atomic_write_text(path, dump_yaml(data))
 
-    out = {"python": sys.version.split()[0], "torch": str(torch.__version__), "numpy": str(numpy.__version__)}
+
+def write_result(run_dir: Path, result: Mapping[str, Any]) -> None:
+    """``pareto.json``."""
+    atomic_write_text(run_dir / PARETO_FILE, json.dumps(result, indent=2) + "\n")
+
+
+def load_run_settings(run_dir: str | Path) -> dict[str, Any]:
+    """The settings a run was started with (``run.yaml``)."""
+    run_dir = Path(run_dir)
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        raise BadInput(f"{run_dir}: not a search run ({RUN_FILE} not found)")
     try:
-        from importlib.metadata import version
-
-        out["nas"] = version("nas-mobile-vit")
-        out["optuna"] = version("optuna")
-        out["moocore"] = version("moocore")
-    except Exception:  # noqa: BLE001 - an uninstalled checkout still runs
-        pass
-    return out
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        settings = dict(data["settings"])
+    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
+        raise BadInput(f"{path}: not a readable run file ({exc})") from None
+    return settings
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    from latency_lut.table import atomic_write_text
 
-    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
+
+def load_run(run_dir: str | Path, decode: Decode | None = None) -> tuple[dict[str, Any], RunStore]:
+    """A run's settings (from ``run.yaml``) and its store, read from its storage (`decode` reads a stored
+    candidate; by default an architecture)."""
+    settings = load_run_settings(run_dir)
+    url = settings.get("storage_url")
+    path = Path(run_dir) / RUN_FILE
+    if not url or url == "memory":
+        raise BadInput(f"{path}: the run kept its trials in memory; nothing to read")
+    objectives = [STANDARD_OBJECTIVES[name] for name in settings["objectives"]]
+    store = RunStore(open_storage(url), settings.get("study", "nas-search"), objectives, create=False,
+                     record=lambda c: c.to_dict(), decode=decode or _decode_arch)
+    store.refresh()
+    return settings, store
+
+
+def run_result(run_dir: str | Path) -> SearchResult:
+    """The current front of a finished or running search of a space (recomputed from its storage)."""
+    settings, store = load_run(run_dir)
+    normaliser = Normaliser.from_dict(settings["objectives"], settings["reference"], float(settings.get("accuracy_scale", 1.0)))
+    return result_of(store, normaliser, settings, str(run_dir))
+
+
+def _decode_arch(data: Any, where: str) -> Any:
+    return Arch.from_dict(data, source=where)
+
+
+__all__ = ["RunStore", "RUN_FILE", "PARETO_FILE", "STUDY_FILE", "open_storage", "default_storage", "worker_name",
+           "attrs_of", "entry_from_attrs", "write_run_file", "write_result", "load_run_settings", "run_versions",
+           "load_run", "run_result"]

@@ -1,93 +1,42 @@
-"""Accuracy surrogates over a space's integer encoding, shared by the predictor estimator and evolution.
+"""The evolution's accuracy surrogate and its batch choice by expected hypervolume improvement.
 
-Both learn (architecture -> measured accuracy) from the trials so far. They see an architecture as the
-same features: one column per (gene, choice) of the genes in use (a block's genes past its stage's
-depth are zero, so a missing block contributes nothing), plus log parameters and log MACs from the
-space's cost tables, the two quantities accuracy follows most closely.
-
-:class:`RidgeSurrogate` is the evolution's model: ridge regression on those features and on the
-squares and product of the two logs (accuracy saturates with capacity), with its penalty chosen by
-leave-one-out error, which also gives the predictive spread used for expected hypervolume
-improvement. Deterministic: the same trials give the same model, so a resumed search proposes what
-the uninterrupted one did.
+:class:`RidgeSurrogate` learns (candidate -> measured accuracy) from the trials so far: ridge
+regression on the problem's features, with its penalty chosen by leave-one-out error, which also
+gives the predictive spread used for expected hypervolume improvement. Deterministic: the same trials
+give the same model, so a resumed search proposes what the uninterrupted one did.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
+from typing import Any
 
+import moocore
 import numpy as np
-
-from search_spaces import Arch, Space
-
-
-class Features:
-    """The feature matrix of encoded architectures of one space (see the module docstring)."""
-
-    def __init__(self, space: Space):
-        import supernet
-
-        self.space = space
-        genes = space.genes()
-        counts = supernet.count_tables(space)
-        self._params, self._macs = counts["params"], counts["macs"]
-        self._sizes = [len(choices) for _, choices in genes]
-        self._memo: dict[str, list[int]] = {}
-        depth_col = {name.split(".")[0]: i for i, (name, _) in enumerate(genes) if name.endswith(".depth")}
-        # for each block gene: (its stage's depth column, the depth choices, the block index)
-        self._block = {}
-        for i, (name, _) in enumerate(genes):
-            parts = name.split(".")
-            if len(parts) == 3 and parts[1].startswith("b"):
-                stage = int(parts[0][1:]) - 1
-                self._block[i] = (depth_col[parts[0]], np.array(space.stages[stage].depths), int(parts[1][1:]))
-
-    def codes(self, archs: Sequence[Arch]) -> np.ndarray:
-        """The integer encodings (memoised by architecture id: a search encodes the same ones again and again)."""
-        memo = self._memo
-        for a in archs:
-            if a.id not in memo:
-                memo[a.id] = self.space.encode(a)
-        return np.array([memo[a.id] for a in archs], dtype=np.int64).reshape(len(archs), len(self._sizes))
-
-    def log_counts(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Log parameters and log MACs of encoded architectures."""
-        return np.log(self._params.total(codes)[0]), np.log(self._macs.total(codes)[0])
-
-    def __call__(self, codes: np.ndarray) -> np.ndarray:
-        """One-hot genes in use, then log parameters and log MACs: shape (n, sum(choices) + 2)."""
-        codes = np.atleast_2d(np.asarray(codes, dtype=np.int64))
-        columns = []
-        for i, size in enumerate(self._sizes):
-            onehot = np.eye(size)[codes[:, i]]
-            if i in self._block:
-                depth_col, depths, block = self._block[i]
-                onehot *= (block < depths[codes[:, depth_col]])[:, None]
-            columns.append(onehot)
-        log_params, log_macs = self.log_counts(codes)
-        return np.concatenate(columns + [log_params[:, None], log_macs[:, None]], axis=1)
+from scipy.stats import norm
 
 
 class RidgeSurrogate:
-    """Ridge regression of accuracy on :class:`Features` plus quadratic terms of the two log counts.
+    """Ridge regression of accuracy on a feature map's design matrix (for the architecture search:
+    ``nas.estimate.Features``, the genes in use, log parameters and log MACs, and the squares and
+    product of the two logs; for a problem of one's own, its genes one-hot).
 
     ``fit`` picks the penalty from a grid by exact leave-one-out error (closed form for ridge) and
-    keeps that error's root mean square as the predictive spread ``sigma``: how far a new
-    architecture's accuracy typically lies from the prediction.
+    keeps that error's root mean square as the predictive spread ``sigma``: how far a new candidate's
+    accuracy typically lies from the prediction.
     """
 
     ALPHAS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
 
-    def __init__(self, space: Space, features: Features | None = None):
-        self.features = features or Features(space)
+    def __init__(self, features: Any):
+        self.features = features  # .codes(candidates) -> encodings (memoised), .design(codes) -> matrix
         self.sigma = float("nan")
         self.alpha = float("nan")
         self._coef: np.ndarray | None = None
 
     def _design(self, codes: np.ndarray) -> np.ndarray:
-        x = self.features(codes)
-        lp, lm = x[:, -2], x[:, -1]
-        return np.concatenate([x, (lp * lp)[:, None], (lm * lm)[:, None], (lp * lm)[:, None]], axis=1)
+        return self.features.design(codes)
 
     def fit(self, codes: np.ndarray, accuracy: Sequence[float]) -> RidgeSurrogate:
         x = self._design(codes)
@@ -137,11 +86,6 @@ def expected_improvement_batch(front: np.ndarray, candidates: np.ndarray, spread
     expectation is within that fraction of the best bound left (fewer refreshes, a near-greedy batch).
     Candidates with no chance of improving the front are never picked, so fewer than `k` may come back.
     """
-    import heapq
-
-    import moocore
-    from scipy.stats import norm
-
     candidates = np.asarray(candidates, dtype=float)
     z = norm.ppf((np.arange(quantiles) + 0.5) / quantiles)
     ref = np.ones(candidates.shape[1])
@@ -194,4 +138,4 @@ def expected_improvement_batch(front: np.ndarray, candidates: np.ndarray, spread
     return chosen
 
 
-__all__ = ["Features", "RidgeSurrogate", "expected_improvement_batch"]
+__all__ = ["RidgeSurrogate", "expected_improvement_batch"]

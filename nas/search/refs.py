@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import search_spaces
-from search_spaces import Arch, SpaceError
+from search_spaces import DEFAULT_SPACE, Arch, SpaceError
 
-from .errors import BadInput
+from ..errors import BadInput
+from ..quantities import parse_quantity
+from .result import public_entry
+from .runs import PARETO_FILE, RUN_FILE, run_result
 
 ARCH_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 PICK_EXAMPLE = "best-accuracy, best-mes, or limits such as 'latency<=0.8ms,params<=3M' on latency, params, macs, mes, accuracy"
@@ -20,12 +23,12 @@ _PICK_METRICS = {"latency": ("latency_ms", "<="), "latency_ms": ("latency_ms", "
                  "macs": ("macs", "<="), "mes": ("mes", ">="), "accuracy": ("accuracy", ">=")}
 
 
-def resolve_arch(ref: str, space: str = "efficientformerv2") -> Arch:
+def resolve_arch(ref: str, space: str = DEFAULT_SPACE) -> Arch:
     """A preset name of `space` (``s0``, ``efficientformerv2_s0``), an architecture file, or ``RUN_DIR#N``."""
     return resolve(ref, space)[0]
 
 
-def resolve(ref: str, space: str = "efficientformerv2", pick: str | None = None) -> tuple[Arch, dict[str, Any] | None]:
+def resolve(ref: str, space: str = DEFAULT_SPACE, pick: str | None = None) -> tuple[Arch, dict[str, Any] | None]:
     """The architecture `ref` names and, when it comes from a search run, the run's entry for it (``id``,
     metrics, ``accuracy``, ``accuracy_source``, the run's ``device``). With `pick`, `ref` is a run
     directory and the entry is the front's that `pick` chooses (see :func:`pick_entry`)."""
@@ -57,8 +60,6 @@ def resolve(ref: str, space: str = "efficientformerv2", pick: str | None = None)
 
 
 def _is_run(path: Path) -> bool:
-    from .runs import PARETO_FILE, RUN_FILE
-
     return (path / RUN_FILE).is_file() or (path / PARETO_FILE).is_file()
 
 
@@ -66,14 +67,12 @@ def _run_entries(run_dir: str) -> tuple[list[dict[str, Any]], list[dict[str, Any
     """A run's front (public entries, ``arch`` as a dict), every trial (None when only ``pareto.json``
     is there to read) and its device. The run's storage is read when it has one, so trials off the
     front and a run still in progress are seen."""
-    from .runs import PARETO_FILE, RUN_FILE, public_entry
-
     directory = Path(run_dir)
     if (directory / RUN_FILE).is_file():
-        from .search import run_result
-
         result = run_result(directory)
-        return result.pareto, [public_entry(e, run_dir) | {"feasible": e["feasible"]} for e in result.history], result.device
+        keys = ("params", "macs", "latency_ms", "mes", "accuracy")
+        history = [public_entry(e, run_dir, e.candidate.to_dict(), keys) | {"feasible": e.feasible} for e in result.history]
+        return result.pareto, history, result.device
     pareto = directory / PARETO_FILE
     if not pareto.is_file():
         raise BadInput(f"{run_dir}: no search run there (expected {directory / RUN_FILE} or {pareto})")
@@ -121,8 +120,6 @@ def parse_pick(rule: str) -> tuple[str, list[tuple[str, str, float, str]]]:
     text = rule.strip().lower()
     if text in ("best-accuracy", "best-mes"):
         return text[len("best-"):], []
-    from .budget import parse_quantity
-
     limits = []
     for token in (t.strip() for t in rule.split(",")):
         match = re.fullmatch(r"([A-Za-z_]+)\s*(<=|>=|<|>|=)\s*(.+)", token)
@@ -131,7 +128,7 @@ def parse_pick(rule: str) -> tuple[str, list[tuple[str, str, float, str]]]:
         key, sense = _PICK_METRICS[match.group(1).lower()]
         op = sense if match.group(2) == "=" else match.group(2)
         try:
-            value = parse_quantity("mes" if key == "accuracy" else key, match.group(3).strip(), token)
+            value = parse_quantity("mes" if key == "accuracy" else key, match.group(3).strip(), token, what="--pick")
         except BadInput:
             raise BadInput(f"--pick {rule!r}: {match.group(3).strip()!r} in {token!r} is not a valid {match.group(1)} "
                            f"(e.g. latency<=0.8ms, params<=3M, macs<=400M, mes>=50, accuracy>=70)") from None

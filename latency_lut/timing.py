@@ -1,0 +1,71 @@
+"""The timing protocol, robust to this kind of machine's episodic 30-50% slowdowns.
+
+Every module is prepared once (exported, compiled, warmed up); then the modules are timed in several
+*passes*; within a pass each module runs a chunk of back-to-back inferences (sized to ~``chunk_ms``)
+in a freshly shuffled order, and the chunk's median is recorded. A module's latency is the median of
+its pass medians, and its spread the interquartile range of those medians. A slowdown that lasts a
+few seconds hits every module's one chunk in that pass, and the median over passes discards it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backends import Runner
+
+
+@dataclass
+class Timing:
+    ms: float  # median of the pass medians
+    spread_ms: float  # interquartile range of the pass medians
+    passes: int
+    iters: int  # inferences per pass
+
+    def to_dict(self) -> dict:
+        return {"ms": round(self.ms, 6), "spread_ms": round(self.spread_ms, 6), "passes": self.passes, "iters": self.iters}
+
+
+def _chunk(run: Runner, iters: int) -> float:
+    times = np.empty(iters)
+    for i in range(iters):
+        start = time.perf_counter()
+        run()
+        times[i] = time.perf_counter() - start
+    return float(np.median(times)) * 1e3
+
+
+def measure_interleaved(runners: dict[str, Runner], passes: int = 7, chunk_ms: float = 25.0, warmup_ms: float = 30.0,
+                        seed: int = 0, on_pass: Callable[[int], None] | None = None) -> dict[str, Timing]:
+    """Time every runner with the interleaved protocol of this module's docstring."""
+    rng = random.Random(seed)
+    iters: dict[str, int] = {}
+    for key, run in runners.items():  # warm-up, and size each chunk from the warm-up speed
+        start, count = time.perf_counter(), 0
+        while count < 3 or (time.perf_counter() - start) * 1e3 < warmup_ms:
+            run()
+            count += 1
+            if count >= 2000:
+                break
+        per_call = (time.perf_counter() - start) * 1e3 / count
+        iters[key] = int(min(500, max(3, chunk_ms / max(per_call, 1e-4))))
+    samples: dict[str, list[float]] = {key: [] for key in runners}
+    order = list(runners)
+    for p in range(passes):
+        rng.shuffle(order)
+        for key in order:
+            samples[key].append(_chunk(runners[key], iters[key]))
+        if on_pass:
+            on_pass(p)
+    out = {}
+    for key, values in samples.items():
+        q1, med, q3 = np.percentile(values, [25, 50, 75])
+        out[key] = Timing(float(med), float(q3 - q1), passes, iters[key])
+    return out
+
+
+__all__ = ["Timing", "measure_interleaved"]

@@ -1,0 +1,76 @@
+"""``nas train --data SRC --out CKPT``: train the supernet, or one architecture."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from search_spaces import DEFAULT_SPACE
+
+from ..search.refs import resolve_arch
+from ..train import train
+from ..train.data import SOURCES
+from ..train.settings import TrainSettings
+from .base import Command, progress_bar, report
+
+#: The options of the command that are training settings.
+TRAIN_OPTIONS = ("data", "space", "resolution", "epochs", "max_steps", "batch_size", "lr", "seed", "supernet", "workers",
+                 "drop_path", "save_every", "device")
+DEFAULTS = TrainSettings()
+
+
+class TrainCommand(Command):
+    name = "train"
+    help = "train the supernet (sandwich rule, in-place distillation) or one architecture"
+
+    def add_arguments(self, p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data", required=True, metavar="SRC", help=SOURCES)
+        p.add_argument("--out", required=True, metavar="CKPT", help="checkpoint to write (atomically, every epoch and "
+                       "every --save-every steps)")
+        p.add_argument("--space", default=None, help=f"search space (default: {DEFAULT_SPACE}; efficientformerv2-tiny for "
+                       "fashion-mnist and synthetic; the architecture's with --arch)")
+        p.add_argument("--resolution", type=int, default=None, help="input resolution, a multiple of 32 (default: the "
+                       "space's; 32 for fashion-mnist and synthetic)")
+        p.add_argument("--epochs", type=int, default=None, help=f"epochs of the cosine schedule (default: {DEFAULTS.epochs})")
+        p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in all (continue with --resume)")
+        p.add_argument("--batch-size", type=int, default=None,
+                       help=f"global batch over all processes (default: {DEFAULTS.batch_size})")
+        p.add_argument("--lr", type=float, default=None, help=f"peak AdamW learning rate (default: {DEFAULTS.lr:g})")
+        p.add_argument("--drop-path", type=float, default=None,
+                       help=f"stochastic depth rate of the last block (default: {DEFAULTS.drop_path:g})")
+        p.add_argument("--seed", type=int, default=None, help=f"random seed (default: {DEFAULTS.seed}); same seed, same weights")
+        p.add_argument("--save-every", type=int, default=None,
+                       help=f"also save every N steps within an epoch (default: {DEFAULTS.save_every})")
+        p.add_argument("--resume", action="store_true", help="continue the checkpoint --out exactly where it stopped "
+                       "(a new run when it does not exist yet)")
+        p.add_argument("--arch", metavar="ARCH", default=None, help="train this architecture alone (a preset, an "
+                       "architecture file or RUN_DIR#N) instead of the supernet")
+        p.add_argument("--supernet", metavar="CKPT", default=None, help="start from this trained supernet's weights")
+        p.add_argument("--workers", type=int, default=None, help="DataLoader processes decoding image files (default: 1; "
+                       "in-memory data sets use none)")
+        p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="(default: cuda when available)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        options = {key: getattr(args, key) for key in TRAIN_OPTIONS}
+        if args.arch is not None:
+            options["arch"] = resolve_arch(args.arch, args.space or DEFAULT_SPACE).to_dict()
+        with progress_bar(args, "img", unit_scale=True) as bar:
+            log = None if args.quiet else (bar.write if bar is not None else _stderr)
+            result = train(options, args.out, resume=args.resume, progress=bar, log=log)
+        if result is None:  # not rank 0 of a torchrun job
+            return 0
+        what = "supernet" if result["kind"] == "supernet" else "architecture"
+        val = ", ".join(f"{k} {v:.2f}%" for k, v in result["val_top1"].items()) or "none yet"
+        state = (f"{result['epochs']} epoch(s)" if result["complete"] else
+                 f"stopped in epoch {result['epochs'] + 1} (continue with --resume)")
+        report(args, result, f"trained the {what} of {result['space']} on {result['data']}: {state}, {result['steps']} steps, "
+                             f"{result['seconds']:.0f} s, {result['images_per_s']:.0f} img/s; validation top-1: {val}; "
+                             f"wrote {result['checkpoint']}")
+        return 0
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+__all__ = ["TrainCommand", "TRAIN_OPTIONS"]

@@ -1,0 +1,74 @@
+"""Top-1 accuracy of a model or of a supernet's subnet on a validation split.
+
+:func:`evaluate_subnet` is what ``nas train`` validates with and what the ``supernet`` accuracy
+estimator of the search calls: the subnet extracted, its BatchNorm statistics re-estimated on a fixed
+draw of training batches, then evaluated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import supernet
+from search_spaces import Arch
+
+from ..errors import BadInput
+from .data import Data, Loader, seed_of
+
+
+def logits_of(out: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """One prediction from a model's output: the average of the heads when there are two."""
+    return torch.stack(out).mean(0) if isinstance(out, tuple) else out
+
+
+def resize(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """A batch at another input resolution (bilinear; antialiased when shrinking)."""
+    if x.shape[-1] == resolution:
+        return x
+    return F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False,
+                         antialias=x.shape[-1] > resolution)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Top-1 accuracy in percent of `model` (eval mode; two heads averaged) over (inputs, labels) batches."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    correct = total = 0
+    try:
+        for x, y in loader:
+            pred = logits_of(model(x.to(device))).argmax(dim=1).cpu()
+            correct += int((pred == y).sum())
+            total += len(y)
+    finally:
+        model.train(was_training)
+    if not total:
+        raise BadInput("evaluate: the validation split is empty")
+    return 100.0 * correct / total
+
+
+def evaluate_subnet(net: supernet.SuperNet, arch: Arch, data: Data, *, batch_size: int = 256, calib_batches: int = 8,
+                    limit: int | None = None, seed: int = 0) -> float:
+    """Top-1 (%) on the validation split of `arch` with the supernet's weights: the subnet is extracted,
+    its BatchNorm statistics re-estimated on `calib_batches` training batches (un-augmented, a fixed
+    seeded draw), then it is evaluated on the first `limit` validation images (all by default)."""
+    model = net.extract(arch)
+    supernet.recalibrate_bn(model, calibration_batches(data, arch.resolution, batch_size, calib_batches, seed))
+    val = Loader(data, "val", resolution=arch.resolution, batch_size=batch_size, train=False, limit=limit)
+    return evaluate(model, val)
+
+
+def calibration_batches(data: Data, resolution: int, batch_size: int = 256, batches: int = 8, seed: int = 0) -> Loader:
+    """`batches` un-augmented batches of training images in a fixed seeded order, for recalibrate_bn
+    (smaller batches when the training split holds fewer than `batch_size` images)."""
+    batch_size = min(batch_size, len(data.train))
+    return Loader(data, "train", resolution=resolution, batch_size=batch_size, train=True, augment=False,
+                  seed=seed_of(seed, 3), limit=batch_size * batches)
+
+
+__all__ = ["evaluate", "evaluate_subnet", "calibration_batches", "logits_of", "resize"]

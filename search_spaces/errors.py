@@ -1,0 +1,27 @@
+"""The error family every package raises for bad input, so the command line maps them to one exit code.
+
+An :class:`InputError` is something the user can fix: a malformed value, an unknown name, a file
+that cannot be read or written. Its message is one line that names the bad value and what is
+accepted; the command line prints it as ``nas: error: ...`` and exits with :attr:`exit_code` (2).
+Each package has its own subclass (a latency-table error is not a search-space error), all of them
+caught the same way.
+"""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Bad input: one line for the user, exit code 2 on the command line."""
+
+    exit_code = 2
+
+
+class SpaceError(InputError):
+    """A bad space, architecture, or file holding one."""
+
+
+class FileWriteError(InputError):
+    """An output that cannot be written (missing directory, permission, full disk); nothing was lost."""
+
+
+__all__ = ["InputError", "SpaceError", "FileWriteError"]
