@@ -54,8 +54,9 @@ def pick_archs(space: search_spaces.Space, n: int, seed: int) -> list[search_spa
     return chosen[:n]
 
 
-def trained_accuracy(arch: search_spaces.Arch, ckpt_dir: Path, recipe: dict, data_source: str,
-                     seed: int | None = None) -> tuple[float, float]:
+def trained_accuracy(
+    arch: search_spaces.Arch, ckpt_dir: Path, recipe: dict, data_source: str, seed: int | None = None
+) -> tuple[float, float]:
     """Validation top-1 of `arch` trained alone with `recipe` (with another `seed`: a repeat, kept as
     ``seedN-ID.pt``; reusing a finished checkpoint, resuming an interrupted one), and the training time
     in seconds (0 when reused)."""
@@ -79,13 +80,21 @@ def main() -> None:
     parser.add_argument("--archs", type=int, default=10, help="architectures to train alone (default: 10)")
     parser.add_argument("--epochs", type=int, default=1, help="epochs of the fixed recipe (default: 1)")
     parser.add_argument("--max-steps", type=int, default=None, help="cap on the recipe's steps")
-    parser.add_argument("--predictor-archs", type=int, default=60,
-                        help="random architectures whose supernet estimates fit the predictor (default: 60)")
+    parser.add_argument(
+        "--predictor-archs",
+        type=int,
+        default=60,
+        help="random architectures whose supernet estimates fit the predictor (default: 60)",
+    )
     parser.add_argument("--search-space", default=None, help="the space the search runs in (default: the supernet's base)")
     parser.add_argument("--out", default="runs/estimators", help="directory for the trained checkpoints and results")
-    parser.add_argument("--noise", type=int, default=3,
-                        help="architectures trained again with the next seed, for the noise floor (default: 3; "
-                             "with all of them, that retraining is ranked like an estimator, the ceiling)")
+    parser.add_argument(
+        "--noise",
+        type=int,
+        default=3,
+        help="architectures trained again with the next seed, for the noise floor (default: 3; "
+        "with all of them, that retraining is ranked like an estimator, the ceiling)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -95,27 +104,40 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     archs = pick_archs(space, args.archs, args.seed)
-    recipe = {"epochs": args.epochs, "max_steps": args.max_steps, "seed": args.seed,
-              "batch_size": ckpt.settings.batch_size, "lr": ckpt.settings.lr}
-    print(f"supernet {args.supernet}: space {space.ref}, data {ckpt.settings.data}; "
-          f"{len(archs)} architectures trained alone ({args.epochs} epoch(s), max steps {args.max_steps}, "
-          f"batch {recipe['batch_size']}, lr {recipe['lr']})", flush=True)
+    recipe = {
+        "epochs": args.epochs,
+        "max_steps": args.max_steps,
+        "seed": args.seed,
+        "batch_size": ckpt.settings.batch_size,
+        "lr": ckpt.settings.lr,
+    }
+    print(
+        f"supernet {args.supernet}: space {space.ref}, data {ckpt.settings.data}; "
+        f"{len(archs)} architectures trained alone ({args.epochs} epoch(s), max steps {args.max_steps}, "
+        f"batch {recipe['batch_size']}, lr {recipe['lr']})",
+        flush=True,
+    )
 
     truth, train_seconds = [], []
     for i, arch in enumerate(archs):
         top1, seconds = trained_accuracy(arch, out, recipe, ckpt.settings.data)
         truth.append(top1)
         train_seconds.append(seconds)
-        print(f"  [{i + 1}/{len(archs)}] {arch.id}: {supernet.count(arch).params:>9,} params, "
-              f"trained top-1 {top1:.2f}%" + (f" ({seconds:.0f} s)" if seconds else " (reused)"), flush=True)
+        print(
+            f"  [{i + 1}/{len(archs)}] {arch.id}: {supernet.count(arch).params:>9,} params, "
+            f"trained top-1 {top1:.2f}%" + (f" ({seconds:.0f} s)" if seconds else " (reused)"),
+            flush=True,
+        )
 
     repeats = []
     for arch, first in zip(archs[: args.noise], truth):
-        top1, seconds = trained_accuracy(arch, out, recipe, ckpt.settings.data,
-                                         seed=args.seed + 1)
+        top1, seconds = trained_accuracy(arch, out, recipe, ckpt.settings.data, seed=args.seed + 1)
         repeats.append({"arch_id": arch.id, f"seed{args.seed}": first, f"seed{args.seed + 1}": top1})
-        print(f"  repeat {arch.id} with seed {args.seed + 1}: {top1:.2f}% (seed {args.seed}: {first:.2f}%)"
-              + (f" ({seconds:.0f} s)" if seconds else " (reused)"), flush=True)
+        print(
+            f"  repeat {arch.id} with seed {args.seed + 1}: {top1:.2f}% (seed {args.seed}: {first:.2f}%)"
+            + (f" ({seconds:.0f} s)" if seconds else " (reused)"),
+            flush=True,
+        )
 
     estimates: dict[str, list[float]] = {}
     timing: dict[str, float] = {}
@@ -143,26 +165,48 @@ def main() -> None:
         # the ceiling: how well the same recipe with another seed ranks the architectures
         estimates[f"retrained, seed {args.seed + 1}"] = [r[f"seed{args.seed + 1}"] for r in repeats]
 
-    print(f"\nrank correlation with trained top-1 over {len(archs)} architectures "
-          f"(trained top-1 {min(truth):.2f} to {max(truth):.2f}%, standard deviation {np.std(truth):.2f})")
+    print(
+        f"\nrank correlation with trained top-1 over {len(archs)} architectures "
+        f"(trained top-1 {min(truth):.2f} to {max(truth):.2f}%, standard deviation {np.std(truth):.2f})"
+    )
     if repeats:
         diffs = [abs(r[f"seed{args.seed}"] - r[f"seed{args.seed + 1}"]) for r in repeats]
-        print(f"noise floor: the same architecture trained with another seed moved {np.mean(diffs):.2f} points "
-              f"on average (at most {max(diffs):.2f}) over {len(repeats)} repeats")
+        print(
+            f"noise floor: the same architecture trained with another seed moved {np.mean(diffs):.2f} points "
+            f"on average (at most {max(diffs):.2f}) over {len(repeats)} repeats"
+        )
     print(f"{'estimator':40s}{'Kendall tau':>12s}{'p':>7s}{'Spearman':>10s}{'s/arch':>9s}")
     rows = []
     for name, values in estimates.items():
         test = kendalltau(values, truth)
         tau, p, rho = test.statistic, test.pvalue, spearmanr(values, truth).statistic
-        rows.append({"estimator": name, "kendall_tau": round(float(tau), 3), "p": round(float(p), 3),
-                     "spearman": round(float(rho), 3)})
+        rows.append(
+            {"estimator": name, "kendall_tau": round(float(tau), 3), "p": round(float(p), 3), "spearman": round(float(rho), 3)}
+        )
         cost = timing.get(name)
-        cost_text = (f"{cost:>9.2f}" if cost is not None else
-                     f"  (fit {fit_seconds:.0f} s)" if name.startswith("predictor") else "  (a training)")
+        cost_text = (
+            f"{cost:>9.2f}"
+            if cost is not None
+            else f"  (fit {fit_seconds:.0f} s)"
+            if name.startswith("predictor")
+            else "  (a training)"
+        )
         print(f"{name:40s}{tau:>12.3f}{p:>7.2f}{rho:>10.3f}{cost_text}")
-    (out / "results.json").write_text(json.dumps({
-        "supernet": args.supernet, "recipe": recipe, "archs": [a.to_dict() for a in archs], "trained_top1": truth,
-        "repeats": repeats, "estimates": estimates, "correlations": rows}, indent=2) + "\n")
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "supernet": args.supernet,
+                "recipe": recipe,
+                "archs": [a.to_dict() for a in archs],
+                "trained_top1": truth,
+                "repeats": repeats,
+                "estimates": estimates,
+                "correlations": rows,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     print(f"\nwrote {out / 'results.json'}")
 
 

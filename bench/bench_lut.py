@@ -1,7 +1,7 @@
 """Latency-table benchmarks: vectorised prediction against one-at-a-time, and table build time.
 
-    python bench/bench_lut.py                 # prediction throughput + build time of the tiny space
-    python bench/bench_lut.py --full-build    # also time a full build of the default space (~8 min)
+python bench/bench_lut.py                 # prediction throughput + build time of the tiny space
+python bench/bench_lut.py --full-build    # also time a full build of the default space (~8 min)
 """
 
 from __future__ import annotations
@@ -63,8 +63,10 @@ def main() -> None:
             start = time.perf_counter()
             full = latency_lut.build_lut("efficientformerv2", "bench-full", lut.backend, Path(tmp) / "f.json")
             print(f"build of efficientformerv2 ({len(full.entries)} keys, {lut.backend}): {time.perf_counter() - start:.0f} s")
-    print(f"summary: vectorised_archs_per_s={vec[0]:.0f} one_at_a_time_archs_per_s={one[0]:.0f} "
-          f"ratio={vec[0] / one[0]:.0f} tiny_build_s={tiny_s:.1f}")
+    print(
+        f"summary: vectorised_archs_per_s={vec[0]:.0f} one_at_a_time_archs_per_s={one[0]:.0f} "
+        f"ratio={vec[0] / one[0]:.0f} tiny_build_s={tiny_s:.1f}"
+    )
 
 
 if __name__ == "__main__":

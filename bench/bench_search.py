@@ -31,8 +31,12 @@ from nas.pareto import hypervolume, pareto_mask
 from nas.search import SpaceProblem as Problem
 from nas.search import front, search
 
-STRATEGIES = {"evolution": ("evolution", "nsga2"), "nsga2": ("optuna", "nsga2"), "tpe": ("optuna", "tpe"),
-              "random": ("optuna", "random")}
+STRATEGIES = {
+    "evolution": ("evolution", "nsga2"),
+    "nsga2": ("optuna", "nsga2"),
+    "tpe": ("optuna", "tpe"),
+    "random": ("optuna", "random"),
+}
 
 
 class CountingEstimator(SyntheticAccuracy):
@@ -58,8 +62,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=2000)
     parser.add_argument("--checkpoints", default="500,2000")
     parser.add_argument("--strategies", default=",".join(STRATEGIES))
-    parser.add_argument("--ripple", type=float, default=0.4,
-                        help="amplitude of the synthetic accuracy's deterministic pseudo-random ripple (0: smooth in capacity)")
+    parser.add_argument(
+        "--ripple",
+        type=float,
+        default=0.4,
+        help="amplitude of the synthetic accuracy's deterministic pseudo-random ripple (0: smooth in capacity)",
+    )
     args = parser.parse_args()
 
     space = search_spaces.load(args.space)
@@ -75,13 +83,16 @@ def main() -> None:
     latency = lut.predict_codes(codes, space)
     accuracy = estimator.scores(codes)
     feasible = (params <= (budget.params or np.inf)) & (latency <= (budget.latency_ms or np.inf))
-    entries = [{"accuracy": a, "latency_ms": t, "params": p} for a, t, p in
-               zip(accuracy[feasible], latency[feasible], params[feasible])]
+    entries = [
+        {"accuracy": a, "latency_ms": t, "params": p} for a, t, p in zip(accuracy[feasible], latency[feasible], params[feasible])
+    ]
     costs = problem.costs(entries)
     mask = pareto_mask(costs)
     exhaustive = hypervolume(costs[mask])
-    print(f"space {space.name}: {len(codes):,} architectures scored in {time.perf_counter() - start:.1f} s; "
-          f"{feasible.sum():,} within {budget}; exhaustive front {mask.sum()} points, hypervolume {exhaustive:.5f}")
+    print(
+        f"space {space.name}: {len(codes):,} architectures scored in {time.perf_counter() - start:.1f} s; "
+        f"{feasible.sum():,} within {budget}; exhaustive front {mask.sum()} points, hypervolume {exhaustive:.5f}"
+    )
     print(f"device {lut.device}; objectives accuracy (synthetic, ripple {args.ripple}), latency, params; {args.seeds} seeds\n")
 
     checkpoints = [int(c) for c in args.checkpoints.split(",")]
@@ -93,15 +104,20 @@ def main() -> None:
         for seed in range(args.seeds):
             counting = CountingEstimator(space, args.ripple)
             t0 = time.perf_counter()
-            result = search(space, budget, lut=lut, estimator=counting, trials=args.trials, seed=seed,
-                            strategy=strategy, sampler=sampler)
+            result = search(
+                space, budget, lut=lut, estimator=counting, trials=args.trials, seed=seed, strategy=strategy, sampler=sampler
+            )
             wall = time.perf_counter() - t0
             for c in checkpoints:
                 _, hv = front(result.history[:c], problem.normaliser)
                 shares[c].append(hv / exhaustive)
             overheads.append((wall - counting.seconds) / max(1, result.evaluated) * 1000)
-            print(f"  {name:9s} seed {seed}: " + "  ".join(f"{c}: {shares[c][-1]:.4f}" for c in checkpoints)
-                  + f"  overhead {overheads[-1]:.2f} ms/eval", flush=True)
+            print(
+                f"  {name:9s} seed {seed}: "
+                + "  ".join(f"{c}: {shares[c][-1]:.4f}" for c in checkpoints)
+                + f"  overhead {overheads[-1]:.2f} ms/eval",
+                flush=True,
+            )
         rows.append((name, shares, overheads))
 
     print("\nhypervolume share of the exhaustive front (mean over seeds, min in brackets); overhead per evaluation")

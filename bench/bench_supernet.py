@@ -58,8 +58,7 @@ def summarize(values: list[float]) -> dict[str, float]:
 
 
 def fmt_ms(s: dict[str, float]) -> str:
-    return (f"{s['median']:8.2f} ms  IQR {s['q1']:.2f}-{s['q3']:.2f}  min-max {s['min']:.2f}-{s['max']:.2f}"
-            f"  ({s['n']} rounds)")
+    return f"{s['median']:8.2f} ms  IQR {s['q1']:.2f}-{s['q3']:.2f}  min-max {s['min']:.2f}-{s['max']:.2f}  ({s['n']} rounds)"
 
 
 def fmt_ratio(s: dict[str, float]) -> str:
@@ -91,8 +90,7 @@ def compare(label_a: str, label_b: str, meds: dict[str, list[float]]) -> dict[st
     width = max(len(label_a), len(label_b))
     print(f"  {label_a:<{width}}  {fmt_ms(a)}")
     print(f"  {label_b:<{width}}  {fmt_ms(b)}")
-    print(f"  ratio {label_a} / {label_b}: median of medians {a['median'] / b['median']:.3f}; "
-          f"per-round ratio {fmt_ratio(ratio)}")
+    print(f"  ratio {label_a} / {label_b}: median of medians {a['median'] / b['median']:.3f}; per-round ratio {fmt_ratio(ratio)}")
     return {"a": a, "b": b, "ratio": ratio}
 
 
@@ -108,8 +106,12 @@ def proc_status_kib(field: str) -> int:
 def tensor_bytes(module: torch.nn.Module) -> tuple[int, int, int, int]:
     params = list(module.parameters())
     buffers = list(module.buffers())
-    return (sum(p.numel() for p in params), sum(p.numel() * p.element_size() for p in params),
-            sum(b.numel() for b in buffers), sum(b.numel() * b.element_size() for b in buffers))
+    return (
+        sum(p.numel() for p in params),
+        sum(p.numel() * p.element_size() for p in params),
+        sum(b.numel() for b in buffers),
+        sum(b.numel() * b.element_size() for b in buffers),
+    )
 
 
 def build_probe(repeats: int) -> None:
@@ -128,12 +130,25 @@ def build_probe(repeats: int) -> None:
         t0 = time.perf_counter()
         net = supernet.build(SPACE)
         warm.append(time.perf_counter() - t0)
-    print(json.dumps({
-        "first_s": first, "warm_s": warm, "rss_before_kib": rss0, "rss_after_kib": rss1,
-        "hwm_before_kib": hwm0, "hwm_after_kib": hwm1, "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-        "params": n_par, "param_bytes": b_par, "buffers": n_buf, "buffer_bytes": b_buf,
-        "slots": len(net.slots), "layers": sum(len(v) for v in net.slots.values()),
-    }))
+    print(
+        json.dumps(
+            {
+                "first_s": first,
+                "warm_s": warm,
+                "rss_before_kib": rss0,
+                "rss_after_kib": rss1,
+                "hwm_before_kib": hwm0,
+                "hwm_after_kib": hwm1,
+                "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "params": n_par,
+                "param_bytes": b_par,
+                "buffers": n_buf,
+                "buffer_bytes": b_buf,
+                "slots": len(net.slots),
+                "layers": sum(len(v) for v in net.slots.values()),
+            }
+        )
+    )
 
 
 # ---- weights: our extracted S0 -> the hand-written S0 -------------------------------------------------
@@ -169,7 +184,7 @@ def our_name_to_handwritten(name: str) -> str:
             return f"{prefix}.attn.attention_biases"
         if sub == "proj":
             part, _, t = tail.partition(".")
-            return f"{prefix}.attn.proj.{ {'conv': '1', 'bn': '2'}[part]}.{t}"
+            return f"{prefix}.attn.proj.{ {'conv': '1', 'bn': '2'}[part] }.{t}"
         return f"{prefix}.attn.{sub}.{seq(tail)}"
     m = re.match(r"stage(\d)_block(\d+)_(mixer|ffn)\.(.*)$", name)
     if not m:
@@ -187,7 +202,7 @@ def our_name_to_handwritten(name: str) -> str:
         return f"{block}.token_mixer.{sub}.{tail}"
     if sub == "proj":
         part, _, t = tail.partition(".")
-        return f"{block}.token_mixer.proj.{ {'conv': '1', 'bn': '2'}[part]}.{t}"
+        return f"{block}.token_mixer.proj.{ {'conv': '1', 'bn': '2'}[part] }.{t}"
     return f"{block}.token_mixer.{sub}.{seq(tail)}"
 
 
@@ -233,36 +248,42 @@ def section_a(args, space, net, summary) -> None:
     ours = net.extract(s0).eval()
     hw = EfficientFormerV2S0().eval()
     n_ours, n_hw = num_params(ours), num_params(hw)
-    print(f"  params: ours {n_ours:,}, hand-written {n_hw:,} (expected {S0_PARAMS:,}): "
-          f"{'OK' if n_ours == n_hw == S0_PARAMS else 'MISMATCH'}; count(): {supernet.count(s0).params:,}")
+    print(
+        f"  params: ours {n_ours:,}, hand-written {n_hw:,} (expected {S0_PARAMS:,}): "
+        f"{'OK' if n_ours == n_hw == S0_PARAMS else 'MISMATCH'}; count(): {supernet.count(s0).params:,}"
+    )
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(args.seed))
     try:
         randomize_(ours, args.seed)
         n = load_into_handwritten(hw, ours)
         with torch.no_grad():
             diff = (ours(x) - hw(x)).abs().max().item()
-        print(f"  weights: {n} tensors of our extracted S0 loaded into the hand-written S0; "
-              f"max |output difference| {diff:.3g} (same weights in both timed models)")
+        print(
+            f"  weights: {n} tensors of our extracted S0 loaded into the hand-written S0; "
+            f"max |output difference| {diff:.3g} (same weights in both timed models)"
+        )
         summary["a.output_max_abs_diff"] = f"{diff:.3g}"
     except (KeyError, RuntimeError) as exc:
         print(f"  weights: not shared ({exc}); both models keep their own initialisation")
         summary["a.output_max_abs_diff"] = "n/a"
     with torch.no_grad():
-        meds = interleaved({"extracted": lambda: ours(x), "handwritten": lambda: hw(x)},
-                           args.rounds, args.iters, args.warmup)
+        meds = interleaved({"extracted": lambda: ours(x), "handwritten": lambda: hw(x)}, args.rounds, args.iters, args.warmup)
     print(f"  {args.rounds} rounds x {args.iters} iterations (after {args.warmup} warm-up calls each)")
     r = compare("extracted", "handwritten", meds)
     summary["a.s0_extracted_ms"] = f"{r['a']['median']:.2f} (IQR {r['a']['q1']:.2f}-{r['a']['q3']:.2f})"
     summary["a.s0_handwritten_ms"] = f"{r['b']['median']:.2f} (IQR {r['b']['q1']:.2f}-{r['b']['q3']:.2f})"
-    summary["a.ratio_extracted/handwritten"] = (f"{r['a']['median'] / r['b']['median']:.3f} "
-                                                f"(per-round median {r['ratio']['median']:.3f}, "
-                                                f"min-max {r['ratio']['min']:.3f}-{r['ratio']['max']:.3f})")
+    summary["a.ratio_extracted/handwritten"] = (
+        f"{r['a']['median'] / r['b']['median']:.3f} "
+        f"(per-round median {r['ratio']['median']:.3f}, "
+        f"min-max {r['ratio']['min']:.3f}-{r['ratio']['max']:.3f})"
+    )
 
 
 def section_b(args, summary) -> None:
-    print("\n== b. supernet construction: supernet.build(\"efficientformerv2\"), fresh child process ==")
-    out = subprocess.run([sys.executable, __file__, "--_build-probe", str(args.build_repeats)],
-                         capture_output=True, text=True, check=False)
+    print('\n== b. supernet construction: supernet.build("efficientformerv2"), fresh child process ==')
+    out = subprocess.run(
+        [sys.executable, __file__, "--_build-probe", str(args.build_repeats)], capture_output=True, text=True, check=False
+    )
     if out.returncode != 0:
         print("  build probe failed:\n" + out.stderr[-2000:])
         summary["b.build"] = "failed"
@@ -274,13 +295,17 @@ def section_b(args, summary) -> None:
     hwm_inc = (p["hwm_after_kib"] - p["hwm_before_kib"]) / 1024
     tensor_mib = (p["param_bytes"] + p["buffer_bytes"]) / mib
     print(f"  {p['slots']} slots holding {p['layers']} full-size layers")
-    print(f"  parameters {p['params']:,} ({p['param_bytes'] / mib:.1f} MiB), buffers {p['buffers']:,} "
-          f"({p['buffer_bytes'] / mib:.2f} MiB): {tensor_mib:.1f} MiB of tensors")
+    print(
+        f"  parameters {p['params']:,} ({p['param_bytes'] / mib:.1f} MiB), buffers {p['buffers']:,} "
+        f"({p['buffer_bytes'] / mib:.2f} MiB): {tensor_mib:.1f} MiB of tensors"
+    )
     print(f"  first build (space YAML loaded, caches cold): {p['first_s']:.3f} s")
     if warm:
         print(f"  later builds ({warm['n']}): median {warm['median']:.3f} s, min-max {warm['min']:.3f}-{warm['max']:.3f} s")
-    print(f"  RSS {p['rss_before_kib'] / 1024:.1f} -> {p['rss_after_kib'] / 1024:.1f} MiB (+{rss_inc:.1f} MiB) over the "
-          f"first build; peak RSS +{hwm_inc:.1f} MiB; RSS increase / tensor bytes = {rss_inc / tensor_mib:.2f}")
+    print(
+        f"  RSS {p['rss_before_kib'] / 1024:.1f} -> {p['rss_after_kib'] / 1024:.1f} MiB (+{rss_inc:.1f} MiB) over the "
+        f"first build; peak RSS +{hwm_inc:.1f} MiB; RSS increase / tensor bytes = {rss_inc / tensor_mib:.2f}"
+    )
     summary["b.build_first_s"] = f"{p['first_s']:.3f}"
     if warm:
         summary["b.build_warm_s"] = f"{warm['median']:.3f} (min-max {warm['min']:.3f}-{warm['max']:.3f}, n={warm['n']})"
@@ -291,8 +316,10 @@ def section_b(args, summary) -> None:
 
 def section_c(args, space, net, summary) -> None:
     print("\n== c. supernet with a subnet active vs the same subnet extracted (eval, no_grad, 1 thread, batch 1) ==")
-    cases = [("largest", space.largest(), args.large_rounds, args.large_iters),
-             ("s0", space.preset("s0"), args.rounds, args.iters)]
+    cases = [
+        ("largest", space.largest(), args.large_rounds, args.large_iters),
+        ("s0", space.preset("s0"), args.rounds, args.iters),
+    ]
     for label, arch, rounds, iters in cases:
         res = arch.resolution
         x = torch.randn(1, 3, res, res, generator=torch.Generator().manual_seed(args.seed))
@@ -301,17 +328,24 @@ def section_c(args, space, net, summary) -> None:
             net.set_active(arch)
             diff = (net(x) - model(x)).abs().max().item()
             c = supernet.count(arch)
-            print(f"  [{label}] {arch}  {c.params / 1e6:.2f}M params, {c.macs / 1e9:.3f} GMACs at {res}; "
-                  f"max |active - extracted| = {diff:.3g}; {rounds} rounds x {iters} iterations")
-            meds = interleaved({"supernet-active": lambda n=net, x=x: n(x), "extracted": lambda m=model, x=x: m(x)},
-                               rounds, iters, max(1, min(args.warmup, iters)))
+            print(
+                f"  [{label}] {arch}  {c.params / 1e6:.2f}M params, {c.macs / 1e9:.3f} GMACs at {res}; "
+                f"max |active - extracted| = {diff:.3g}; {rounds} rounds x {iters} iterations"
+            )
+            meds = interleaved(
+                {"supernet-active": lambda n=net, x=x: n(x), "extracted": lambda m=model, x=x: m(x)},
+                rounds,
+                iters,
+                max(1, min(args.warmup, iters)),
+            )
         r = compare("supernet-active", "extracted", meds)
         summary[f"c.{label}_supernet_active_ms"] = f"{r['a']['median']:.2f} (IQR {r['a']['q1']:.2f}-{r['a']['q3']:.2f})"
         summary[f"c.{label}_extracted_ms"] = f"{r['b']['median']:.2f} (IQR {r['b']['q1']:.2f}-{r['b']['q3']:.2f})"
         summary[f"c.{label}_slicing_overhead_ratio"] = (
             f"{r['a']['median'] / r['b']['median']:.3f} (per-round median {r['ratio']['median']:.3f}, "
             f"min-max {r['ratio']['min']:.3f}-{r['ratio']['max']:.3f}; "
-            f"+{r['a']['median'] - r['b']['median']:.2f} ms)")
+            f"+{r['a']['median'] - r['b']['median']:.2f} ms)"
+        )
         summary[f"c.{label}_max_abs_diff"] = f"{diff:.3g}"
 
 
@@ -333,8 +367,10 @@ def section_d(args, space, summary) -> None:
 
     t0 = time.perf_counter()
     batches = iter([fresh(args.count_archs) for _ in range(4 * args.count_repeats)])
-    print(f"  sampled {4 * args.count_repeats * args.count_archs:,} distinct architectures in "
-          f"{time.perf_counter() - t0:.2f} s (sampling is not timed below)")
+    print(
+        f"  sampled {4 * args.count_repeats * args.count_archs:,} distinct architectures in "
+        f"{time.perf_counter() - t0:.2f} s (sampling is not timed below)"
+    )
 
     def rate(archs: list, collect: bool) -> float:
         if not collect:
@@ -361,18 +397,25 @@ def section_d(args, space, summary) -> None:
             rows.setdefault(f"cold archs, spec counts cached, {tag}", []).append(rate(second, collect))
             # 3. the same architectures again: arch.layers() (LRU, 65,536 archs) and spec counts cached
             rows.setdefault(f"warm (repeat), {tag}", []).append(rate(second, collect))
-    order = [f"{kind}, {tag}" for kind in ("cold, caches empty", "cold archs, spec counts cached", "warm (repeat)")
-             for tag in ("gc on", "gc off")]
+    order = [
+        f"{kind}, {tag}"
+        for kind in ("cold, caches empty", "cold archs, spec counts cached", "warm (repeat)")
+        for tag in ("gc on", "gc off")
+    ]
     width = max(map(len, order))
     for label in order:
         s = summarize(rows[label])
         print(f"  {label:<{width}} {s['median']:>10,.0f} archs/s  (min-max {s['min']:,.0f}-{s['max']:,.0f}, {s['n']} passes)")
-    print(f"  distinct layer specs met since the last reset: {supernet.count_layer.cache_info().currsize:,}; "
-          "'gc off' shows how much of the cold cost is the cyclic garbage collector")
-    keys = {"cold, caches empty, gc on": "d.count_cold_archs_per_s",
-            "cold archs, spec counts cached, gc on": "d.count_cold_spec_cached_archs_per_s",
-            "cold, caches empty, gc off": "d.count_cold_gc_off_archs_per_s",
-            "warm (repeat), gc on": "d.count_warm_archs_per_s"}
+    print(
+        f"  distinct layer specs met since the last reset: {supernet.count_layer.cache_info().currsize:,}; "
+        "'gc off' shows how much of the cold cost is the cyclic garbage collector"
+    )
+    keys = {
+        "cold, caches empty, gc on": "d.count_cold_archs_per_s",
+        "cold archs, spec counts cached, gc on": "d.count_cold_spec_cached_archs_per_s",
+        "cold, caches empty, gc off": "d.count_cold_gc_off_archs_per_s",
+        "warm (repeat), gc on": "d.count_warm_archs_per_s",
+    }
     for label, key in keys.items():
         v = rows[label]
         summary[key] = f"{statistics.median(v):,.0f} (min-max {min(v):,.0f}-{max(v):,.0f}, n={len(v)})"
@@ -393,8 +436,10 @@ def section_d(args, space, summary) -> None:
         rates.append(len(big) / (time.perf_counter() - t0))
     check = tables["params"].total(codes[:200])[0].tolist() == [supernet.count(space.decode(c)).params for c in codes[:200]]
     s = summarize(rates)
-    print(f"  vectorised (params and MACs of a gene matrix, cost tables built in {setup_s:.2f} s): "
-          f"{s['median']:>10,.0f} archs/s (min-max {s['min']:,.0f}-{s['max']:,.0f}); equal to supernet.count: {check}")
+    print(
+        f"  vectorised (params and MACs of a gene matrix, cost tables built in {setup_s:.2f} s): "
+        f"{s['median']:>10,.0f} archs/s (min-max {s['min']:,.0f}-{s['max']:,.0f}); equal to supernet.count: {check}"
+    )
     summary["d.count_vectorised_archs_per_s"] = f"{s['median']:,.0f} (params+MACs; tables built in {setup_s:.2f} s)"
 
 

@@ -38,8 +38,9 @@ def main() -> None:
 
     torch.set_flush_denormal(bool(args.flush_denormal))
     procs = Processes.start("cpu")
-    base = TrainSettings.resolve({"data": args.data, "space": args.space, "resolution": args.resolution,
-                                  "batch_size": args.batch_size, "epochs": 1})
+    base = TrainSettings.resolve(
+        {"data": args.data, "space": args.space, "resolution": args.resolution, "batch_size": args.batch_size, "epochs": 1}
+    )
     out = Path(tempfile.mkdtemp()) / "unused.pt"
     sandwich = Trainer(base, out, procs)
     largest = sandwich.space.largest()
@@ -69,17 +70,23 @@ def main() -> None:
             pass
         prep.append((time.perf_counter() - start) / args.steps)
 
-    print(f"data {args.data}, space {sandwich.space.ref}, batch {args.batch_size}, {torch.get_num_threads()} threads, "
-          f"{args.rounds} rounds x {args.steps} steps (medians)")
+    print(
+        f"data {args.data}, space {sandwich.space.ref}, batch {args.batch_size}, {torch.get_num_threads()} threads, "
+        f"{args.rounds} rounds x {args.steps} steps (medians)"
+    )
     med = {m: statistics.median(r) for m, r in rates.items()}
     for name, value in med.items():
         print(f"  {name:<20} {value:8.1f} img/s")
-    print(f"  sandwich / largest-alone = {med['sandwich'] / med['largest-alone']:.3f} "
-          f"(a sandwich step costs {med['largest-alone'] / med['sandwich']:.2f} largest-alone steps)")
+    print(
+        f"  sandwich / largest-alone = {med['sandwich'] / med['largest-alone']:.3f} "
+        f"(a sandwich step costs {med['largest-alone'] / med['sandwich']:.2f} largest-alone steps)"
+    )
     print(f"  sandwich / largest-in-supernet = {med['sandwich'] / med['largest-in-supernet']:.3f}")
     step_s = args.batch_size / med["sandwich"]
-    print(f"  batch preparation {statistics.median(prep) * 1e3:.1f} ms = {100 * statistics.median(prep) / step_s:.1f}% "
-          f"of a sandwich step")
+    print(
+        f"  batch preparation {statistics.median(prep) * 1e3:.1f} ms = {100 * statistics.median(prep) / step_s:.1f}% "
+        f"of a sandwich step"
+    )
 
 
 if __name__ == "__main__":

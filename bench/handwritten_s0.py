@@ -1,7 +1,7 @@
 """A plain, hand-written EfficientFormerV2-S0: the speed baseline for the benchmarks.
 
 Written independently of ``supernet/`` (nothing is imported from it), straight from the facts in
-REFERENCE.md section 1, the way a reference implementation lays the model out:
+docs/models.md section 1, the way a reference implementation lays the model out:
 
 - stem: Conv3x3 s2 + BN + GELU, Conv3x3 s2 + BN + GELU (3 -> 16 -> 32), 224 -> 56;
 - four stages of widths 32, 48, 96, 176 and depths 2, 2, 6, 4; every block has a unified FFN
@@ -205,12 +205,23 @@ class Block(nn.Module):
 
 
 class EfficientFormerV2S0(nn.Module):
-    def __init__(self, num_classes: int = 1000, resolution: int = 224, widths=S0_WIDTHS, depths=S0_DEPTHS,
-                 ratios=S0_RATIOS, vit_num: int = S0_VIT_NUM):
+    def __init__(
+        self,
+        num_classes: int = 1000,
+        resolution: int = 224,
+        widths=S0_WIDTHS,
+        depths=S0_DEPTHS,
+        ratios=S0_RATIOS,
+        vit_num: int = S0_VIT_NUM,
+    ):
         super().__init__()
         self.stem = nn.Sequential(
-            nn.Conv2d(3, widths[0] // 2, 3, 2, 1), nn.BatchNorm2d(widths[0] // 2), nn.GELU(),
-            nn.Conv2d(widths[0] // 2, widths[0], 3, 2, 1), nn.BatchNorm2d(widths[0]), nn.GELU(),
+            nn.Conv2d(3, widths[0] // 2, 3, 2, 1),
+            nn.BatchNorm2d(widths[0] // 2),
+            nn.GELU(),
+            nn.Conv2d(widths[0] // 2, widths[0], 3, 2, 1),
+            nn.BatchNorm2d(widths[0]),
+            nn.GELU(),
         )
         stages = []
         res = resolution // 4
@@ -241,6 +252,8 @@ def num_params(model: nn.Module) -> int:
 if __name__ == "__main__":
     model = EfficientFormerV2S0().eval()
     n = num_params(model)
-    print(f"hand-written EfficientFormerV2-S0: {n:,} parameters (expected {S0_PARAMS:,}): {'OK' if n == S0_PARAMS else 'MISMATCH'}")
+    print(
+        f"hand-written EfficientFormerV2-S0: {n:,} parameters (expected {S0_PARAMS:,}): {'OK' if n == S0_PARAMS else 'MISMATCH'}"
+    )
     with torch.no_grad():
         print("output shape:", tuple(model(torch.randn(1, 3, 224, 224)).shape))

@@ -15,5 +15,18 @@ from .registry import DEFAULT_DEVICE, list_luts, load, user_dir
 from .table import BACKENDS, LUT, Calibration
 from .timing import measure_interleaved
 
-__all__ = ["LUT", "LUTError", "Calibration", "BACKENDS", "BackendError", "DEFAULT_DEVICE", "build_lut", "list_luts", "load",
-           "make_runner", "measure_interleaved", "measuring", "user_dir"]
+__all__ = [
+    "LUT",
+    "LUTError",
+    "Calibration",
+    "BACKENDS",
+    "BackendError",
+    "DEFAULT_DEVICE",
+    "build_lut",
+    "list_luts",
+    "load",
+    "make_runner",
+    "measure_interleaved",
+    "measuring",
+    "user_dir",
+]

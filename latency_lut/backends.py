@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from search_spaces.provenance import require_extra
 from supernet.runtime import torch_settings
 
 from .convert import coreml_model, onnx_bytes
@@ -28,16 +29,19 @@ def _torch_runner(module: nn.Module, shape: tuple[int, ...], threads: int, devic
     module = module.eval().to(device)
     x = torch.randn(*shape, device=device)
     if device == "cuda":
+
         def run() -> object:
             with torch.inference_mode():
                 out = module(x)
             torch.cuda.synchronize()
             return out
+
         return run
 
     def run() -> object:
         with torch.inference_mode():
             return module(x)
+
     return run
 
 
@@ -49,14 +53,14 @@ def _torchscript_runner(module: nn.Module, shape: tuple[int, ...], threads: int)
     def run() -> object:
         with torch.no_grad():
             return frozen(x)
+
     return run
 
 
 def _onnxruntime_runner(module: nn.Module, shape: tuple[int, ...], threads: int) -> Runner:
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise BackendError("backend onnxruntime needs the onnxruntime package: pip install 'nas-mobile-vit[export]'") from None
+    require_extra("onnxruntime", "backend onnxruntime", "export", BackendError)
+    import onnxruntime as ort
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -69,6 +73,7 @@ def _onnxruntime_runner(module: nn.Module, shape: tuple[int, ...], threads: int)
 
     def run() -> object:
         return session.run(None, feed)
+
     return run
 
 
@@ -80,19 +85,27 @@ def _cuda_runner(module: nn.Module, shape: tuple[int, ...], threads: int) -> Run
 
 def _coreml_runner(module: nn.Module, shape: tuple[int, ...], threads: int) -> Runner:
     if sys.platform != "darwin":
-        raise BackendError("backend coreml measures only on macOS (Core ML cannot predict on Linux); "
-                           "use 'nas lut export-blocks --backend coreml' and measure on the device")
+        raise BackendError(
+            "backend coreml measures only on macOS (Core ML cannot predict on Linux); "
+            "use 'nas lut export-blocks --backend coreml' and measure on the device"
+        )
     x = torch.randn(*shape)
     model = coreml_model(module, shape)
     feed = {"input": x.numpy()}
 
     def run() -> object:
         return model.predict(feed)
+
     return run
 
 
-RUNNERS = {"torch": _torch_runner, "torchscript": _torchscript_runner, "onnxruntime": _onnxruntime_runner,
-           "cuda": _cuda_runner, "coreml": _coreml_runner}
+RUNNERS = {
+    "torch": _torch_runner,
+    "torchscript": _torchscript_runner,
+    "onnxruntime": _onnxruntime_runner,
+    "cuda": _cuda_runner,
+    "coreml": _coreml_runner,
+}
 
 
 def make_runner(backend: str, module: nn.Module, shape: tuple[int, ...], threads: int = 1) -> Runner:

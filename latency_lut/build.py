@@ -20,7 +20,7 @@ import numpy as np
 import search_spaces
 from search_spaces import Arch, LayerSpec, Space
 from search_spaces.files import atomic_write_text
-from search_spaces.provenance import versions
+from search_spaces.provenance import require_extra, versions
 
 from .backends import host_description, make_runner, measuring
 from .errors import LUTError
@@ -61,26 +61,31 @@ def measure_specs(specs: list[LayerSpec], backend: str, threads: int, passes: in
 RAY_DEVICE_RESOURCE = "nas_lut_device"
 
 
-def _run_batches(batches: list[list[LayerSpec]], backend: str, threads: int, passes: int, seed: int,
-                 ray_address: str | None):
+def _run_batches(batches: list[list[LayerSpec]], backend: str, threads: int, passes: int, seed: int, ray_address: str | None):
     """Yield (batch, timings) as batches finish: here one after another, or on a Ray cluster's devices."""
     if ray_address is None:
         for i, batch in enumerate(batches):
             yield batch, measure_specs(batch, backend, threads, passes, seed + i)
         return
-    try:
-        import ray
-    except ImportError:
-        raise LUTError("--ray needs Ray: pip install 'nas-mobile-vit[ray]'") from None
+    import ray
+
     if not ray.is_initialized():
         if ray_address == "local":
-            ray.init(include_dashboard=False, num_cpus=max(threads, 1), resources={RAY_DEVICE_RESOURCE: 1},
-                     _node_ip_address="127.0.0.1", log_to_driver=False, configure_logging=False)
+            ray.init(
+                include_dashboard=False,
+                num_cpus=max(threads, 1),
+                resources={RAY_DEVICE_RESOURCE: 1},
+                _node_ip_address="127.0.0.1",
+                log_to_driver=False,
+                configure_logging=False,
+            )
         else:
             ray.init(address=ray_address, include_dashboard=False, log_to_driver=False)
     if not ray.cluster_resources().get(RAY_DEVICE_RESOURCE):
-        raise LUTError(f"the Ray cluster at {ray_address!r} has no node with the {RAY_DEVICE_RESOURCE!r} resource; start "
-                       f"measuring nodes with: ray start --address ADDRESS --resources '{{\"{RAY_DEVICE_RESOURCE}\": 1}}'")
+        raise LUTError(
+            f"the Ray cluster at {ray_address!r} has no node with the {RAY_DEVICE_RESOURCE!r} resource; start "
+            f"measuring nodes with: ray start --address ADDRESS --resources '{{\"{RAY_DEVICE_RESOURCE}\": 1}}'"
+        )
     task = ray.remote(num_cpus=threads, resources={RAY_DEVICE_RESOURCE: 1}, max_retries=2)(measure_specs)
     pending = {task.remote(batch, backend, threads, passes, seed + i): batch for i, batch in enumerate(batches)}
     while pending:
@@ -97,8 +102,9 @@ def calibration_archs(space: Space, count: int, seed: int) -> list[Arch]:
     return archs
 
 
-def measure_archs(archs: list[Arch], backend: str, threads: int, passes: int, seed: int = 0,
-                  progress: Progress | None = None) -> list[float]:
+def measure_archs(
+    archs: list[Arch], backend: str, threads: int, passes: int, seed: int = 0, progress: Progress | None = None
+) -> list[float]:
     """End-to-end latency (ms) of whole architectures, interleaved."""
     with measuring(threads):
         runners = {}
@@ -106,8 +112,12 @@ def measure_archs(archs: list[Arch], backend: str, threads: int, passes: int, se
             runners[str(i)] = runner_for(backend, arch, threads)
             if progress:
                 progress(i + 1, len(archs), "preparing models")
-        timings = measure_interleaved(runners, passes=passes, seed=seed,
-                                      on_pass=(lambda p: progress(p + 1, passes, "measuring models")) if progress else None)
+        timings = measure_interleaved(
+            runners,
+            passes=passes,
+            seed=seed,
+            on_pass=(lambda p: progress(p + 1, passes, "measuring models")) if progress else None,
+        )
     return [timings[str(i)].ms for i in range(len(archs))]
 
 
@@ -117,22 +127,46 @@ def backend_versions(backend: str) -> dict[str, str]:
     return versions("torch", "numpy", *extra)
 
 
-def build_lut(space: Space | str, device: str, backend: str, out: str | Path, *, threads: int = 1, resume: bool = False,
-              passes: int = 7, batch_size: int = 32, calibration_samples: int = 16, seed: int = 0,
-              limit: int | None = None, progress: Progress | None = None, ray_address: str | None = None) -> LUT:
+def build_lut(
+    space: Space | str,
+    device: str,
+    backend: str,
+    out: str | Path,
+    *,
+    threads: int = 1,
+    resume: bool = False,
+    passes: int = 7,
+    batch_size: int = 32,
+    calibration_samples: int = 16,
+    seed: int = 0,
+    limit: int | None = None,
+    progress: Progress | None = None,
+    ray_address: str | None = None,
+) -> LUT:
     """Measure every layer key of `space` with `backend` and write the calibrated table to `out`.
 
     With `ray_address` ("local" for a Ray instance on this machine's loopback, or a cluster address),
     batches run as Ray tasks on the cluster's measuring nodes (see :func:`_run_batches`)."""
     space = search_spaces.load(space) if isinstance(space, str) else space
+    if ray_address is not None:
+        require_extra("ray", "--ray", "ray", LUTError)
     out = Path(out)
     partial_path = out.with_name(out.name + ".partial.json")
     meta = {
-        "schema": SCHEMA, "device": device, "backend": backend, "threads": threads, "batch": 1,
-        "space": space.ref, "space_name": space.name, "resolutions": list(space.resolutions),
-        "provenance": {"kind": "measured", "host": host_description(),
-                       "protocol": f"interleaved passes={passes}, chunk median, median of passes; calibrated on "
-                                   f"{calibration_samples} random subnets + presets"},
+        "schema": SCHEMA,
+        "device": device,
+        "backend": backend,
+        "threads": threads,
+        "batch": 1,
+        "space": space.ref,
+        "space_name": space.name,
+        "resolutions": list(space.resolutions),
+        "provenance": {
+            "kind": "measured",
+            "host": host_description(),
+            "protocol": f"interleaved passes={passes}, chunk median, median of passes; calibrated on "
+            f"{calibration_samples} random subnets + presets",
+        },
         "versions": backend_versions(backend),
         "date": _dt.date.today().isoformat(),
     }
@@ -145,8 +179,10 @@ def build_lut(space: Space | str, device: str, backend: str, out: str | Path, *,
             raise LUTError(f"{partial_path}: corrupted partial build; delete it to start over") from None
         for key in ("device", "backend", "threads", "space_name"):
             if state["meta"].get(key) != meta[key]:
-                raise LUTError(f"{partial_path}: partial build has {key}={state['meta'].get(key)!r}, this build "
-                               f"{meta[key]!r}; use another --out or delete it")
+                raise LUTError(
+                    f"{partial_path}: partial build has {key}={state['meta'].get(key)!r}, this build "
+                    f"{meta[key]!r}; use another --out or delete it"
+                )
         entries = state["entries"]
         calibration_points = state.get("calibration_points")
     elif partial_path.exists() and not resume:
@@ -160,10 +196,11 @@ def build_lut(space: Space | str, device: str, backend: str, out: str | Path, *,
 
     def save_partial() -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(partial_path, json.dumps({"meta": meta, "entries": entries,
-                                                    "calibration_points": calibration_points}, indent=1))
+        atomic_write_text(
+            partial_path, json.dumps({"meta": meta, "entries": entries, "calibration_points": calibration_points}, indent=1)
+        )
 
-    batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
+    batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
     done = total - len(todo)
     for batch, timings in _run_batches(batches, backend, threads, passes, seed, ray_address):
         entries.update(timings)
@@ -184,16 +221,25 @@ def build_lut(space: Space | str, device: str, backend: str, out: str | Path, *,
             measured = ray.get(task.remote(archs, backend, threads, passes, seed))
         sums = [sum(ms for _, ms in lut.layer_ms(a)) for a in archs]
         counts = [len(a.layers()) for a in archs]
-        calibration_points = {"archs": [a.to_dict() for a in archs], "layer_sum_ms": sums, "n_layers": counts,
-                              "measured_ms": measured}
+        calibration_points = {
+            "archs": [a.to_dict() for a in archs],
+            "layer_sum_ms": sums,
+            "n_layers": counts,
+            "measured_ms": measured,
+        }
         save_partial()
     if calibration_points is not None:
-        cal = Calibration.fit(calibration_points["layer_sum_ms"], calibration_points["n_layers"],
-                              calibration_points["measured_ms"])
+        cal = Calibration.fit(
+            calibration_points["layer_sum_ms"], calibration_points["n_layers"], calibration_points["measured_ms"]
+        )
         predicted = cal.apply(np.array(calibration_points["layer_sum_ms"]), np.array(calibration_points["n_layers"]))
         errors = np.abs(predicted - np.array(calibration_points["measured_ms"])) / np.array(calibration_points["measured_ms"])
-        cal.details = {"fit_mape": float(errors.mean()), "layer_sum_ms": calibration_points["layer_sum_ms"],
-                       "n_layers": calibration_points["n_layers"], "measured_ms": calibration_points["measured_ms"]}
+        cal.details = {
+            "fit_mape": float(errors.mean()),
+            "layer_sum_ms": calibration_points["layer_sum_ms"],
+            "n_layers": calibration_points["n_layers"],
+            "measured_ms": calibration_points["measured_ms"],
+        }
         lut.calibration = cal
     lut.save(out)
     partial_path.unlink(missing_ok=True)

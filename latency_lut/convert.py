@@ -16,19 +16,30 @@ import numpy as np
 import torch
 from torch import nn
 
+from search_spaces.provenance import require_extra
+
 from .errors import BackendError
 
 
-def onnx_bytes(module: nn.Module, shape: tuple[int, ...], opset: int = 17, *, output_name: str = "output",
-               dynamic_batch: bool = False) -> bytes:
+def onnx_bytes(
+    module: nn.Module, shape: tuple[int, ...], opset: int = 17, *, output_name: str = "output", dynamic_batch: bool = False
+) -> bytes:
     """The legacy (TorchScript-based) ONNX export, which ONNX Runtime runs fastest here (input ``input``;
     a fixed batch unless `dynamic_batch`, which costs a few percent of speed)."""
     buffer = io.BytesIO()
     axes = {"input": {0: "batch"}, output_name: {0: "batch"}} if dynamic_batch else None
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy exporter announces its own deprecation and traces shape math
-        torch.onnx.export(module.eval(), (torch.randn(*shape),), buffer, dynamo=False, opset_version=opset,
-                          input_names=["input"], output_names=[output_name], dynamic_axes=axes)
+        torch.onnx.export(
+            module.eval(),
+            (torch.randn(*shape),),
+            buffer,
+            dynamo=False,
+            opset_version=opset,
+            input_names=["input"],
+            output_names=[output_name],
+            dynamic_axes=axes,
+        )
     return buffer.getvalue()
 
 
@@ -44,10 +55,8 @@ def coreml_targets() -> list[str]:
 
 def _coremltools():
     with _quiet_coremltools(progress=True):  # its import logs that it lacks the macOS runtime, and torch's version
-        try:
-            import coremltools
-        except ImportError:
-            raise BackendError("Core ML conversion needs coremltools: pip install 'nas-mobile-vit[export]'") from None
+        require_extra("coremltools", "Core ML conversion", "export", BackendError)
+        import coremltools
     return coremltools
 
 
@@ -68,8 +77,16 @@ def _quiet_coremltools(progress: bool):
         logger.setLevel(level)
 
 
-def coreml_model(module: nn.Module, shape: tuple[int, ...], *, precision: str = "fp16", target: str = "iOS16",
-                 output_name: str | None = None, float32_io: bool = False, progress: bool = False):
+def coreml_model(
+    module: nn.Module,
+    shape: tuple[int, ...],
+    *,
+    precision: str = "fp16",
+    target: str = "iOS16",
+    output_name: str | None = None,
+    float32_io: bool = False,
+    progress: bool = False,
+):
     """`module` as a Core ML ML program (a ``coremltools.models.MLModel``; input named ``input``).
 
     The one converter of the project (per-layer packages, whole-model export, the coreml backend). It
@@ -88,9 +105,14 @@ def coreml_model(module: nn.Module, shape: tuple[int, ...], *, precision: str = 
             program = torch.export.export(module.eval(), (x,)).run_decompositions({})
         dtype = {"dtype": np.float32} if float32_io else {}
         outputs = [ct.TensorType(name=output_name, **dtype)] if output_name or float32_io else None
-        return ct.convert(program, inputs=[ct.TensorType(name="input", shape=shape, **dtype)], outputs=outputs,
-                          convert_to="mlprogram", minimum_deployment_target=ct.target[target],
-                          compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32)
+        return ct.convert(
+            program,
+            inputs=[ct.TensorType(name="input", shape=shape, **dtype)],
+            outputs=outputs,
+            convert_to="mlprogram",
+            minimum_deployment_target=ct.target[target],
+            compute_precision=ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32,
+        )
 
 
 __all__ = ["onnx_bytes", "coreml_model", "coreml_targets", "COREML_MIN_TARGET"]

@@ -54,10 +54,12 @@ SPACE = "efficientformerv2"
 DEFAULT_OUT = Path(__file__).parent / "tables" / f"{DEVICE}.json"
 #: End-to-end latencies (ms) published for the presets on iPhone 12, iOS 16, Core ML, all compute units.
 PUBLISHED_MS = {"s0": 0.9, "s1": 1.1, "s2": 1.6, "l": 2.7}
-SOURCE = ("Li et al., Rethinking Vision Transformers for MobileNet Size and Speed (EfficientFormerV2), ICCV 2023, "
-          "arXiv 2212.08059, ImageNet-1K results table and Figure 1: latency of EfficientFormerV2-S0/S1/S2/L measured on "
-          "iPhone 12 (A14), iOS 16, Core ML, all compute units, batch 1, 224x224, with Xcode's Core ML performance "
-          "report: 0.9 / 1.1 / 1.6 / 2.7 ms")
+SOURCE = (
+    "Li et al., Rethinking Vision Transformers for MobileNet Size and Speed (EfficientFormerV2), ICCV 2023, "
+    "arXiv 2212.08059, ImageNet-1K results table and Figure 1: latency of EfficientFormerV2-S0/S1/S2/L measured on "
+    "iPhone 12 (A14), iOS 16, Core ML, all compute units, batch 1, 224x224, with Xcode's Core ML performance "
+    "report: 0.9 / 1.1 / 1.6 / 2.7 ms"
+)
 BYTES_PER_ELEMENT = 2  # fp16, what a Core ML ML program runs on the Neural Engine
 
 #: The model's constants: name -> (display unit, (lower, upper) bound in that unit, factor to per-ms units).
@@ -71,18 +73,23 @@ CONSTANTS = {
 MODELS: dict[str, dict[str, Any]] = {
     "roofline+fixed": {
         "formula": "sum over layers of [max(macs/peak, bytes/bandwidth) + ops*per_op] + fixed",
-        "free": ("peak_tmacs", "bandwidth_gbs", "fixed_ms"), "pinned": {"per_op_us": 0.1},
+        "free": ("peak_tmacs", "bandwidth_gbs", "fixed_ms"),
+        "pinned": {"per_op_us": 0.1},
         "why": "a fit of all four constants drives per_op to its lower bound, 0.1 us: the presets show no per-op "
-               "cost beyond the roofline, and a fourth free constant leaves the leave-one-out fits underdetermined"},
+        "cost beyond the roofline, and a fourth free constant leaves the leave-one-out fits underdetermined",
+    },
     "roofline": {
         "formula": "sum over layers of [max(macs/peak, bytes/bandwidth) + ops*per_op]",
-        "free": ("peak_tmacs", "bandwidth_gbs", "per_op_us"), "pinned": {"fixed_ms": 0.0},
-        "why": "no per-inference cost: the sum of layers alone"},
+        "free": ("peak_tmacs", "bandwidth_gbs", "per_op_us"),
+        "pinned": {"fixed_ms": 0.0},
+        "why": "no per-inference cost: the sum of layers alone",
+    },
 }
 DEFAULT_MODEL = "roofline+fixed"
 
 
 # ---- features ----------------------------------------------------------------------------------
+
 
 def _counter_mode():
     import torch
@@ -92,12 +99,17 @@ def _counter_mode():
     aten = torch.ops.aten
     # Under inference mode the dispatcher shows the composite ops (conv2d, batch_norm, linear) undecomposed.
     conv_ops = {aten.conv2d.default, aten.convolution.default}
-    conv_epilogue = {aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default,
-                     aten.native_batch_norm.default}
+    conv_epilogue = {aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default, aten.native_batch_norm.default}
     per_channel = {aten.mul.Tensor, aten.add.Tensor, aten.sub.Tensor, aten.div.Tensor}
     movers = {aten.transpose.int, aten.permute.default, aten.t.default}  # views that a device must copy
-    activations = {aten.gelu.default, aten.relu.default, aten.silu.default, aten.sigmoid.default,
-                   aten.hardswish.default, aten.tanh.default}
+    activations = {
+        aten.gelu.default,
+        aten.relu.default,
+        aten.silu.default,
+        aten.sigmoid.default,
+        aten.hardswish.default,
+        aten.tanh.default,
+    }
 
     class Counter(TorchDispatchMode):
         """Counts the aten ops that depend on the layer input, and the activation elements they move."""
@@ -128,9 +140,15 @@ def _counter_mode():
                 self._mark(outs, conv=False)
                 return out
             a = act_in[0]
-            fused = len(act_in) == 1 and id(a) in self.conv_out and (
-                func in conv_epilogue or func in activations
-                or (func in per_channel and all(t is a or t.numel() in (1, a.shape[1]) for t in ins)))
+            fused = (
+                len(act_in) == 1
+                and id(a) in self.conv_out
+                and (
+                    func in conv_epilogue
+                    or func in activations
+                    or (func in per_channel and all(t is a or t.numel() in (1, a.shape[1]) for t in ins))
+                )
+            )
             if fused:
                 self._mark(outs[:1], conv=True)
                 return out
@@ -182,6 +200,7 @@ def features(specs: Sequence[LayerSpec]) -> np.ndarray:
 
 # ---- the cost model ----------------------------------------------------------------------------
 
+
 def _layer_ms(feats: np.ndarray, peak: float, bandwidth: float, per_op: float, p: float) -> np.ndarray:
     compute, memory = feats[:, 0] / peak, feats[:, 1] / bandwidth
     if np.isinf(p):
@@ -204,8 +223,14 @@ def predict_ms(arch_feats: Sequence[np.ndarray], constants: dict[str, float], p:
     return [float(layer_ms(f, constants, p).sum() + constants["fixed_ms"]) for f in arch_feats]
 
 
-def fit(arch_feats: Sequence[np.ndarray], measured_ms: Sequence[float], *, model: str = DEFAULT_MODEL,
-        p: float = np.inf, starts: int = 5) -> dict[str, float]:
+def fit(
+    arch_feats: Sequence[np.ndarray],
+    measured_ms: Sequence[float],
+    *,
+    model: str = DEFAULT_MODEL,
+    p: float = np.inf,
+    starts: int = 5,
+) -> dict[str, float]:
     """Fit `model`'s free constants: least squares of the log of :func:`predict_ms` against the log of
     `measured_ms`, within the bounds of CONSTANTS, from a ``starts**k`` grid of starting points
     (k free constants); every constant, pinned ones included, is returned in its display unit."""
@@ -236,36 +261,55 @@ def _per_ms(constants: dict[str, float], name: str) -> float:
     return constants[name] * CONSTANTS[name][2]
 
 
-def preset_features(space: search_spaces.Space | None = None,
-                    names: Sequence[str] = tuple(PUBLISHED_MS)) -> list[np.ndarray]:
+def preset_features(space: search_spaces.Space | None = None, names: Sequence[str] = tuple(PUBLISHED_MS)) -> list[np.ndarray]:
     """The (n_layers, 3) feature array of each named preset."""
     space = space or search_spaces.load(SPACE)
     return [features(space.preset(name).layers()) for name in names]
 
 
-def evaluate(arch_feats: Sequence[np.ndarray], names: Sequence[str], measured_ms: Sequence[float], *,
-             model: str = DEFAULT_MODEL, p: float = np.inf) -> dict[str, Any]:
+def evaluate(
+    arch_feats: Sequence[np.ndarray],
+    names: Sequence[str],
+    measured_ms: Sequence[float],
+    *,
+    model: str = DEFAULT_MODEL,
+    p: float = np.inf,
+) -> dict[str, Any]:
     """The fit on every point with its in-sample errors, and the leave-one-out errors (refit without
     each point, predict it)."""
     measured_ms = [float(v) for v in measured_ms]
     constants = fit(arch_feats, measured_ms, model=model, p=p)
     predicted = predict_ms(arch_feats, constants, p)
-    fit_points = [{"preset": n, "published_ms": m, "predicted_ms": round(q, 4), "error_pct": round(100 * (q / m - 1), 2)}
-                  for n, m, q in zip(names, measured_ms, predicted)]
+    fit_points = [
+        {"preset": n, "published_ms": m, "predicted_ms": round(q, 4), "error_pct": round(100 * (q / m - 1), 2)}
+        for n, m, q in zip(names, measured_ms, predicted)
+    ]
     loo = []
     for i, name in enumerate(names):
         keep = [j for j in range(len(names)) if j != i]
         c = fit([arch_feats[j] for j in keep], [measured_ms[j] for j in keep], model=model, p=p)
         q = predict_ms([arch_feats[i]], c, p)[0]
-        loo.append({"preset": name, "published_ms": measured_ms[i], "predicted_ms": round(q, 4),
-                    "error_pct": round(100 * (q / measured_ms[i] - 1), 2),
-                    "constants": {k: round(v, 6) for k, v in c.items()}})
-    return {"model": model, "constants": constants, "fit_points": fit_points, "leave_one_out": loo,
-            "in_sample_max_abs_error_pct": max(abs(r["error_pct"]) for r in fit_points),
-            "loo_mean_abs_error_pct": round(float(np.mean([abs(r["error_pct"]) for r in loo])), 2)}
+        loo.append(
+            {
+                "preset": name,
+                "published_ms": measured_ms[i],
+                "predicted_ms": round(q, 4),
+                "error_pct": round(100 * (q / measured_ms[i] - 1), 2),
+                "constants": {k: round(v, 6) for k, v in c.items()},
+            }
+        )
+    return {
+        "model": model,
+        "constants": constants,
+        "fit_points": fit_points,
+        "leave_one_out": loo,
+        "in_sample_max_abs_error_pct": max(abs(r["error_pct"]) for r in fit_points),
+        "loo_mean_abs_error_pct": round(float(np.mean([abs(r["error_pct"]) for r in loo])), 2),
+    }
 
 
 # ---- the table ----------------------------------------------------------------------------------
+
 
 def _fmt(constants: dict[str, float]) -> str:
     return ", ".join(f"{name} = {constants[name]:.4g} {CONSTANTS[name][0]}" for name in CONSTANTS)
@@ -283,13 +327,21 @@ def build_estimated_table(out_path: str | Path = DEFAULT_OUT, *, model: str = DE
     others = {m: evaluate(arch_feats, names, published, model=m, p=p) for m in MODELS if m != model}
     constants = result["constants"]
     ms = layer_ms(feats, constants, p)
-    entries = {spec.key: {"ms": round(float(v), 6), "spread_ms": 0.0, "macs": int(f[0]), "bytes": int(f[1]),
-                          "ops": int(f[2])} for spec, f, v in zip(specs, feats, ms)}
+    entries = {
+        spec.key: {"ms": round(float(v), 6), "spread_ms": 0.0, "macs": int(f[0]), "bytes": int(f[1]), "ops": int(f[2])}
+        for spec, f, v in zip(specs, feats, ms)
+    }
     roof = "max(macs / peak, bytes / bandwidth)" if np.isinf(p) else f"((macs/peak)^{p} + (bytes/bandwidth)^{p})^(1/{p})"
     spec_model = MODELS[model]
     meta = {
-        "schema": SCHEMA, "device": DEVICE, "backend": "coreml", "threads": 0, "batch": 1,
-        "space": space.ref, "space_name": space.name, "resolutions": list(space.resolutions),
+        "schema": SCHEMA,
+        "device": DEVICE,
+        "backend": "coreml",
+        "threads": 0,
+        "batch": 1,
+        "space": space.ref,
+        "space_name": space.name,
+        "resolutions": list(space.resolutions),
         "provenance": {
             "kind": "estimated",
             "method": (
@@ -303,13 +355,14 @@ def build_estimated_table(out_path: str | Path = DEFAULT_OUT, *, model: str = DE
                 f"Fitted constants: {', '.join(spec_model['free'])}; pinned: "
                 f"{', '.join(f'{k} = {v:g}' for k, v in spec_model['pinned'].items())} ({spec_model['why']}). "
                 "Fit: squared log error of the predicted end-to-end latency of the 4 presets against the published "
-                "values below (scipy least_squares, multi-start, bounds " + "; ".join(
-                    f"{n} {lo:g}-{hi:g} {unit}" for n, (unit, (lo, hi), _) in CONSTANTS.items())
+                "values below (scipy least_squares, multi-start, bounds "
+                + "; ".join(f"{n} {lo:g}-{hi:g} {unit}" for n, (unit, (lo, hi), _) in CONSTANTS.items())
                 + f"). Result: {_fmt(constants)}; in-sample errors within +-{result['in_sample_max_abs_error_pct']}%, "
                 f"leave-one-out mean absolute error {result['loo_mean_abs_error_pct']}%. The published values are "
                 "rounded to 0.1 ms (+-2 to 6%). Single layers, other mixers and other resolutions are extrapolations "
                 "of this model: replace the table with measurements (nas lut export-blocks / nas lut import) when a "
-                "phone is at hand."),
+                "phone is at hand."
+            ),
             "sources": [SOURCE],
             "threads": "0 = not applicable: Core ML schedules the Neural Engine, GPU and CPU itself (all compute units)",
             "model": model,
@@ -320,22 +373,37 @@ def build_estimated_table(out_path: str | Path = DEFAULT_OUT, *, model: str = DE
             "in_sample_error_pct": {r["preset"]: r["error_pct"] for r in result["fit_points"]},
             "leave_one_out": result["leave_one_out"],
             "loo_mean_abs_error_pct": result["loo_mean_abs_error_pct"],
-            "other_models": {m: {"fitted_constants": {k: round(v, 6) for k, v in r["constants"].items()},
-                                 "in_sample_error_pct": {x["preset"]: x["error_pct"] for x in r["fit_points"]},
-                                 "loo_error_pct": {x["preset"]: x["error_pct"] for x in r["leave_one_out"]},
-                                 "loo_mean_abs_error_pct": r["loo_mean_abs_error_pct"]} for m, r in others.items()},
+            "other_models": {
+                m: {
+                    "fitted_constants": {k: round(v, 6) for k, v in r["constants"].items()},
+                    "in_sample_error_pct": {x["preset"]: x["error_pct"] for x in r["fit_points"]},
+                    "loo_error_pct": {x["preset"]: x["error_pct"] for x in r["leave_one_out"]},
+                    "loo_mean_abs_error_pct": r["loo_mean_abs_error_pct"],
+                }
+                for m, r in others.items()
+            },
         },
         "versions": versions("torch", "numpy", "scipy"),
         "date": _dt.date.today().isoformat(),
     }
     fixed = round(constants["fixed_ms"], 6)
-    calibration = Calibration(scale=1.0, per_layer_ms=0.0, offset_ms=fixed, fitted_on=len(names) if fixed else 0, details={
-        "note": ("offset_ms is the cost model's fitted per-inference constant fixed_ms (Core ML call, input and output "
-                 "transfer), fitted jointly with the layer constants on the sum of layer estimates; no separate "
-                 "calibration was fitted" if fixed else
-                 "identity: the model's constants were fitted on the plain sum of layer estimates against the "
-                 "published end-to-end latencies, so no separate calibration is applied"),
-        "published_ms": dict(zip(names, published))})
+    calibration = Calibration(
+        scale=1.0,
+        per_layer_ms=0.0,
+        offset_ms=fixed,
+        fitted_on=len(names) if fixed else 0,
+        details={
+            "note": (
+                "offset_ms is the cost model's fitted per-inference constant fixed_ms (Core ML call, input and output "
+                "transfer), fitted jointly with the layer constants on the sum of layer estimates; no separate "
+                "calibration was fitted"
+                if fixed
+                else "identity: the model's constants were fitted on the plain sum of layer estimates against the "
+                "published end-to-end latencies, so no separate calibration is applied"
+            ),
+            "published_ms": dict(zip(names, published)),
+        },
+    )
     lut = LUT(meta, entries, calibration)
     lut.save(out_path)
     return lut
@@ -359,12 +427,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{'preset':8s} {'published':>9s} {'fit':>8s} {'err%':>7s} {'LOO':>8s} {'LOO err%':>9s}")
     for point, loo in zip(prov["fit_points"], prov["leave_one_out"]):
         err = prov["in_sample_error_pct"][point["preset"]]
-        print(f"{point['preset']:8s} {point['published_ms']:9.2f} {point['predicted_ms']:8.3f} {err:7.2f} "
-              f"{loo['predicted_ms']:8.3f} {loo['error_pct']:9.2f}")
+        print(
+            f"{point['preset']:8s} {point['published_ms']:9.2f} {point['predicted_ms']:8.3f} {err:7.2f} "
+            f"{loo['predicted_ms']:8.3f} {loo['error_pct']:9.2f}"
+        )
     print(f"leave-one-out mean |error| {prov['loo_mean_abs_error_pct']:.2f}%")
     for m, r in prov["other_models"].items():
-        print(f"other model {m!r}: {_fmt(r['fitted_constants'])}; in-sample {r['in_sample_error_pct']}, "
-              f"LOO {r['loo_error_pct']} (mean |error| {r['loo_mean_abs_error_pct']}%)")
+        print(
+            f"other model {m!r}: {_fmt(r['fitted_constants'])}; in-sample {r['in_sample_error_pct']}, "
+            f"LOO {r['loo_error_pct']} (mean |error| {r['loo_mean_abs_error_pct']}%)"
+        )
     return 0
 
 

@@ -18,15 +18,16 @@ import csv
 import datetime as _dt
 import json
 import re
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import search_spaces
+import supernet
 from search_spaces import Space
-from search_spaces.files import atomic_write_text, read_text
+from search_spaces.files import atomic_write_dir, atomic_write_text, read_text
+from search_spaces.provenance import require_extra
 
 from .build import Progress, calibration_archs
 from .convert import coreml_model
@@ -40,17 +41,21 @@ def _file_name(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", key) + ".mlpackage"
 
 
-def export_blocks(space: Space | str, out_dir: str | Path, *, precision: str = "fp16", calibration_models: int = 8,
-                  seed: int = 0, limit: int | None = None, progress: Progress | None = None) -> dict[str, Any]:
+def export_blocks(
+    space: Space | str,
+    out_dir: str | Path,
+    *,
+    precision: str = "fp16",
+    calibration_models: int = 8,
+    seed: int = 0,
+    limit: int | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """Write a Core ML package per layer key (and whole calibration models) with a manifest.
 
     Packages already present (from an interrupted export) are kept, not converted again.
     """
-    try:
-        import coremltools  # noqa: F401
-    except ImportError:
-        raise LUTError("export-blocks needs coremltools: pip install 'nas-mobile-vit[export]'") from None
-    import supernet
+    require_extra("coremltools", "export-blocks", "export", LUTError)
 
     if precision not in ("fp16", "fp32"):
         raise LUTError(f"unknown precision {precision!r} (accepted: fp16, fp32)")
@@ -60,23 +65,27 @@ def export_blocks(space: Space | str, out_dir: str | Path, *, precision: str = "
     specs = space.all_layers()[:limit] if limit is not None else space.all_layers()
     archs = calibration_archs(space, calibration_models, seed) if calibration_models else []
     manifest: dict[str, Any] = {
-        "schema": SCHEMA, "space": space.ref, "space_name": space.name, "resolutions": list(space.resolutions),
-        "precision": precision, "target": "iOS16", "batch": 1, "date": _dt.date.today().isoformat(),
+        "schema": SCHEMA,
+        "space": space.ref,
+        "space_name": space.name,
+        "resolutions": list(space.resolutions),
+        "precision": precision,
+        "target": "iOS16",
+        "batch": 1,
+        "date": _dt.date.today().isoformat(),
         "how_to_measure": "Measure each package's median prediction latency (ms) on the device; write "
-                          "{\"blocks\": {key: ms}, \"models\": {id: ms}} and run 'nas lut import FILE --device NAME'.",
-        "blocks": [], "models": [],
+        '{"blocks": {key: ms}, "models": {id: ms}} and run \'nas lut import FILE --device NAME\'.',
+        "blocks": [],
+        "models": [],
     }
     jobs = [("block", spec.key, spec, _file_name(spec.key), (1, spec.cin, spec.grid, spec.grid)) for spec in specs]
-    jobs += [("model", arch.id, arch, f"model_{arch.id}.mlpackage", (1, 3, arch.resolution, arch.resolution))
-             for arch in archs]
+    jobs += [("model", arch.id, arch, f"model_{arch.id}.mlpackage", (1, 3, arch.resolution, arch.resolution)) for arch in archs]
     for done, (kind, ident, item, file_name, shape) in enumerate(jobs, 1):
         target = out / file_name
         if not target.exists():
             module = supernet.SubNet(item) if kind == "model" else supernet.build_layer(item)
-            partial = out / file_name.replace(".mlpackage", ".partial.mlpackage")  # coremltools wants the suffix
-            shutil.rmtree(partial, ignore_errors=True)
-            coreml_model(module, shape, precision=precision).save(str(partial))
-            partial.rename(target)
+            package = coreml_model(module, shape, precision=precision)
+            atomic_write_dir(target, lambda tmp, package=package: package.save(str(tmp)))
         record = {"file": file_name, "input_shape": list(shape)}
         if kind == "block":
             manifest["blocks"].append({"key": ident, "kind": item.kind, **record})
@@ -116,7 +125,7 @@ def read_measurements(path: str | Path) -> tuple[dict[str, dict[str, float]], di
             key = row[0].strip()
             ms = _number(row[1] if len(row) > 1 else None, f"{path} line {line} ({key})")
             if key.startswith("model:"):
-                models[key[len("model:"):]] = ms
+                models[key[len("model:") :]] = ms
             else:
                 spread = _number(row[2], f"{path} line {line} ({key}) spread_ms") if len(row) > 2 and row[2].strip() else 0.0
                 blocks[key] = {"ms": ms, "spread_ms": spread}
@@ -138,25 +147,48 @@ def read_measurements(path: str | Path) -> tuple[dict[str, dict[str, float]], di
     return blocks, models
 
 
-def import_measurements(path: str | Path, device: str, out: str | Path, *, space: Space | str = "efficientformerv2",
-                        backend: str = "coreml", manifest: str | Path | None = None, host: str = "") -> LUT:
+def import_measurements(
+    path: str | Path,
+    device: str,
+    out: str | Path,
+    *,
+    space: Space | str = "efficientformerv2",
+    backend: str = "coreml",
+    manifest: str | Path | None = None,
+    host: str = "",
+) -> LUT:
     """Build a latency table from phone measurements; nothing is written unless every check passes."""
     space = search_spaces.load(space) if isinstance(space, str) else space
     blocks, models = read_measurements(path)
     known = {spec.key for spec in space.all_layers()}
     unknown = [k for k in blocks if k not in known]
     if unknown:
-        raise LUTError(f"{path}: unknown layer key {unknown[0]!r} for space {space.name!r}"
-                       + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
+        raise LUTError(
+            f"{path}: unknown layer key {unknown[0]!r} for space {space.name!r}"
+            + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
+        )
     missing = [k for k in known if k not in blocks]
     if missing:
-        raise LUTError(f"{path}: no measurement for {len(missing)} of {len(known)} layer keys of space {space.name!r}, "
-                       f"e.g. {missing[0]!r}")
-    meta = {"schema": SCHEMA, "device": device, "backend": backend, "threads": 0, "batch": 1, "space": space.ref,
-            "space_name": space.name, "resolutions": list(space.resolutions),
-            "provenance": {"kind": "measured", "host": host or "measured on the device from exported Core ML packages",
-                           "imported_from": str(path)},
-            "versions": {}, "date": _dt.date.today().isoformat()}
+        raise LUTError(
+            f"{path}: no measurement for {len(missing)} of {len(known)} layer keys of space {space.name!r}, e.g. {missing[0]!r}"
+        )
+    meta = {
+        "schema": SCHEMA,
+        "device": device,
+        "backend": backend,
+        "threads": 0,
+        "batch": 1,
+        "space": space.ref,
+        "space_name": space.name,
+        "resolutions": list(space.resolutions),
+        "provenance": {
+            "kind": "measured",
+            "host": host or "measured on the device from exported Core ML packages",
+            "imported_from": str(path),
+        },
+        "versions": {},
+        "date": _dt.date.today().isoformat(),
+    }
     lut = LUT(meta, blocks)
     if models:
         archs = {}
@@ -166,8 +198,10 @@ def import_measurements(path: str | Path, device: str, out: str | Path, *, space
         known_models = {ident: arch for ident, arch in archs.items() if ident in models}
         unknown_models = [ident for ident in models if ident not in archs]
         if unknown_models:
-            raise LUTError(f"{path}: model {unknown_models[0]!r} is not in the manifest"
-                           + ("" if manifest else " (pass the export's manifest.json to use model measurements)"))
+            raise LUTError(
+                f"{path}: model {unknown_models[0]!r} is not in the manifest"
+                + ("" if manifest else " (pass the export's manifest.json to use model measurements)")
+            )
         sums = [sum(ms for _, ms in lut.layer_ms(a)) for a in known_models.values()]
         counts = [len(a.layers()) for a in known_models.values()]
         lut.calibration = Calibration.fit(sums, counts, [models[i] for i in known_models])

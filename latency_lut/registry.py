@@ -36,9 +36,20 @@ def list_luts() -> list[dict[str, Any]]:
         except LUTError as exc:
             out.append({"device": path.stem, "error": str(exc), "path": str(path), "shipped": shipped, "default": False})
             continue
-        out.append({"device": lut.device, "backend": lut.backend, "provenance": lut.provenance, "threads": lut.threads,
-                    "entries": len(lut.entries), "path": str(path), "default": lut.device == DEFAULT_DEVICE,
-                    "shipped": shipped, "space": lut.meta.get("space_name", lut.meta["space"]), "date": lut.meta["date"]})
+        out.append(
+            {
+                "device": lut.device,
+                "backend": lut.backend,
+                "provenance": lut.provenance,
+                "threads": lut.threads,
+                "entries": len(lut.entries),
+                "path": str(path),
+                "default": lut.device == DEFAULT_DEVICE,
+                "shipped": shipped,
+                "space": lut.meta.get("space_name", lut.meta["space"]),
+                "date": lut.meta["date"],
+            }
+        )
     return out
 
 

@@ -25,8 +25,19 @@ from .errors import LUTError
 SCHEMA = 1
 BACKENDS = ("torch", "torchscript", "onnxruntime", "cuda", "coreml")
 PROVENANCES = ("measured", "estimated")
-REQUIRED = ("schema", "device", "backend", "threads", "batch", "space", "resolutions", "provenance", "versions",
-            "date", "entries")
+REQUIRED = (
+    "schema",
+    "device",
+    "backend",
+    "threads",
+    "batch",
+    "space",
+    "resolutions",
+    "provenance",
+    "versions",
+    "date",
+    "entries",
+)
 
 
 @dataclass
@@ -43,8 +54,13 @@ class Calibration:
         return self.scale * layer_sum_ms + self.per_layer_ms * n_layers + self.offset_ms
 
     def to_dict(self) -> dict[str, Any]:
-        return {"scale": self.scale, "per_layer_ms": self.per_layer_ms, "offset_ms": self.offset_ms,
-                "fitted_on": self.fitted_on, **({"details": self.details} if self.details else {})}
+        return {
+            "scale": self.scale,
+            "per_layer_ms": self.per_layer_ms,
+            "offset_ms": self.offset_ms,
+            "fitted_on": self.fitted_on,
+            **({"details": self.details} if self.details else {}),
+        }
 
     @classmethod
     def fit(cls, layer_sums: Iterable[float], n_layers: Iterable[int], measured: Iterable[float]) -> Calibration:
@@ -67,8 +83,13 @@ class Calibration:
 class LUT:
     """A latency lookup table of one device and backend over one search space."""
 
-    def __init__(self, meta: dict[str, Any], entries: dict[str, dict[str, Any]], calibration: Calibration | None = None,
-                 path: Path | None = None):
+    def __init__(
+        self,
+        meta: dict[str, Any],
+        entries: dict[str, dict[str, Any]],
+        calibration: Calibration | None = None,
+        path: Path | None = None,
+    ):
         self.meta = meta
         self.entries = entries
         self.calibration = calibration or Calibration()
@@ -143,14 +164,20 @@ class LUT:
         entry = self.entries.get(spec.key)
         if entry is None:
             where = f" ({spec.name})" if spec.name else ""
-            raise LUTError(f"latency table {self.device!r} has no entry for layer {spec.key}{where}; "
-                           f"it was built for space {self.meta['space']!r}")
+            raise LUTError(
+                f"latency table {self.device!r} has no entry for layer {spec.key}{where}; "
+                f"it was built for space {self.meta['space']!r}"
+            )
         return entry["ms"]
 
     # ---- files ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {**self.meta, "schema": SCHEMA, "calibration": self.calibration.to_dict(),
-                "entries": {k: self.entries[k] for k in sorted(self.entries)}}
+        return {
+            **self.meta,
+            "schema": SCHEMA,
+            "calibration": self.calibration.to_dict(),
+            "entries": {k: self.entries[k] for k in sorted(self.entries)},
+        }
 
     def save(self, path: str | Path) -> Path:
         """Write atomically (a temporary file renamed over the target), so a failure loses nothing."""
@@ -183,8 +210,10 @@ class LUT:
                 raise LUTError(f"{source}: entry {key}: expected a non-negative number of ms, got {ms!r}")
         cal = data.get("calibration") or {}
         try:
-            calibration = Calibration(**{k: cal[k] for k in ("scale", "per_layer_ms", "offset_ms", "fitted_on") if k in cal},
-                                      details=cal.get("details", {}))
+            calibration = Calibration(
+                **{k: cal[k] for k in ("scale", "per_layer_ms", "offset_ms", "fitted_on") if k in cal},
+                details=cal.get("details", {}),
+            )
         except TypeError as exc:
             raise LUTError(f"{source}: bad calibration ({exc})") from None
         meta = {k: v for k, v in data.items() if k not in ("entries", "calibration")}
@@ -209,5 +238,7 @@ class LUT:
             return
         missing = [spec.key for spec in space.all_layers() if spec.key not in self.entries]
         if missing:
-            raise LUTError(f"latency table {self.device!r} was built for space {self.space.name!r} and lacks "
-                           f"{len(missing)} layer(s) of space {space.name!r} (e.g. {missing[0]})")
+            raise LUTError(
+                f"latency table {self.device!r} was built for space {self.space.name!r} and lacks "
+                f"{len(missing)} layer(s) of space {space.name!r} (e.g. {missing[0]})"
+            )

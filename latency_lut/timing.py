@@ -39,8 +39,14 @@ def _chunk(run: Runner, iters: int) -> float:
     return float(np.median(times)) * 1e3
 
 
-def measure_interleaved(runners: dict[str, Runner], passes: int = 7, chunk_ms: float = 25.0, warmup_ms: float = 30.0,
-                        seed: int = 0, on_pass: Callable[[int], None] | None = None) -> dict[str, Timing]:
+def measure_interleaved(
+    runners: dict[str, Runner],
+    passes: int = 7,
+    chunk_ms: float = 25.0,
+    warmup_ms: float = 30.0,
+    seed: int = 0,
+    on_pass: Callable[[int], None] | None = None,
+) -> dict[str, Timing]:
     """Time every runner with the interleaved protocol of this module's docstring."""
     rng = random.Random(seed)
     iters: dict[str, int] = {}

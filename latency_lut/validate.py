@@ -13,8 +13,9 @@ from .build import Progress, measure_archs
 from .table import LUT
 
 
-def validate(lut: LUT, samples: int = 50, seed: int = 1, passes: int = 7, threads: int | None = None,
-             progress: Progress | None = None) -> dict[str, Any]:
+def validate(
+    lut: LUT, samples: int = 50, seed: int = 1, passes: int = 7, threads: int | None = None, progress: Progress | None = None
+) -> dict[str, Any]:
     """Measure `samples` random subnets of the table's space end to end (interleaved) on this machine,
     with the table's backend and threads, and compare with the table's predictions."""
     rng = random.Random(seed)
@@ -25,11 +26,21 @@ def validate(lut: LUT, samples: int = 50, seed: int = 1, passes: int = 7, thread
     error = (predicted - measured) / measured
     tau = stats.kendalltau(predicted, measured).statistic
     rho = stats.spearmanr(predicted, measured).statistic
-    rows = [{"id": a.id, "arch": a.to_dict(), "predicted_ms": float(p), "measured_ms": float(m), "error_pct": float(e * 100)}
-            for a, p, m, e in zip(archs, predicted, measured, error)]
-    return {"device": lut.device, "backend": lut.backend, "samples": samples, "mape": float(np.abs(error).mean()),
-            "within_10pct": float((np.abs(error) <= 0.10).mean()), "kendall_tau": float(tau), "spearman": float(rho),
-            "rows": rows, "worst": sorted(rows, key=lambda r: -abs(r["error_pct"]))[:5]}
+    rows = [
+        {"id": a.id, "arch": a.to_dict(), "predicted_ms": float(p), "measured_ms": float(m), "error_pct": float(e * 100)}
+        for a, p, m, e in zip(archs, predicted, measured, error)
+    ]
+    return {
+        "device": lut.device,
+        "backend": lut.backend,
+        "samples": samples,
+        "mape": float(np.abs(error).mean()),
+        "within_10pct": float((np.abs(error) <= 0.10).mean()),
+        "kendall_tau": float(tau),
+        "spearman": float(rho),
+        "rows": rows,
+        "worst": sorted(rows, key=lambda r: -abs(r["error_pct"]))[:5],
+    }
 
 
 def plot_validation(report: dict[str, Any], path: str | Path) -> Path:
@@ -51,9 +62,12 @@ def plot_validation(report: dict[str, Any], path: str | Path) -> Path:
     ax.set_ylabel("predicted latency (ms)")
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
-    ax.set_title(f"{report['device']} ({report['backend']}), {report['samples']} random subnets\n"
-                 f"MAPE {report['mape'] * 100:.1f}%, within ±10% {report['within_10pct'] * 100:.0f}%, "
-                 f"Kendall τ {report['kendall_tau']:.3f}", fontsize=9)
+    ax.set_title(
+        f"{report['device']} ({report['backend']}), {report['samples']} random subnets\n"
+        f"MAPE {report['mape'] * 100:.1f}%, within ±10% {report['within_10pct'] * 100:.0f}%, "
+        f"Kendall τ {report['kendall_tau']:.3f}",
+        fontsize=9,
+    )
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     path = Path(path)

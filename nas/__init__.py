@@ -14,5 +14,16 @@ from .errors import BadInput, Infeasible, NasError
 from .evaluate import evaluate, stage_breakdown
 from .search import Problem, SearchResult, SearchSettings, resolve_arch
 
-__all__ = ["search", "SearchSettings", "SearchResult", "Problem", "evaluate", "export", "resolve_arch", "stage_breakdown",
-           "NasError", "BadInput", "Infeasible"]
+__all__ = [
+    "search",
+    "SearchSettings",
+    "SearchResult",
+    "Problem",
+    "evaluate",
+    "export",
+    "resolve_arch",
+    "stage_breakdown",
+    "NasError",
+    "BadInput",
+    "Infeasible",
+]

@@ -18,8 +18,15 @@ from .mes import mes as mobile_efficiency_score
 from .quantities import COUNT_KEYS, parse_quantity
 
 EXAMPLE = "e.g. --budget params=3M latency=1ms (also macs=400M, mes=50)"
-_KEYS = {"params": "params", "parameters": "params", "size": "params", "macs": "macs", "latency": "latency_ms",
-         "latency_ms": "latency_ms", "mes": "mes"}
+_KEYS = {
+    "params": "params",
+    "parameters": "params",
+    "size": "params",
+    "macs": "macs",
+    "latency": "latency_ms",
+    "latency_ms": "latency_ms",
+    "mes": "mes",
+}
 #: The space's metrics that a budget may limit, and whether the limit is a maximum or a minimum.
 STANDARD_BOUNDS = {"params": "max", "macs": "max", "latency_ms": "max", "mes": "min"}
 
@@ -61,8 +68,15 @@ class Budget:
     """Hard limits a search must meet: by default maxima of params, MACs and latency (ms) and a minimum
     of MES; a problem of one's own limits its own metrics through `limits`."""
 
-    def __init__(self, params: float | None = None, macs: float | None = None, latency_ms: float | None = None,
-                 mes: float | None = None, *, limits: Iterable[Limit] = ()):
+    def __init__(
+        self,
+        params: float | None = None,
+        macs: float | None = None,
+        latency_ms: float | None = None,
+        mes: float | None = None,
+        *,
+        limits: Iterable[Limit] = (),
+    ):
         standard = {"params": params, "macs": macs, "latency_ms": latency_ms, "mes": mes}
         self.limits: tuple[Limit, ...] = tuple(
             Limit(key, STANDARD_BOUNDS[key], float(value)) for key, value in standard.items() if value is not None
@@ -177,8 +191,9 @@ def smallest_achievable(space: Any, lut: Any = None) -> dict[str, Any]:
     return out
 
 
-def check_feasible(budget: Budget, space: Any, lut: Any = None, mes_alpha: dict | None = None,
-                   mes_unit: dict | None = None) -> dict[str, Any]:
+def check_feasible(
+    budget: Budget, space: Any, lut: Any = None, mes_alpha: dict | None = None, mes_unit: dict | None = None
+) -> dict[str, Any]:
     """Raise Infeasible (exit 3) when no architecture of `space` can meet a budgeted metric, naming the
     best achievable value of each; return the minima (see :func:`smallest_achievable`) otherwise."""
     if (budget.latency_ms is not None or budget.mes is not None) and lut is None:

@@ -32,8 +32,14 @@ def stage_breakdown(arch: Arch, lut: Any = None) -> list[dict[str, Any]]:
     return rows
 
 
-def evaluate(arch: Arch, device: str | None = None, *, lut: Any = None, mes_alpha: dict[str, float] | None = None,
-             mes_unit: dict[str, float] | None = None) -> dict[str, Any]:
+def evaluate(
+    arch: Arch,
+    device: str | None = None,
+    *,
+    lut: Any = None,
+    mes_alpha: dict[str, float] | None = None,
+    mes_unit: dict[str, float] | None = None,
+) -> dict[str, Any]:
     """Cheap metrics of `arch`: exact parameters and MACs (no model is built), the latency that the
     device's table predicts (the default device when none is named) and the Mobile Efficiency Score."""
     import latency_lut
@@ -41,6 +47,11 @@ def evaluate(arch: Arch, device: str | None = None, *, lut: Any = None, mes_alph
     counts = supernet.count(arch)
     lut = lut or latency_lut.load(device)
     latency = lut.predict(arch)
-    return {"params": counts.params, "macs": counts.macs, "latency_ms": latency,
-            "mes": mes(counts.params, latency, mes_alpha, mes_unit), "device": lut.device,
-            "device_provenance": lut.provenance}
+    return {
+        "params": counts.params,
+        "macs": counts.macs,
+        "latency_ms": latency,
+        "mes": mes(counts.params, latency, mes_alpha, mes_unit),
+        "device": lut.device,
+        "device_provenance": lut.provenance,
+    }

@@ -16,8 +16,9 @@ DEFAULT_UNIT = {"latency": 1.0, "params": 3e6}  # latency in ms
 DEFAULT_SCORE = 100.0
 
 
-def mes(params, latency_ms, alpha: dict[str, float] | None = None, unit: dict[str, float] | None = None,
-        score: float = DEFAULT_SCORE):
+def mes(
+    params, latency_ms, alpha: dict[str, float] | None = None, unit: dict[str, float] | None = None, score: float = DEFAULT_SCORE
+):
     """The Mobile Efficiency Score of a model with `params` parameters and `latency_ms` latency
     (floats give a float; arrays give an array, for scoring many architectures at once)."""
     alpha = {**DEFAULT_ALPHA, **(alpha or {})}
@@ -35,14 +36,16 @@ def mes(params, latency_ms, alpha: dict[str, float] | None = None, unit: dict[st
 
 def parse_mes_options(alpha: str | None = None, unit: str | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """``--mes-alpha latency=1,params=0.5`` and ``--mes-unit latency=1ms,params=3M`` as dictionaries."""
+
     def pairs(text: str | None, option: str) -> dict[str, str]:
         out: dict[str, str] = {}
         for part in [p for p in (text or "").replace(" ", ",").split(",") if p]:
             key, sep, raw = part.partition("=")
             key = {"size": "params", "latency_ms": "latency"}.get(key.strip().lower(), key.strip().lower())
             if not sep or key not in DEFAULT_ALPHA:
-                raise BadInput(f"{option} {part!r}: expected KEY=VALUE with KEY latency or params "
-                               f"(e.g. {option} latency=1,params=0.5)")
+                raise BadInput(
+                    f"{option} {part!r}: expected KEY=VALUE with KEY latency or params (e.g. {option} latency=1,params=0.5)"
+                )
             out[key] = raw.strip()
         return out
 
@@ -52,6 +55,8 @@ def parse_mes_options(alpha: str | None = None, unit: str | None = None) -> tupl
             alphas[key] = float(raw)
         except ValueError:
             raise BadInput(f"--mes-alpha {key}={raw}: not a number (e.g. --mes-alpha latency=1,params=0.5)") from None
-    units = {key: parse_quantity("latency_ms" if key == "latency" else "params", raw, f"{key}={raw}", what="--mes-unit")
-             for key, raw in pairs(unit, "--mes-unit").items()}
+    units = {
+        key: parse_quantity("latency_ms" if key == "latency" else "params", raw, f"{key}={raw}", what="--mes-unit")
+        for key, raw in pairs(unit, "--mes-unit").items()
+    }
     return alphas, units

@@ -17,6 +17,9 @@ import numpy as np
 
 from .errors import BadInput
 
+#: The expensive objective's metric: the accuracy estimate, higher is better.
+ACCURACY = "accuracy"
+
 
 @dataclass(frozen=True)
 class Objective:
@@ -37,7 +40,7 @@ class Objective:
 
 #: The objectives of the architecture search, by name.
 STANDARD_OBJECTIVES: dict[str, Objective] = {
-    "accuracy": Objective("accuracy", "accuracy", +1, expensive=True),
+    "accuracy": Objective("accuracy", ACCURACY, +1, expensive=True),
     "latency": Objective("latency", "latency_ms", -1),
     "params": Objective("params", "params", -1),
     "macs": Objective("macs", "macs", -1),
@@ -56,8 +59,10 @@ def parse_objectives(text: str | Sequence[str], available: Mapping[str, Objectiv
     names = [n if n in available else _ALIASES.get(n.lower(), n.lower()) for n in names]
     for name in names:
         if name not in available:
-            raise BadInput(f"unknown objective {name!r} (choose from {', '.join(available)}; "
-                           f"e.g. --objectives {','.join(list(available)[:2])})")
+            raise BadInput(
+                f"unknown objective {name!r} (choose from {', '.join(available)}; "
+                f"e.g. --objectives {','.join(list(available)[:2])})"
+            )
     if len(set(names)) != len(names):
         raise BadInput(f"objectives {','.join(names)}: each may be given once")
     if len(names) < 2:
@@ -79,16 +84,19 @@ class Normaliser:
     name, the raw value that normalises to 1 (a budget, the space's largest value, or the estimator's
     worst); `accuracy_scale` is the span of the expensive objective."""
 
-    def __init__(self, objectives: Sequence[str | Objective], reference: Mapping[str, float],
-                 accuracy_scale: float = 1.0):
+    def __init__(self, objectives: Sequence[str | Objective], reference: Mapping[str, float], accuracy_scale: float = 1.0):
         self.records = _records(objectives)
         self.objectives = tuple(o.name for o in self.records)
         self.reference = {name: float(reference[name]) for name in self.objectives}
         self.accuracy_scale = float(accuracy_scale)
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Normaliser) and self.records == other.records and self.reference == other.reference
-                and self.accuracy_scale == other.accuracy_scale)
+        return (
+            isinstance(other, Normaliser)
+            and self.records == other.records
+            and self.reference == other.reference
+            and self.accuracy_scale == other.accuracy_scale
+        )
 
     def __repr__(self) -> str:
         return f"Normaliser({self.objectives}, {self.reference}, {self.accuracy_scale})"
@@ -114,8 +122,9 @@ class Normaliser:
         return {o.key: self.reference[o.name] for o in self.records}
 
     @classmethod
-    def from_dict(cls, objectives: Sequence[str | Objective], reference_by_key: Mapping[str, float],
-                  accuracy_scale: float = 1.0) -> Normaliser:
+    def from_dict(
+        cls, objectives: Sequence[str | Objective], reference_by_key: Mapping[str, float], accuracy_scale: float = 1.0
+    ) -> Normaliser:
         """The inverse of :meth:`to_dict` (a run's stored reference)."""
         records = _records(objectives)
         return cls(records, {o.name: reference_by_key[o.key] for o in records}, accuracy_scale)
@@ -131,8 +140,11 @@ def common_normaliser(normalisers: Sequence[Normaliser]) -> Normaliser:
         raise ValueError("common_normaliser() needs at least one normaliser")
     objectives = normalisers[0].objectives
     if any(n.objectives != objectives for n in normalisers):
-        raise BadInput("the runs' objectives differ (" + " vs ".join(",".join(n.objectives) for n in normalisers)
-                       + "): hypervolumes compare only over the same objectives")
+        raise BadInput(
+            "the runs' objectives differ ("
+            + " vs ".join(",".join(n.objectives) for n in normalisers)
+            + "): hypervolumes compare only over the same objectives"
+        )
     reference = {}
     for objective in normalisers[0].records:
         values = [float(n.reference[objective.name]) for n in normalisers]

@@ -33,8 +33,16 @@ class ProgressBar:
         if self._bar is None or what != self._what:
             if self._bar is not None:
                 self._bar.close()
-            self._bar = tqdm(total=total, initial=done, desc=what or None, unit=self.unit, unit_scale=self.unit_scale,
-                             file=self.file, dynamic_ncols=True, smoothing=0.1)
+            self._bar = tqdm(
+                total=total,
+                initial=done,
+                desc=what or None,
+                unit=self.unit,
+                unit_scale=self.unit_scale,
+                file=self.file,
+                dynamic_ncols=True,
+                smoothing=0.1,
+            )
             self._what = what
         bar = self._bar
         if bar.total != total:

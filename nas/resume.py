@@ -13,8 +13,9 @@ def option_name(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def resumed_settings(stored: Mapping[str, Any], given: Mapping[str, Any], *, may_change: Collection[str],
-                     where: str, hint: str) -> dict[str, Any]:
+def resumed_settings(
+    stored: Mapping[str, Any], given: Mapping[str, Any], *, may_change: Collection[str], where: str, hint: str
+) -> dict[str, Any]:
     """`stored` with the options of `given` that are not None and may change applied; BadInput when any
     other given option differs from its stored value (`where` says whose value, e.g. ``the checkpoint's``;
     `hint` what to do instead)."""

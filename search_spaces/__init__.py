@@ -16,5 +16,19 @@ from .layers import LAYER_KINDS, MIXER_KINDS, LayerSpec
 from .registry import list_spaces, load, register_text
 from .space import Space, StageSpace
 
-__all__ = ["Arch", "DEFAULT_SPACE", "Gene", "LayerSpec", "LAYER_KINDS", "MIXER_KINDS", "Space", "SpaceError", "InputError",
-           "FileWriteError", "StageSpace", "list_spaces", "load", "register_text"]
+__all__ = [
+    "Arch",
+    "DEFAULT_SPACE",
+    "Gene",
+    "LayerSpec",
+    "LAYER_KINDS",
+    "MIXER_KINDS",
+    "Space",
+    "SpaceError",
+    "InputError",
+    "FileWriteError",
+    "StageSpace",
+    "list_spaces",
+    "load",
+    "register_text",
+]

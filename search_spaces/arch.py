@@ -57,8 +57,15 @@ class Arch:
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: Any, *, source: str = "architecture", lines: dict[tuple, int] | None = None,
-                  prefix: tuple = (), space: str | None = None) -> Arch:
+    def from_dict(
+        cls,
+        data: Any,
+        *,
+        source: str = "architecture",
+        lines: dict[tuple, int] | None = None,
+        prefix: tuple = (),
+        space: str | None = None,
+    ) -> Arch:
         """Build and validate an architecture from plain data (as loaded from YAML or JSON).
 
         Errors name the file, line and key of the bad value. The result is checked against its space.
@@ -81,13 +88,18 @@ class Arch:
             out = []
             for s, stage in enumerate(value):
                 if not isinstance(stage, list) or len(stage) != depths[s]:
-                    raise f.fail((key, s), f"stage {s + 1} has depth {depths[s]}, so expected {depths[s]} values, "
-                                           f"got {stage!r}")
+                    raise f.fail((key, s), f"stage {s + 1} has depth {depths[s]}, so expected {depths[s]} values, got {stage!r}")
                 out.append(tuple(check((key, s, i), item) for i, item in enumerate(stage)))
             return tuple(out)
 
-        arch = cls(space=space_ref, resolution=resolution, depths=depths, widths=widths,
-                   ratios=per_block("ratios", f.positive_number), mixers=per_block("mixers", f.mixer))
+        arch = cls(
+            space=space_ref,
+            resolution=resolution,
+            depths=depths,
+            widths=widths,
+            ratios=per_block("ratios", f.positive_number),
+            mixers=per_block("mixers", f.mixer),
+        )
         try:
             arch.search_space.check(arch)
         except SpaceError as exc:

@@ -49,10 +49,12 @@ class CostTables:
 
         n_res, stages = len(space.resolutions), space.stages
         last = len(stages)
-        self.stem = np.array([[probe({"resolution": r, "s1.width": w}, "stem") for w in range(len(stages[0].widths))]
-                              for r in range(n_res)])
-        self.head = np.array([[probe({"resolution": r, f"s{last}.width": w}, "head") for w in range(len(stages[-1].widths))]
-                              for r in range(n_res)])
+        self.stem = np.array(
+            [[probe({"resolution": r, "s1.width": w}, "stem") for w in range(len(stages[0].widths))] for r in range(n_res)]
+        )
+        self.head = np.array(
+            [[probe({"resolution": r, f"s{last}.width": w}, "head") for w in range(len(stages[-1].widths))] for r in range(n_res)]
+        )
         self.stages: list[_StageCosts] = []
         for s, st in enumerate(stages, 1):
             block = np.zeros((n_res, len(st.widths), len(st.ratios), len(st.mixers)))
@@ -61,14 +63,17 @@ class CostTables:
                 for w in range(len(st.widths)):
                     at = {"resolution": r, f"s{s}.width": w}
                     ffn = [probe({**at, f"s{s}.b0.ratio": e}, f"stage{s}_block0_ffn") for e in range(len(st.ratios))]
-                    mixer = [0.0 if m == "none" else probe({**at, f"s{s}.b0.mixer": i}, f"stage{s}_block0_mixer")
-                             for i, m in enumerate(st.mixers)]
+                    mixer = [
+                        0.0 if m == "none" else probe({**at, f"s{s}.b0.mixer": i}, f"stage{s}_block0_mixer")
+                        for i, m in enumerate(st.mixers)
+                    ]
                     block[r, w] = np.add.outer(ffn, mixer)
                     if down is not None:
                         for p in range(down.shape[1]):
                             down[r, p, w] = probe({**at, f"s{s - 1}.width": p}, f"stage{s}_down")
-            self.stages.append(_StageCosts(np.array(st.depths), block,
-                                           np.array([1 if m == "none" else 2 for m in st.mixers]), down))
+            self.stages.append(
+                _StageCosts(np.array(st.depths), block, np.array([1 if m == "none" else 2 for m in st.mixers]), down)
+            )
 
     def total(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(summed cost, number of layers) of each row of an (N, genes) matrix of encoded architectures."""
@@ -133,4 +138,3 @@ class CostTables:
             codes += [int(np.argmin(st.depths)), w]
             codes += [int(ratio), int(mixer)] * max(st.depths)
         return best_value, space.decode(codes)
-

@@ -111,5 +111,12 @@ def check_writable(path: str | Path, what: str = "output", *, directory: bool = 
     return path
 
 
-__all__ = ["read_text", "atomic_write", "atomic_write_text", "atomic_write_bytes", "atomic_write_dir",
-           "check_writable", "write_failure"]
+__all__ = [
+    "read_text",
+    "atomic_write",
+    "atomic_write_text",
+    "atomic_write_bytes",
+    "atomic_write_dir",
+    "check_writable",
+    "write_failure",
+]

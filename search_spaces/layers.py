@@ -58,11 +58,11 @@ class LayerSpec:
             parts.append("dist")
         return ":".join(parts)
 
-
     @property
     def grid_out(self) -> int:
         """Output feature-map side (resolutions are multiples of 32, so halving is exact)."""
         return {"stem": self.grid // 4, "conv_down": self.grid // 2, "attn_down": self.grid // 2}.get(self.kind, self.grid)
+
 
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))

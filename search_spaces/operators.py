@@ -45,7 +45,9 @@ def sample(space: Space, rng: Any = None) -> Arch:
     r = as_random(rng)
     depths = [r.choice(st.depths) for st in space.stages]
     return space.make(
-        r.choice(space.resolutions), depths, [r.choice(st.widths) for st in space.stages],
+        r.choice(space.resolutions),
+        depths,
+        [r.choice(st.widths) for st in space.stages],
         [[r.choice(st.ratios) for _ in range(d)] for st, d in zip(space.stages, depths)],
         [[r.choice(st.mixers) for _ in range(d)] for st, d in zip(space.stages, depths)],
     )
@@ -121,8 +123,13 @@ def neighbours(space: Space, arch: Arch) -> list[Arch]:
     def with_stage(s: int, **stage: Any) -> Arch:
         d, w = stage.get("depth", depths[s]), stage.get("width", widths[s])
         r, m = stage.get("ratios", ratios[s]), stage.get("mixers", mixers[s])
-        return space.make(arch.resolution, depths[:s] + [d] + depths[s + 1:], widths[:s] + [w] + widths[s + 1:],
-                          ratios[:s] + [r] + ratios[s + 1:], mixers[:s] + [m] + mixers[s + 1:])
+        return space.make(
+            arch.resolution,
+            depths[:s] + [d] + depths[s + 1 :],
+            widths[:s] + [w] + widths[s + 1 :],
+            ratios[:s] + [r] + ratios[s + 1 :],
+            mixers[:s] + [m] + mixers[s + 1 :],
+        )
 
     i = space.resolutions.index(arch.resolution)
     for j in (i - 1, i + 1):
@@ -134,8 +141,14 @@ def neighbours(space: Space, arch: Arch) -> list[Arch]:
             if 0 <= j < len(st.depths):
                 new = st.depths[j]
                 extra = new - depths[s]
-                out.append(with_stage(s, depth=new, ratios=(ratios[s] + [ratios[s][-1]] * extra)[:new],
-                                      mixers=(mixers[s] + [mixers[s][-1]] * extra)[:new]))
+                out.append(
+                    with_stage(
+                        s,
+                        depth=new,
+                        ratios=(ratios[s] + [ratios[s][-1]] * extra)[:new],
+                        mixers=(mixers[s] + [mixers[s][-1]] * extra)[:new],
+                    )
+                )
         w = st.widths.index(widths[s])
         for j in (w - 1, w + 1):
             if 0 <= j < len(st.widths):
@@ -143,10 +156,10 @@ def neighbours(space: Space, arch: Arch) -> list[Arch]:
         for b in range(depths[s]):
             for ratio in st.ratios:
                 if ratio != ratios[s][b]:
-                    out.append(with_stage(s, ratios=ratios[s][:b] + [ratio] + ratios[s][b + 1:]))
+                    out.append(with_stage(s, ratios=ratios[s][:b] + [ratio] + ratios[s][b + 1 :]))
             for mixer in st.mixers:
                 if mixer != mixers[s][b]:
-                    out.append(with_stage(s, mixers=mixers[s][:b] + [mixer] + mixers[s][b + 1:]))
+                    out.append(with_stage(s, mixers=mixers[s][:b] + [mixer] + mixers[s][b + 1 :]))
     return out
 
 
@@ -162,18 +175,29 @@ def shrink_actions(space: Space, arch: Arch) -> list[tuple[str, Arch]]:
     ratios, mixers = [list(r) for r in arch.ratios], [list(m) for m in arch.mixers]
 
     def make(**changes: Any) -> Arch:
-        return space.make(changes.get("resolution", arch.resolution), changes.get("depths", depths),
-                          changes.get("widths", widths), changes.get("ratios", ratios), changes.get("mixers", mixers))
+        return space.make(
+            changes.get("resolution", arch.resolution),
+            changes.get("depths", depths),
+            changes.get("widths", widths),
+            changes.get("ratios", ratios),
+            changes.get("mixers", mixers),
+        )
 
     for s, st in enumerate(space.stages):
         tag = f"s{s + 1}"
         smaller = [d for d in st.depths if d < depths[s]]
         if smaller:
             d = max(smaller)
-            actions.append((f"A_N:{tag}.depth={d}", make(
-                depths=depths[:s] + [d] + depths[s + 1:],
-                ratios=ratios[:s] + [ratios[s][:d]] + ratios[s + 1:],
-                mixers=mixers[:s] + [mixers[s][:d]] + mixers[s + 1:])))
+            actions.append(
+                (
+                    f"A_N:{tag}.depth={d}",
+                    make(
+                        depths=depths[:s] + [d] + depths[s + 1 :],
+                        ratios=ratios[:s] + [ratios[s][:d]] + ratios[s + 1 :],
+                        mixers=mixers[:s] + [mixers[s][:d]] + mixers[s + 1 :],
+                    ),
+                )
+            )
         order = [m for m in MIXER_SIZE_ORDER if m in st.mixers]
         for i in range(depths[s]):
             mixer = mixers[s][i]
@@ -181,18 +205,20 @@ def shrink_actions(space: Space, arch: Arch) -> list[tuple[str, Arch]]:
                 cheaper = order[order.index(mixer) + 1]
                 stage = list(mixers[s])
                 stage[i] = cheaper
-                actions.append((f"A_N:{tag}.b{i}.mixer={cheaper}", make(mixers=mixers[:s] + [stage] + mixers[s + 1:])))
+                actions.append((f"A_N:{tag}.b{i}.mixer={cheaper}", make(mixers=mixers[:s] + [stage] + mixers[s + 1 :])))
         w = st.widths.index(widths[s])
         if w > 0:
-            actions.append((f"A_C:{tag}.width={st.widths[w - 1]}",
-                            make(widths=widths[:s] + [st.widths[w - 1]] + widths[s + 1:])))
+            actions.append(
+                (f"A_C:{tag}.width={st.widths[w - 1]}", make(widths=widths[:s] + [st.widths[w - 1]] + widths[s + 1 :]))
+            )
         for i in range(depths[s]):
             r = st.ratios.index(ratios[s][i])
             if r > 0:
                 stage = list(ratios[s])
                 stage[i] = st.ratios[r - 1]
-                actions.append((f"A_E:{tag}.b{i}.ratio={st.ratios[r - 1]:g}",
-                                make(ratios=ratios[:s] + [stage] + ratios[s + 1:])))
+                actions.append(
+                    (f"A_E:{tag}.b{i}.ratio={st.ratios[r - 1]:g}", make(ratios=ratios[:s] + [stage] + ratios[s + 1 :]))
+                )
     res = space.resolutions.index(arch.resolution)
     if res > 0:
         actions.append((f"A_R:resolution={space.resolutions[res - 1]}", make(resolution=space.resolutions[res - 1])))

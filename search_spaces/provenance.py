@@ -6,8 +6,11 @@ so they all name versions the same way.
 
 from __future__ import annotations
 
+import importlib
 import platform
 from importlib import metadata
+
+from .errors import InputError
 
 DISTRIBUTION = "nas-mobile-vit"
 
@@ -36,4 +39,13 @@ def versions(*packages: str) -> dict[str, str]:
     return out
 
 
-__all__ = ["package_version", "tool_version", "versions", "DISTRIBUTION"]
+def require_extra(module: str, purpose: str, extra: str, error: type[InputError] = InputError) -> None:
+    """Import `module` or raise `error` (one line) saying which extra of this package installs it, so an
+    optional feature fails before any work is done or any file written."""
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        raise error(f"{purpose} needs {module.partition('.')[0]}: pip install '{DISTRIBUTION}[{extra}]'") from None
+
+
+__all__ = ["package_version", "tool_version", "versions", "require_extra", "DISTRIBUTION"]

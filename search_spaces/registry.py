@@ -98,8 +98,9 @@ def _parse_overrides(ref: str, text: str) -> dict[str, Any]:
             else:
                 raise ValueError
         except ValueError:
-            raise SpaceError(f"space {ref!r}: bad override {item!r} (accepted: resolutions=R[,R...], num_classes=N, "
-                             "distillation=true|false)") from None
+            raise SpaceError(
+                f"space {ref!r}: bad override {item!r} (accepted: resolutions=R[,R...], num_classes=N, distillation=true|false)"
+            ) from None
     return out
 
 
@@ -131,24 +132,40 @@ def parse_space(data: Any, lines: dict[tuple, int], source: str, ref: str) -> Sp
         if s == 0 and any(w % 2 for w in widths):
             raise f.fail(path + ("widths",), "stage 1 widths must be even (the stem's first conv has half of them)")
         mixers = f.items(path + ("mixers",), st["mixers"], f.mixer, what="choices", unique=True)  # file order
-        stages.append(StageSpace(depths=choices(path + ("depths",), st["depths"], f.positive_int), widths=widths,
-                                 ratios=choices(path + ("ratios",), st["ratios"], f.positive_number), mixers=mixers,
-                                 downsample=downsample, mhsa_stride=stride))
+        stages.append(
+            StageSpace(
+                depths=choices(path + ("depths",), st["depths"], f.positive_int),
+                widths=widths,
+                ratios=choices(path + ("ratios",), st["ratios"], f.positive_number),
+                mixers=mixers,
+                downsample=downsample,
+                mhsa_stride=stride,
+            )
+        )
 
     resolutions = choices(("resolutions",), data["resolutions"], f.positive_int)
     multiple = resolution_multiple(stages)
     for i, res in enumerate(data["resolutions"]):  # file order, so the error points at the right item
         if res % multiple:
-            raise f.fail(("resolutions", i), f"{res} is not a multiple of {multiple} (needed by this space's stages "
-                                             "and stride attention)")
+            raise f.fail(
+                ("resolutions", i), f"{res} is not a multiple of {multiple} (needed by this space's stages and stride attention)"
+            )
     num_classes = f.positive_int(("num_classes",), data.get("num_classes", 1000))
     distillation = f.boolean(("distillation",), data.get("distillation", True))
     presets = data.get("presets") or {}
     if not isinstance(presets, dict):
         raise f.fail(("presets",), "expected a mapping of preset names to architectures")
-    return Space(name, stages, resolutions, num_classes=num_classes, distillation=distillation,
-                 description=str(data.get("description", "")).strip(), source=source, ref=ref,
-                 presets={str(k).lower(): (v, lines) for k, v in presets.items()})
+    return Space(
+        name,
+        stages,
+        resolutions,
+        num_classes=num_classes,
+        distillation=distillation,
+        description=str(data.get("description", "")).strip(),
+        source=source,
+        ref=ref,
+        presets={str(k).lower(): (v, lines) for k, v in presets.items()},
+    )
 
 
 __all__ = ["load", "list_spaces", "register_text", "derive", "parse_space", "SPACES_DIR"]

@@ -48,10 +48,21 @@ class StageSpace:
 class Space:
     """A search space: per-stage depth, width, FFN-ratio and mixer choices, plus fixed settings."""
 
-    def __init__(self, name: str, stages: list[StageSpace], resolutions: tuple[int, ...], *,
-                 num_classes: int = 1000, distillation: bool = True, description: str = "",
-                 source: str = "", ref: str = "", presets: dict[str, Any] | None = None,
-                 base: Space | None = None, overrides: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        name: str,
+        stages: list[StageSpace],
+        resolutions: tuple[int, ...],
+        *,
+        num_classes: int = 1000,
+        distillation: bool = True,
+        description: str = "",
+        source: str = "",
+        ref: str = "",
+        presets: dict[str, Any] | None = None,
+        base: Space | None = None,
+        overrides: dict[str, Any] | None = None,
+    ):
         self.name = name
         self.stages = tuple(stages)
         self.resolutions = tuple(resolutions)
@@ -79,14 +90,13 @@ class Space:
         key = name.lower()
         prefix = self.name.replace("-", "_").lower() + "_"
         if key.startswith(prefix):
-            key = key[len(prefix):]
+            key = key[len(prefix) :]
         if key not in self._preset_data:
             names = ", ".join(self.preset_names) or "none"
             raise SpaceError(f"unknown preset {name!r} of space {self.name!r} (presets: {names})")
         if key not in self._presets:
             data, lines = self._preset_data[key]
-            self._presets[key] = Arch.from_dict(
-                data, source=self.source, lines=lines, prefix=("presets", key), space=self.ref)
+            self._presets[key] = Arch.from_dict(data, source=self.source, lines=lines, prefix=("presets", key), space=self.ref)
         return self._presets[key]
 
     # ---- checking ------------------------------------------------------------------------------
@@ -128,14 +138,24 @@ class Space:
         res = max(self.resolutions)
         widths = [max(st.widths) for st in self.stages]
         slots: list[tuple[str, dict[str, LayerSpec]]] = []
-        for spec in self._plan(res, [max(st.depths) for st in self.stages], widths,
-                               lambda s, i: max(self.stages[s].ratios), None):
+        for spec in self._plan(
+            res, [max(st.depths) for st in self.stages], widths, lambda s, i: max(self.stages[s].ratios), None
+        ):
             if spec.kind == "mixer":  # placeholder from _plan: one slot, one variant per mixer
                 stage = self.stages[spec.stage - 1]
-                variants = {m: LayerSpec(m, spec.cin, spec.cout, spec.grid,
-                                         stride=stage.mhsa_stride if m == "mhsa" else 1,
-                                         name=spec.name, stage=spec.stage)
-                            for m in stage.mixers if m != "none"}
+                variants = {
+                    m: LayerSpec(
+                        m,
+                        spec.cin,
+                        spec.cout,
+                        spec.grid,
+                        stride=stage.mhsa_stride if m == "mhsa" else 1,
+                        name=spec.name,
+                        stage=spec.stage,
+                    )
+                    for m in stage.mixers
+                    if m != "none"
+                }
                 if variants:
                     slots.append((spec.name, variants))
             else:
@@ -186,10 +206,12 @@ class Space:
                     specs.append(LayerSpec(chosen, width, width, grid, stride=stride, name=f"{name}_mixer", stage=s + 1))
                 specs.append(LayerSpec("ffn", width, width, grid, ratio=ratio(s, i), name=f"{name}_ffn", stage=s + 1))
             cin = width
-        specs.append(LayerSpec("head", cin, self.num_classes, grid, distillation=self.distillation,
-                               name="head", stage=len(self.stages) + 1))
+        specs.append(
+            LayerSpec(
+                "head", cin, self.num_classes, grid, distillation=self.distillation, name="head", stage=len(self.stages) + 1
+            )
+        )
         return specs
-
 
     def cost_tables(self, cost) -> CostTables:
         """Vectorised totals and exact minimum of an additive per-layer cost ``cost(LayerSpec) -> float``."""
@@ -215,15 +237,23 @@ class Space:
         depths = [pick(st.depths) for st in self.stages]
         mixers = [next(m for m in order if m in st.mixers) for st in self.stages]
         return self.make(
-            pick(self.resolutions), depths, [pick(st.widths) for st in self.stages],
+            pick(self.resolutions),
+            depths,
+            [pick(st.widths) for st in self.stages],
             [[pick(st.ratios)] * d for st, d in zip(self.stages, depths)],
             [[m] * d for m, d in zip(mixers, depths)],
         )
 
     def make(self, resolution, depths, widths, ratios, mixers) -> Arch:
         """The architecture of this space with these genes (not checked: callers build valid ones)."""
-        return Arch(self.ref, int(resolution), tuple(depths), tuple(widths),
-                    tuple(tuple(r) for r in ratios), tuple(tuple(m) for m in mixers))
+        return Arch(
+            self.ref,
+            int(resolution),
+            tuple(depths),
+            tuple(widths),
+            tuple(tuple(r) for r in ratios),
+            tuple(tuple(m) for m in mixers),
+        )
 
     # ---- variation (search_spaces.operators) -----------------------------------------------------
     def sample(self, rng: Any = None) -> Arch:
@@ -265,8 +295,11 @@ class Space:
     def _gene_index(self) -> dict[Any, Gene]:
         index: dict[Any, Gene] = {}
         for gene in self._genes:
-            key = gene.field if gene.stage is None else (
-                (gene.field, gene.stage) if gene.block is None else (gene.field, gene.stage, gene.block))
+            key = (
+                gene.field
+                if gene.stage is None
+                else ((gene.field, gene.stage) if gene.block is None else (gene.field, gene.stage, gene.block))
+            )
             index[key] = gene
         return index
 
@@ -321,17 +354,23 @@ class Space:
             "num_classes": self.num_classes,
             "distillation": self.distillation,
             "stages": [
-                {"depths": list(st.depths), "widths": list(st.widths), "ratios": list(st.ratios),
-                 "mixers": list(st.mixers), "downsample": st.downsample if s else "stem",
-                 "mhsa_stride": st.mhsa_stride}
+                {
+                    "depths": list(st.depths),
+                    "widths": list(st.widths),
+                    "ratios": list(st.ratios),
+                    "mixers": list(st.mixers),
+                    "downsample": st.downsample if s else "stem",
+                    "mhsa_stride": st.mhsa_stride,
+                }
                 for s, st in enumerate(self.stages)
             ],
             "presets": self.preset_names,
         }
 
     # ---- derived spaces ----------------------------------------------------------------------------
-    def derive(self, *, resolutions: Sequence[int] | None = None, num_classes: int | None = None,
-               distillation: bool | None = None) -> Space:
+    def derive(
+        self, *, resolutions: Sequence[int] | None = None, num_classes: int | None = None, distillation: bool | None = None
+    ) -> Space:
         """This space for another task: other input resolutions, classes or head, the same genes otherwise.
 
         Training on a 10-class data set at 64 pixels needs a head of 10 classes and a resolution the
@@ -355,8 +394,9 @@ class Space:
         res = overrides.get("resolutions", self.resolutions)
         multiple = resolution_multiple(self.stages)
         if not res or any(r <= 0 or r % multiple for r in res):
-            raise SpaceError(f"space {self.name!r}: resolutions must be positive multiples of {multiple}, "
-                             f"got {', '.join(map(str, res))}")
+            raise SpaceError(
+                f"space {self.name!r}: resolutions must be positive multiples of {multiple}, got {', '.join(map(str, res))}"
+            )
         num_classes = overrides.get("num_classes", self.num_classes)
         if num_classes <= 0:
             raise SpaceError(f"space {self.name!r}: num_classes must be positive, got {num_classes}")
@@ -365,9 +405,19 @@ class Space:
             if isinstance(data, dict) and data.get("resolution") not in res:
                 data = {**data, "resolution": max(res)}
             presets[key] = (data, lines)
-        return Space(self.name, list(self.stages), res, num_classes=num_classes,
-                     distillation=overrides.get("distillation", self.distillation), description=self.description,
-                     source=self.source, ref=ref, presets=presets, base=self, overrides=overrides)
+        return Space(
+            self.name,
+            list(self.stages),
+            res,
+            num_classes=num_classes,
+            distillation=overrides.get("distillation", self.distillation),
+            description=self.description,
+            source=self.source,
+            ref=ref,
+            presets=presets,
+            base=self,
+            overrides=overrides,
+        )
 
 
 def resolution_multiple(stages: Sequence[StageSpace]) -> int:
@@ -378,8 +428,9 @@ def resolution_multiple(stages: Sequence[StageSpace]) -> int:
 @lru_cache(maxsize=65536)
 def _layers(space: Space, arch: Arch) -> tuple[LayerSpec, ...]:
     space.check(arch)
-    return tuple(space._plan(arch.resolution, arch.depths, arch.widths,
-                             lambda s, i: arch.ratios[s][i], lambda s, i: arch.mixers[s][i]))
+    return tuple(
+        space._plan(arch.resolution, arch.depths, arch.widths, lambda s, i: arch.ratios[s][i], lambda s, i: arch.mixers[s][i])
+    )
 
 
 def _not_offered(value: Any, what: str, choices: tuple) -> str:

@@ -33,8 +33,9 @@ class Fields:
     def fail(self, path: tuple, message: str) -> SpaceError:
         return SpaceError(f"{where(self.source, self.lines, self.prefix + path)}: {message}")
 
-    def mapping(self, path: tuple, value: Any, keys: Sequence[str], required: Sequence[str] = (),
-                what: str = "a mapping") -> Mapping[str, Any]:
+    def mapping(
+        self, path: tuple, value: Any, keys: Sequence[str], required: Sequence[str] = (), what: str = "a mapping"
+    ) -> Mapping[str, Any]:
         """`value` as a mapping whose keys are among `keys` and hold every one of `required`."""
         if not isinstance(value, dict):
             raise self.fail(path, f"expected {what} with keys {', '.join(keys)}, got {type(value).__name__}")
@@ -74,8 +75,9 @@ class Fields:
             raise self.fail(path, f"expected {what}, got {value!r}")
         return value.strip()
 
-    def items(self, path: tuple, value: Any, check, *, length: int | None = None, what: str = "values",
-              unique: bool = False) -> tuple:
+    def items(
+        self, path: tuple, value: Any, check, *, length: int | None = None, what: str = "values", unique: bool = False
+    ) -> tuple:
         """A non-empty list (of `length` items when given), each item passed through ``check(path, item)``."""
         if not isinstance(value, list) or not value or (length is not None and len(value) != length):
             size = f"{length} " if length is not None else "a non-empty list of "

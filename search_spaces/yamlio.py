@@ -67,7 +67,7 @@ def where(source: str, lines: dict[tuple, int], path: tuple) -> str:
 
 
 def dump_yaml(data: Any) -> str:
-    """Compact YAML: nested lists of scalars on one line, like the SPEC's example."""
+    """Compact YAML: nested lists of scalars on one line, like the architecture files in the README."""
 
     class _Dumper(yaml.SafeDumper):
         pass

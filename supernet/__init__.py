@@ -13,5 +13,20 @@ from .layers import LAYER_CLASSES, build_layer
 from .mixers import MHSA, Additive, Separable
 from .subnet import SubNet, drop_path_rates
 
-__all__ = ["SuperNet", "SubNet", "SubnetView", "build", "build_layer", "count", "count_layer", "count_tables",
-           "drop_path_rates", "recalibrate_bn", "Counts", "LAYER_CLASSES", "MHSA", "Separable", "Additive"]
+__all__ = [
+    "SuperNet",
+    "SubNet",
+    "SubnetView",
+    "build",
+    "build_layer",
+    "count",
+    "count_layer",
+    "count_tables",
+    "drop_path_rates",
+    "recalibrate_bn",
+    "Counts",
+    "LAYER_CLASSES",
+    "MHSA",
+    "Separable",
+    "Additive",
+]

@@ -16,10 +16,12 @@ from torch import nn
 
 def conv_bn(cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1) -> nn.Sequential:
     """Conv (with bias, as the reference) followed by BatchNorm."""
-    return nn.Sequential(OrderedDict(
-        conv=nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups),
-        bn=nn.BatchNorm2d(cout),
-    ))
+    return nn.Sequential(
+        OrderedDict(
+            conv=nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups),
+            bn=nn.BatchNorm2d(cout),
+        )
+    )
 
 
 def conv_bn_params(cin: int, cout: int, kernel: int = 1, groups: int = 1) -> int:
@@ -76,8 +78,9 @@ class RelativePositionBias(nn.Module):
 
 
 def _relative_index(q_hw: tuple[int, int], k_hw: tuple[int, int], step: int, row: int, device) -> torch.Tensor:
-    qy, qx = torch.meshgrid(torch.arange(q_hw[0], device=device) * step,
-                            torch.arange(q_hw[1], device=device) * step, indexing="ij")
+    qy, qx = torch.meshgrid(
+        torch.arange(q_hw[0], device=device) * step, torch.arange(q_hw[1], device=device) * step, indexing="ij"
+    )
     ky, kx = torch.meshgrid(torch.arange(k_hw[0], device=device), torch.arange(k_hw[1], device=device), indexing="ij")
     dy = (qy.reshape(-1, 1) - ky.reshape(1, -1)).abs()
     dx = (qx.reshape(-1, 1) - kx.reshape(1, -1)).abs()

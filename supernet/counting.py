@@ -49,7 +49,8 @@ def count_tables(space: Space) -> dict[str, CostTables]:
     tables = _COUNT_TABLES.get(space)
     if tables is None:
         tables = _COUNT_TABLES[space] = {
-            metric: space.cost_tables(lambda spec, m=metric: getattr(count_layer(spec), m)) for metric in ("params", "macs")}
+            metric: space.cost_tables(lambda spec, m=metric: getattr(count_layer(spec), m)) for metric in ("params", "macs")
+        }
     return tables
 
 

@@ -55,8 +55,9 @@ class _Layer:
         if hasattr(self.skeleton, "drop_path"):
             self.skeleton.drop_path = drop_rate
         named = list(self.skeleton.named_parameters()) + list(self.skeleton.named_buffers())
-        self.tensors = tuple((name, full.get_submodule(name.rpartition(".")[0]), name.rpartition(".")[2], t.shape)
-                             for name, t in named)
+        self.tensors = tuple(
+            (name, full.get_submodule(name.rpartition(".")[0]), name.rpartition(".")[2], t.shape) for name, t in named
+        )
 
     def slices(self) -> dict[str, torch.Tensor]:
         return {name: leading_slice(getattr(owner, attr), shape) for name, owner, attr, shape in self.tensors}
@@ -157,8 +158,9 @@ class SuperNet(nn.Module):
         model = SubNet(arch)
         if self.drop_path:
             model.set_drop_path(self.drop_path)
-        model.load_state_dict({f"layers.{spec.name}.{name}": t.clone()
-                               for spec in arch.layers() for name, t in self.slices(spec).items()})
+        model.load_state_dict(
+            {f"layers.{spec.name}.{name}": t.clone() for spec in arch.layers() for name, t in self.slices(spec).items()}
+        )
         model.train(self.training)
         ref = next(self.parameters())
         return model.to(device=ref.device, dtype=ref.dtype)

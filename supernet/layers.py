@@ -102,10 +102,24 @@ class AttnDown(nn.Module):
         ci, co, g = spec.cin, spec.cout, spec.grid
         ik, iv = cls.heads * cls.key_dim, cls.heads * cls.key_dim * cls.attn_ratio
         n_out, n_in = (g // 2) ** 2, g * g
-        params = conv_bn_params(ci, co, 3) + 10 * ci + conv_bn_params(ci, ik) * 2 + conv_bn_params(ci, iv) \
-            + conv_bn_params(iv, iv, 3, iv) + conv_bn_params(iv, co) + cls.heads * g * g
-        macs = n_out * co * ci * 9 + n_out * ci * 9 + n_out * ci * ik + n_in * ci * (ik + iv) + n_out * iv * 9 \
-            + n_out * n_in * (ik + iv) + n_out * iv * co
+        params = (
+            conv_bn_params(ci, co, 3)
+            + 10 * ci
+            + conv_bn_params(ci, ik) * 2
+            + conv_bn_params(ci, iv)
+            + conv_bn_params(iv, iv, 3, iv)
+            + conv_bn_params(iv, co)
+            + cls.heads * g * g
+        )
+        macs = (
+            n_out * co * ci * 9
+            + n_out * ci * 9
+            + n_out * ci * ik
+            + n_in * ci * (ik + iv)
+            + n_out * iv * 9
+            + n_out * n_in * (ik + iv)
+            + n_out * iv * co
+        )
         return params, macs
 
 
@@ -163,8 +177,14 @@ class Head(nn.Module):
 
 #: Layer kind -> class. Every kind that search_spaces.LayerSpec can name has exactly one class.
 LAYER_CLASSES: dict[str, type[nn.Module]] = {
-    "stem": Stem, "conv_down": ConvDown, "attn_down": AttnDown, "ffn": FFN,
-    "mhsa": MHSA, "separable": Separable, "additive": Additive, "head": Head,
+    "stem": Stem,
+    "conv_down": ConvDown,
+    "attn_down": AttnDown,
+    "ffn": FFN,
+    "mhsa": MHSA,
+    "separable": Separable,
+    "additive": Additive,
+    "head": Head,
 }
 
 
@@ -173,5 +193,16 @@ def build_layer(spec: LayerSpec) -> nn.Module:
     return LAYER_CLASSES[spec.kind].from_spec(spec)
 
 
-__all__ = ["LAYER_CLASSES", "build_layer", "Stem", "ConvDown", "AttnDown", "FFN",
-           "Head", "MHSA", "Separable", "Additive", "RelativePositionBias"]
+__all__ = [
+    "LAYER_CLASSES",
+    "build_layer",
+    "Stem",
+    "ConvDown",
+    "AttnDown",
+    "FFN",
+    "Head",
+    "MHSA",
+    "Separable",
+    "Additive",
+    "RelativePositionBias",
+]

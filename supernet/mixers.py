@@ -74,10 +74,24 @@ class MHSA(nn.Module):
         ik, iv, h = cls.heads * cls.key_dim, cls.heads * cls.key_dim * cls.attn_ratio, cls.heads
         ga = -(-g // s)
         n, n_in = ga * ga, g * g
-        params = (conv_bn_params(c, c, 3, c) if s > 1 else 0) + 2 * conv_bn_params(c, ik) + conv_bn_params(c, iv) \
-            + conv_bn_params(iv, iv, 3, iv) + 2 * (h * h + h) + conv_bn_params(iv, c) + h * ga * ga + c
-        macs = (n * c * 9 if s > 1 else 0) + n * c * (2 * ik + iv) + n * iv * 9 + 2 * n * n * h * h \
-            + n * n * (ik + iv) + n_in * iv * c
+        params = (
+            (conv_bn_params(c, c, 3, c) if s > 1 else 0)
+            + 2 * conv_bn_params(c, ik)
+            + conv_bn_params(c, iv)
+            + conv_bn_params(iv, iv, 3, iv)
+            + 2 * (h * h + h)
+            + conv_bn_params(iv, c)
+            + h * ga * ga
+            + c
+        )
+        macs = (
+            (n * c * 9 if s > 1 else 0)
+            + n * c * (2 * ik + iv)
+            + n * iv * 9
+            + 2 * n * n * h * h
+            + n * n * (ik + iv)
+            + n_in * iv * c
+        )
         return params, macs
 
 

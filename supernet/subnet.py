@@ -46,8 +46,9 @@ def drop_path_rates(space: Space, rate: float) -> dict[str, float]:
     (a block's mixer and FFN share it); blocks are counted at the space's largest depths, so a slot has
     the same rate in the supernet and in every subnet extracted from it.
     """
-    slots = [name for name, variants in space.slot_layers()
-             if any(hasattr(LAYER_CLASSES[kind], "drop_path") for kind in variants)]
+    slots = [
+        name for name, variants in space.slot_layers() if any(hasattr(LAYER_CLASSES[kind], "drop_path") for kind in variants)
+    ]
     blocks = list(dict.fromkeys(name.rpartition("_")[0] for name in slots))
     step = rate / max(len(blocks) - 1, 1)
     index = {block: i for i, block in enumerate(blocks)}

@@ -24,16 +24,27 @@ from .spaces import SpacesCommand
 from .train import TrainCommand
 
 #: Every command, in the order ``nas --help`` lists them.
-COMMANDS: tuple[type[Command], ...] = (SpacesCommand, ArchShowCommand, LutListCommand, LutBuildCommand, LutValidateCommand,
-                                       LutExportBlocksCommand, LutImportCommand, ExportCommand, TrainCommand, SearchCommand,
-                                       ParetoCommand)
+COMMANDS: tuple[type[Command], ...] = (
+    SpacesCommand,
+    ArchShowCommand,
+    LutListCommand,
+    LutBuildCommand,
+    LutValidateCommand,
+    LutExportBlocksCommand,
+    LutImportCommand,
+    ExportCommand,
+    TrainCommand,
+    SearchCommand,
+    ParetoCommand,
+)
 GROUPS = {"arch": "inspect an architecture", "lut": "device latency lookup tables"}
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = common_options()
-    parser = Parser(prog="nas", parents=[common],
-                    description="Hardware-aware neural architecture search for mobile vision transformers.")
+    parser = Parser(
+        prog="nas", parents=[common], description="Hardware-aware neural architecture search for mobile vision transformers."
+    )
     parser.set_defaults(quiet=False, debug=False, progress=False)
     parser.add_argument("--version", action="version", version=f"nas {tool_version()}")
     _add_completion(parser)

@@ -44,22 +44,35 @@ class ArchShowCommand(Command):
         print(f"params {metrics['params']:,} ({si(metrics['params'])})   MACs {metrics['macs']:,} ({si(metrics['macs'])})")
         if lut is not None:
             threads = f", {lut.threads} thread(s)" if lut.threads else ""
-            print(f"latency {metrics['latency_ms']:.3f} ms on {lut.device} ({lut.backend}{threads}, "
-                  f"{lut.provenance.upper() if lut.provenance == 'estimated' else lut.provenance})   MES {metrics['mes']:.1f}")
+            print(
+                f"latency {metrics['latency_ms']:.3f} ms on {lut.device} ({lut.backend}{threads}, "
+                f"{lut.provenance.upper() if lut.provenance == 'estimated' else lut.provenance})   MES {metrics['mes']:.1f}"
+            )
         rows = []
         for row in stages:
             mixers = row.get("mixers")
             mixer_text = "-" if mixers is None else " ".join(m if m != "none" else "." for m in mixers)
             ratios = row.get("ratios")
-            rows.append([row["stage"], str(row.get("depth", "-")), str(row.get("width", "-")),
-                         "-" if ratios is None else " ".join(map(str, ratios)), mixer_text,
-                         f"{row['params']:,}", si(row["macs"])] + ([f"{row['layer_ms']:.3f}"] if lut is not None else []))
+            rows.append(
+                [
+                    row["stage"],
+                    str(row.get("depth", "-")),
+                    str(row.get("width", "-")),
+                    "-" if ratios is None else " ".join(map(str, ratios)),
+                    mixer_text,
+                    f"{row['params']:,}",
+                    si(row["macs"]),
+                ]
+                + ([f"{row['layer_ms']:.3f}"] if lut is not None else [])
+            )
         header = ["stage", "depth", "width", "FFN ratios", "mixers (. = none)", "params", "MACs"]
         print(table(rows, header + (["table ms"] if lut is not None else [])))
         if lut is not None:
             cal = lut.calibration
-            print(f"(table ms: the layers' entries; end-to-end = {cal.scale:.3f} x sum + {cal.per_layer_ms:.4f} ms x layers "
-                  f"+ {cal.offset_ms:.3f} ms)")
+            print(
+                f"(table ms: the layers' entries; end-to-end = {cal.scale:.3f} x sum + {cal.per_layer_ms:.4f} ms x layers "
+                f"+ {cal.offset_ms:.3f} ms)"
+            )
         return 0
 
 

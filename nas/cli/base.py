@@ -31,10 +31,10 @@ def common_options() -> argparse.ArgumentParser:
     (``SUPPRESS`` here), so a subcommand's parser never resets what was given before the command."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress output")
-    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show the traceback of an error")
-    common.add_argument("--progress", action="store_true", default=argparse.SUPPRESS,
-                        help="draw progress bars even when stderr is not a terminal")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error")
+    common.add_argument(
+        "--progress", action="store_true", default=argparse.SUPPRESS, help="draw progress bars even when stderr is not a terminal"
+    )
     return common
 
 

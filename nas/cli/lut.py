@@ -24,10 +24,21 @@ class LutListCommand(Command):
         if args.json:
             print_json(tables)
             return 0
-        rows = [[t["device"] + (" (default)" if t.get("default") else ""), t.get("backend", "?"), t.get("provenance", "?"),
-                 str(t.get("threads", "?")), str(t.get("entries", "?")), t.get("space", "?"), t.get("date", "?"),
-                 "shipped" if t["shipped"] else t["path"]] if "error" not in t else
-                [t["device"], "-", "-", "-", "-", "-", "-", f"unreadable: {t['error']}"] for t in tables]
+        rows = [
+            [
+                t["device"] + (" (default)" if t.get("default") else ""),
+                t.get("backend", "?"),
+                t.get("provenance", "?"),
+                str(t.get("threads", "?")),
+                str(t.get("entries", "?")),
+                t.get("space", "?"),
+                t.get("date", "?"),
+                "shipped" if t["shipped"] else t["path"],
+            ]
+            if "error" not in t
+            else [t["device"], "-", "-", "-", "-", "-", "-", f"unreadable: {t['error']}"]
+            for t in tables
+        ]
         print(table(rows, ["device", "backend", "provenance", "threads", "entries", "space", "date", "where"]))
         return 0
 
@@ -38,19 +49,29 @@ class LutBuildCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--device", help="name of the table to build (e.g. my-laptop-ort)")
-        parser.add_argument("--backend", default="onnxruntime", choices=latency_lut.BACKENDS,
-                            help="measuring backend (default: %(default)s)")
+        parser.add_argument(
+            "--backend", default="onnxruntime", choices=latency_lut.BACKENDS, help="measuring backend (default: %(default)s)"
+        )
         parser.add_argument("--space", default=DEFAULT_SPACE, help="space to cover (default: %(default)s)")
         parser.add_argument("--out", help="table file to write (default: $NAS_HOME/luts/DEVICE.json)")
         parser.add_argument("--threads", type=int, default=1, help="CPU threads (default: %(default)s)")
         parser.add_argument("--passes", type=int, default=7, help="interleaved timing passes (default: %(default)s)")
-        parser.add_argument("--calibration-samples", type=int, default=16,
-                            help="random subnets measured end to end to calibrate (default: %(default)s)")
+        parser.add_argument(
+            "--calibration-samples",
+            type=int,
+            default=16,
+            help="random subnets measured end to end to calibrate (default: %(default)s)",
+        )
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--resume", action="store_true", help="continue an interrupted build without re-measuring")
-        parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
-                            help="measure on a Ray cluster's devices (nodes started with the nas_lut_device resource); "
-                                 "without ADDRESS a local Ray instance on loopback")
+        parser.add_argument(
+            "--ray",
+            nargs="?",
+            const="local",
+            metavar="ADDRESS",
+            help="measure on a Ray cluster's devices (nodes started with the nas_lut_device resource); "
+            "without ADDRESS a local Ray instance on loopback",
+        )
         parser.add_argument("--dry-run", action="store_true", help="only count the layer configurations to measure")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -72,14 +93,33 @@ class LutBuildCommand(Command):
             raise BadInput("--threads and --passes must be at least 1")
         out = args.out or str(latency_lut.user_dir() / f"{args.device}.json")
         with progress_bar(args) as progress:
-            lut = latency_lut.build_lut(space, args.device, args.backend, out, threads=args.threads, resume=args.resume,
-                                        passes=args.passes, calibration_samples=args.calibration_samples, seed=args.seed,
-                                        progress=progress, ray_address=args.ray)
-        info = {"device": lut.device, "backend": lut.backend, "entries": len(lut.entries), "path": str(lut.path),
-                "calibration": {k: v for k, v in lut.calibration.to_dict().items() if k != "details"},
-                "calibration_fit_mape": lut.calibration.details.get("fit_mape")}
-        report(args, info, f"wrote {info['path']}: {info['entries']} entries, calibration scale {lut.calibration.scale:.3f}, "
-                           f"per layer {lut.calibration.per_layer_ms:.4f} ms, offset {lut.calibration.offset_ms:.3f} ms")
+            lut = latency_lut.build_lut(
+                space,
+                args.device,
+                args.backend,
+                out,
+                threads=args.threads,
+                resume=args.resume,
+                passes=args.passes,
+                calibration_samples=args.calibration_samples,
+                seed=args.seed,
+                progress=progress,
+                ray_address=args.ray,
+            )
+        info = {
+            "device": lut.device,
+            "backend": lut.backend,
+            "entries": len(lut.entries),
+            "path": str(lut.path),
+            "calibration": {k: v for k, v in lut.calibration.to_dict().items() if k != "details"},
+            "calibration_fit_mape": lut.calibration.details.get("fit_mape"),
+        }
+        report(
+            args,
+            info,
+            f"wrote {info['path']}: {info['entries']} entries, calibration scale {lut.calibration.scale:.3f}, "
+            f"per layer {lut.calibration.per_layer_ms:.4f} ms, offset {lut.calibration.offset_ms:.3f} ms",
+        )
         return 0
 
 
@@ -106,11 +146,14 @@ class LutValidateCommand(Command):
             print_json(result)
             return 0
         print(f"{lut.device} ({lut.backend}, {lut.threads} thread(s)): {result['samples']} random subnets of {lut.space.name}")
-        print(f"MAPE {result['mape'] * 100:.2f}%   within ±10%: {result['within_10pct'] * 100:.0f}%   "
-              f"Kendall tau {result['kendall_tau']:.3f}   Spearman {result['spearman']:.3f}")
+        print(
+            f"MAPE {result['mape'] * 100:.2f}%   within ±10%: {result['within_10pct'] * 100:.0f}%   "
+            f"Kendall tau {result['kendall_tau']:.3f}   Spearman {result['spearman']:.3f}"
+        )
         print("worst cases:")
-        rows = [[r["id"], f"{r['predicted_ms']:.3f}", f"{r['measured_ms']:.3f}", f"{r['error_pct']:+.1f}%"]
-                for r in result["worst"]]
+        rows = [
+            [r["id"], f"{r['predicted_ms']:.3f}", f"{r['measured_ms']:.3f}", f"{r['error_pct']:+.1f}%"] for r in result["worst"]
+        ]
         print(table(rows, ["arch", "predicted ms", "measured ms", "error"]))
         if args.plot:
             print(f"plot: {args.plot}")
@@ -132,12 +175,21 @@ class LutExportBlocksCommand(Command):
         if args.backend != "coreml":
             raise BadInput(f"export-blocks writes Core ML packages: --backend must be coreml, got {args.backend!r}")
         with progress_bar(args, "package") as progress:
-            manifest = export_blocks(args.space, args.out, precision=args.precision,
-                                     calibration_models=args.calibration_models, progress=progress)
-        info = {"out": args.out, "blocks": len(manifest["blocks"]), "models": len(manifest["models"]),
-                "manifest": str(Path(args.out) / "manifest.json")}
-        report(args, info, f"wrote {info['blocks']} layer packages and {info['models']} calibration models to {args.out} "
-                           f"(manifest {info['manifest']}); measure them on the device, then 'nas lut import FILE --device NAME'")
+            manifest = export_blocks(
+                args.space, args.out, precision=args.precision, calibration_models=args.calibration_models, progress=progress
+            )
+        info = {
+            "out": args.out,
+            "blocks": len(manifest["blocks"]),
+            "models": len(manifest["models"]),
+            "manifest": str(Path(args.out) / "manifest.json"),
+        }
+        report(
+            args,
+            info,
+            f"wrote {info['blocks']} layer packages and {info['models']} calibration models to {args.out} "
+            f"(manifest {info['manifest']}); measure them on the device, then 'nas lut import FILE --device NAME'",
+        )
         return 0
 
 
@@ -158,8 +210,12 @@ class LutImportCommand(Command):
             raise BadInput("--device NAME is required (the name to give the table)")
         out = args.out or str(latency_lut.user_dir() / f"{args.device}.json")
         lut = import_measurements(args.file, args.device, out, space=args.space, backend=args.backend, manifest=args.manifest)
-        info = {"device": lut.device, "entries": len(lut.entries), "path": str(lut.path),
-                "calibrated_on": lut.calibration.fitted_on}
+        info = {
+            "device": lut.device,
+            "entries": len(lut.entries),
+            "path": str(lut.path),
+            "calibrated_on": lut.calibration.fitted_on,
+        }
         report(args, info, f"wrote {info['path']}: {info['entries']} entries, calibrated on {info['calibrated_on']} whole models")
         return 0
 

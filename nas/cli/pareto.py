@@ -17,10 +17,17 @@ class ParetoCommand(Command):
     help = "show the Pareto front of a finished or running search; compare and plot runs"
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("runs", nargs="+", metavar="RUN", help="run directories (several: their fronts compared, with "
-                       "hypervolumes at a common reference point)")
-        p.add_argument("--plot", metavar="FILE", help="also draw the front(s): FILE.png (an image) or FILE.html "
-                       "(interactive, the architecture on hover)")
+        p.add_argument(
+            "runs",
+            nargs="+",
+            metavar="RUN",
+            help="run directories (several: their fronts compared, with hypervolumes at a common reference point)",
+        )
+        p.add_argument(
+            "--plot",
+            metavar="FILE",
+            help="also draw the front(s): FILE.png (an image) or FILE.html (interactive, the architecture on hover)",
+        )
         p.add_argument("--x", choices=AXES, default=None, help="metric on the plot's x axis (default: latency)")
         p.add_argument("--y", choices=AXES, default=None, help="metric on the plot's y axis (default: accuracy)")
 
@@ -59,13 +66,20 @@ class ParetoCommand(Command):
 
 def _print_comparison(results: list[Any], comparison: dict[str, Any]) -> None:
     """The runs side by side, with each front's hypervolume at its own and at the common reference point."""
-    shown = {"accuracy": lambda v: f"accuracy {v:.4g}", "latency_ms": lambda v: f"latency {v:.4g} ms",
-             "params": lambda v: f"params {si(v)}", "macs": lambda v: f"MACs {si(v)}", "mes": lambda v: f"MES {v:.4g}"}
+    shown = {
+        "accuracy": lambda v: f"accuracy {v:.4g}",
+        "latency_ms": lambda v: f"latency {v:.4g} ms",
+        "params": lambda v: f"params {si(v)}",
+        "macs": lambda v: f"MACs {si(v)}",
+        "mes": lambda v: f"MES {v:.4g}",
+    }
     reference = ", ".join(shown[k](v) for k, v in comparison["common_reference"].items())
     print()
     print(f"hypervolume at the common reference point (the worst of the runs' references: {reference})")
-    rows = [[r.run or "-", r.strategy, str(r.evaluated), str(len(r.pareto)), f"{r.hypervolume:.4f}", f"{hv:.4f}"]
-            for r, hv in zip(results, comparison["hypervolumes"])]
+    rows = [
+        [r.run or "-", r.strategy, str(r.evaluated), str(len(r.pareto)), f"{r.hypervolume:.4f}", f"{hv:.4f}"]
+        for r, hv in zip(results, comparison["hypervolumes"])
+    ]
     print(table(rows, ["run", "strategy", "evaluated", "front", "hypervolume (own)", "hypervolume (common)"]))
 
 

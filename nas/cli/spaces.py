@@ -21,11 +21,23 @@ class SpacesCommand(Command):
             return self._show(args)
         spaces = [search_spaces.load(name) for name in search_spaces.list_spaces()]
         if args.json:
-            print_json([{"name": s.name, "size": s.size(), "resolutions": list(s.resolutions), "presets": s.preset_names,
-                         "source": s.source} for s in spaces])
+            print_json(
+                [
+                    {
+                        "name": s.name,
+                        "size": s.size(),
+                        "resolutions": list(s.resolutions),
+                        "presets": s.preset_names,
+                        "source": s.source,
+                    }
+                    for s in spaces
+                ]
+            )
             return 0
-        rows = [[s.name, f"{float(s.size()):.3g}", ", ".join(map(str, s.resolutions)), ", ".join(s.preset_names) or "-"]
-                for s in spaces]
+        rows = [
+            [s.name, f"{float(s.size()):.3g}", ", ".join(map(str, s.resolutions)), ", ".join(s.preset_names) or "-"]
+            for s in spaces
+        ]
         print(table(rows, ["space", "architectures", "resolutions", "presets"]))
         return 0
 
@@ -38,11 +50,22 @@ class SpacesCommand(Command):
         if info["description"]:
             print(info["description"])
         print(f"architectures: {info['size']:,} ({float(info['size']):.3g})")
-        print(f"resolutions: {', '.join(map(str, info['resolutions']))}   classes: {info['num_classes']}"
-              f"   distillation head: {'yes' if info['distillation'] else 'no'}")
-        rows = [[f"stage{i + 1}", _choices(st["depths"]), _choices(st["widths"]), _choices(st["ratios"]),
-                 ", ".join(st["mixers"]), st["downsample"], str(st["mhsa_stride"])]
-                for i, st in enumerate(info["stages"])]
+        print(
+            f"resolutions: {', '.join(map(str, info['resolutions']))}   classes: {info['num_classes']}"
+            f"   distillation head: {'yes' if info['distillation'] else 'no'}"
+        )
+        rows = [
+            [
+                f"stage{i + 1}",
+                _choices(st["depths"]),
+                _choices(st["widths"]),
+                _choices(st["ratios"]),
+                ", ".join(st["mixers"]),
+                st["downsample"],
+                str(st["mhsa_stride"]),
+            ]
+            for i, st in enumerate(info["stages"])
+        ]
         print(table(rows, ["stage", "depths", "widths", "ratios", "mixers", "entered by", "mhsa stride"]))
         print(f"presets: {', '.join(info['presets']) or 'none'}")
         return 0

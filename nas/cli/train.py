@@ -14,8 +14,21 @@ from ..train.settings import TrainSettings
 from .base import Command, progress_bar, report
 
 #: The options of the command that are training settings.
-TRAIN_OPTIONS = ("data", "space", "resolution", "epochs", "max_steps", "batch_size", "lr", "seed", "supernet", "workers",
-                 "drop_path", "save_every", "device")
+TRAIN_OPTIONS = (
+    "data",
+    "space",
+    "resolution",
+    "epochs",
+    "max_steps",
+    "batch_size",
+    "lr",
+    "seed",
+    "supernet",
+    "workers",
+    "drop_path",
+    "save_every",
+    "device",
+)
 DEFAULTS = TrainSettings()
 
 
@@ -25,29 +38,61 @@ class TrainCommand(Command):
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
         p.add_argument("--data", required=True, metavar="SRC", help=SOURCES)
-        p.add_argument("--out", required=True, metavar="CKPT", help="checkpoint to write (atomically, every epoch and "
-                       "every --save-every steps)")
-        p.add_argument("--space", default=None, help=f"search space (default: {DEFAULT_SPACE}; efficientformerv2-tiny for "
-                       "fashion-mnist and synthetic; the architecture's with --arch)")
-        p.add_argument("--resolution", type=int, default=None, help="input resolution, a multiple of 32 (default: the "
-                       "space's; 32 for fashion-mnist and synthetic)")
+        p.add_argument(
+            "--out",
+            required=True,
+            metavar="CKPT",
+            help="checkpoint to write (atomically, every epoch and every --save-every steps)",
+        )
+        p.add_argument(
+            "--space",
+            default=None,
+            help=f"search space (default: {DEFAULT_SPACE}; efficientformerv2-tiny for "
+            "fashion-mnist and synthetic; the architecture's with --arch)",
+        )
+        p.add_argument(
+            "--resolution",
+            type=int,
+            default=None,
+            help="input resolution, a multiple of 32 (default: the space's; 32 for fashion-mnist and synthetic)",
+        )
         p.add_argument("--epochs", type=int, default=None, help=f"epochs of the cosine schedule (default: {DEFAULTS.epochs})")
         p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in all (continue with --resume)")
-        p.add_argument("--batch-size", type=int, default=None,
-                       help=f"global batch over all processes (default: {DEFAULTS.batch_size})")
+        p.add_argument(
+            "--batch-size", type=int, default=None, help=f"global batch over all processes (default: {DEFAULTS.batch_size})"
+        )
         p.add_argument("--lr", type=float, default=None, help=f"peak AdamW learning rate (default: {DEFAULTS.lr:g})")
-        p.add_argument("--drop-path", type=float, default=None,
-                       help=f"stochastic depth rate of the last block (default: {DEFAULTS.drop_path:g})")
+        p.add_argument(
+            "--drop-path",
+            type=float,
+            default=None,
+            help=f"stochastic depth rate of the last block (default: {DEFAULTS.drop_path:g})",
+        )
         p.add_argument("--seed", type=int, default=None, help=f"random seed (default: {DEFAULTS.seed}); same seed, same weights")
-        p.add_argument("--save-every", type=int, default=None,
-                       help=f"also save every N steps within an epoch (default: {DEFAULTS.save_every})")
-        p.add_argument("--resume", action="store_true", help="continue the checkpoint --out exactly where it stopped "
-                       "(a new run when it does not exist yet)")
-        p.add_argument("--arch", metavar="ARCH", default=None, help="train this architecture alone (a preset, an "
-                       "architecture file or RUN_DIR#N) instead of the supernet")
+        p.add_argument(
+            "--save-every",
+            type=int,
+            default=None,
+            help=f"also save every N steps within an epoch (default: {DEFAULTS.save_every})",
+        )
+        p.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue the checkpoint --out exactly where it stopped (a new run when it does not exist yet)",
+        )
+        p.add_argument(
+            "--arch",
+            metavar="ARCH",
+            default=None,
+            help="train this architecture alone (a preset, an architecture file or RUN_DIR#N) instead of the supernet",
+        )
         p.add_argument("--supernet", metavar="CKPT", default=None, help="start from this trained supernet's weights")
-        p.add_argument("--workers", type=int, default=None, help="DataLoader processes decoding image files (default: 1; "
-                       "in-memory data sets use none)")
+        p.add_argument(
+            "--workers",
+            type=int,
+            default=None,
+            help="DataLoader processes decoding image files (default: 1; in-memory data sets use none)",
+        )
         p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="(default: cuda when available)")
 
     def run(self, args: argparse.Namespace) -> int:
@@ -61,11 +106,18 @@ class TrainCommand(Command):
             return 0
         what = "supernet" if result["kind"] == "supernet" else "architecture"
         val = ", ".join(f"{k} {v:.2f}%" for k, v in result["val_top1"].items()) or "none yet"
-        state = (f"{result['epochs']} epoch(s)" if result["complete"] else
-                 f"stopped in epoch {result['epochs'] + 1} (continue with --resume)")
-        report(args, result, f"trained the {what} of {result['space']} on {result['data']}: {state}, {result['steps']} steps, "
-                             f"{result['seconds']:.0f} s, {result['images_per_s']:.0f} img/s; validation top-1: {val}; "
-                             f"wrote {result['checkpoint']}")
+        state = (
+            f"{result['epochs']} epoch(s)"
+            if result["complete"]
+            else f"stopped in epoch {result['epochs'] + 1} (continue with --resume)"
+        )
+        report(
+            args,
+            result,
+            f"trained the {what} of {result['space']} on {result['data']}: {state}, {result['steps']} steps, "
+            f"{result['seconds']:.0f} s, {result['images_per_s']:.0f} img/s; validation top-1: {val}; "
+            f"wrote {result['checkpoint']}",
+        )
         return 0
 
 

@@ -25,8 +25,16 @@ KINDS = ("proxy", "supernet", "predictor")
 DEFAULT_KIND = "proxy"
 
 
-def make_estimator(kind: str = DEFAULT_KIND, space: Space | str | None = None, *, proxy: str | None = None,
-                   seed: int = 0, supernet: str | None = None, data: str | None = None, **options: Any) -> Estimator:
+def make_estimator(
+    kind: str = DEFAULT_KIND,
+    space: Space | str | None = None,
+    *,
+    proxy: str | None = None,
+    seed: int = 0,
+    supernet: str | None = None,
+    data: str | None = None,
+    **options: Any,
+) -> Estimator:
     """The estimator named by ``--accuracy`` (and ``--proxy``, ``--supernet``, ``--data``) for a space.
     Bad names and missing options raise BadInput."""
     if kind not in KINDS:
@@ -34,8 +42,10 @@ def make_estimator(kind: str = DEFAULT_KIND, space: Space | str | None = None, *
     if kind == "proxy" and (supernet or data):
         raise BadInput("--supernet and --data are for --accuracy supernet or predictor, not the proxy")
     if kind != "proxy" and not supernet:
-        raise BadInput(f"--accuracy {kind} needs --supernet CKPT, a supernet trained with nas train "
-                       "(e.g. nas train --data fashion-mnist --out supernet.pt)")
+        raise BadInput(
+            f"--accuracy {kind} needs --supernet CKPT, a supernet trained with nas train "
+            "(e.g. nas train --data fashion-mnist --out supernet.pt)"
+        )
     if kind != "proxy" and proxy is not None:
         raise BadInput(f"--proxy is for --accuracy proxy, not {kind}")
     if space is None:
@@ -52,10 +62,25 @@ def estimator_from_settings(settings: Mapping[str, Any]) -> Estimator:
     ``supernet``, ``data``): how a search builds it, and how its plots and Ray workers rebuild it."""
     kind = settings.get("accuracy") or DEFAULT_KIND
     options = {"supernet": settings.get("supernet"), "data": settings.get("data")} if kind != "proxy" else {}
-    return make_estimator(kind, settings["space"], proxy=settings.get("proxy"), seed=int(settings.get("seed") or 0),
-                          **options)
+    return make_estimator(kind, settings["space"], proxy=settings.get("proxy"), seed=int(settings.get("seed") or 0), **options)
 
 
-__all__ = ["Estimator", "ProxyEstimator", "SupernetEstimator", "PredictorEstimator", "SyntheticAccuracy", "Features",
-           "make_estimator", "estimator_from_settings", "enumerate_codes", "KINDS", "DEFAULT_KIND", "PROXIES",
-           "DEFAULT_PROXY", "naswot_kernel", "naswot_score", "synflow", "proxy_resolution"]
+__all__ = [
+    "Estimator",
+    "ProxyEstimator",
+    "SupernetEstimator",
+    "PredictorEstimator",
+    "SyntheticAccuracy",
+    "Features",
+    "make_estimator",
+    "estimator_from_settings",
+    "enumerate_codes",
+    "KINDS",
+    "DEFAULT_KIND",
+    "PROXIES",
+    "DEFAULT_PROXY",
+    "naswot_kernel",
+    "naswot_score",
+    "synflow",
+    "proxy_resolution",
+]

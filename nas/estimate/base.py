@@ -52,8 +52,9 @@ class Estimator(abc.ABC):
         """``accuracy_source`` of measured (not screened) values."""
         return self.name
 
-    def screen(self, candidates: Sequence[Any], joins_front: FrontTest,
-               measure: Callable[[Sequence[Any]], list[float]]) -> tuple[list[float], list[str]]:
+    def screen(
+        self, candidates: Sequence[Any], joins_front: FrontTest, measure: Callable[[Sequence[Any]], list[float]]
+    ) -> tuple[list[float], list[str]]:
         """Values and sources for a batch: by default every candidate is measured (with `measure`, which
         may run elsewhere, e.g. on Ray workers). An estimator that can guess overrides this."""
         values = measure(candidates)

@@ -29,8 +29,11 @@ class Features:
         columns = space.gene_columns()
         index = space.gene_index()
         # for each block gene: (its stage's depth column, the depth choices, the block index)
-        self._block = {i: (columns[index["depth", gene.stage]], np.array(space.stages[gene.stage - 1].depths), gene.block)
-                       for i, gene in enumerate(genes) if gene.block is not None}
+        self._block = {
+            i: (columns[index["depth", gene.stage]], np.array(space.stages[gene.stage - 1].depths), gene.block)
+            for i, gene in enumerate(genes)
+            if gene.block is not None
+        }
 
     def codes(self, archs: Sequence[Arch]) -> np.ndarray:
         """The integer encodings (memoised by architecture id: a search encodes the same ones again and again)."""

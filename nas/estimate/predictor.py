@@ -82,13 +82,15 @@ class PredictorEstimator(Estimator):
         if self._model is None or size != self._fitted_on:
             from sklearn.ensemble import ExtraTreesRegressor
 
-            self._model = ExtraTreesRegressor(n_estimators=self.trees, min_samples_leaf=2, random_state=self.seed,
-                                              n_jobs=1).fit(np.array(self._x[:size]), np.array(self._y[:size]))
+            self._model = ExtraTreesRegressor(n_estimators=self.trees, min_samples_leaf=2, random_state=self.seed, n_jobs=1).fit(
+                np.array(self._x[:size]), np.array(self._y[:size])
+            )
             self._fitted_on = size
         return self._model.predict(self.features(archs))
 
-    def screen(self, archs: Sequence[Arch], joins_front: FrontTest,
-               measure: Callable[[Sequence[Arch]], list[float]]) -> tuple[list[float], list[str]]:
+    def screen(
+        self, archs: Sequence[Arch], joins_front: FrontTest, measure: Callable[[Sequence[Arch]], list[float]]
+    ) -> tuple[list[float], list[str]]:
         """Measure the candidates whose predicted accuracy would put them on the front (all of them
         before the warm-up is done); the others keep their prediction."""
         predicted = self.predict(archs)

@@ -122,20 +122,17 @@ def synflow(module: nn.Module, input_shape: Sequence[int]) -> float:
     value, in float64, R = sum(module(ones(input_shape))) in eval mode; the score is the sum over
     parameters of |theta * dR/dtheta|. The module itself is left unchanged (it runs on copies)."""
     params = {name: p.detach().abs().to(torch.float64).requires_grad_() for name, p in module.named_parameters()}
-    buffers = {name: b.detach().abs().to(torch.float64) if b.is_floating_point() else b
-               for name, b in module.named_buffers()}
+    buffers = {name: b.detach().abs().to(torch.float64) if b.is_floating_point() else b for name, b in module.named_buffers()}
     modes = [(m, m.training) for m in module.modules()]
     module.eval()
     try:
-        return _synflow(lambda x: functional_call(module, {**params, **buffers}, (x,)), list(params.values()),
-                        input_shape)
+        return _synflow(lambda x: functional_call(module, {**params, **buffers}, (x,)), list(params.values()), input_shape)
     finally:
         for m, training in modes:
             m.training = training
 
 
-def _synflow(forward: Callable[[torch.Tensor], torch.Tensor], params: list[torch.Tensor],
-             input_shape: Sequence[int]) -> float:
+def _synflow(forward: Callable[[torch.Tensor], torch.Tensor], params: list[torch.Tensor], input_shape: Sequence[int]) -> float:
     """The synflow sum for a forward over float64 leaf tensors `params` that are already absolute values."""
     with torch.enable_grad(), _Float64Depthwise():
         out = forward(torch.ones(tuple(input_shape), dtype=torch.float64))
@@ -159,9 +156,15 @@ class _Float64Depthwise(TorchFunctionMode):
 
 
 def _is_depthwise64(x, weight, bias, stride, padding, dilation, groups) -> bool:
-    return (isinstance(x, torch.Tensor) and x.dtype == torch.float64 and x.dim() == 4 and groups > 1
-            and x.shape[1] == groups == weight.shape[0] and weight.shape[1] == 1
-            and all(isinstance(v, (tuple, list)) and len(v) == 2 for v in (stride, padding, dilation)))
+    return (
+        isinstance(x, torch.Tensor)
+        and x.dtype == torch.float64
+        and x.dim() == 4
+        and groups > 1
+        and x.shape[1] == groups == weight.shape[0]
+        and weight.shape[1] == 1
+        and all(isinstance(v, (tuple, list)) and len(v) == 2 for v in (stride, padding, dilation))
+    )
 
 
 def _depthwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, stride, padding, dilation) -> torch.Tensor:
@@ -226,8 +229,16 @@ class ProxyEstimator(Estimator):
     The network is built on first use and not pickled.
     """
 
-    def __init__(self, space: Space, proxy: str = DEFAULT_PROXY, *, seed: int = 0, batch_size: int = 16,
-                 resolution_divisor: int = 4, channels_last: bool = True):
+    def __init__(
+        self,
+        space: Space,
+        proxy: str = DEFAULT_PROXY,
+        *,
+        seed: int = 0,
+        batch_size: int = 16,
+        resolution_divisor: int = 4,
+        channels_last: bool = True,
+    ):
         if proxy not in PROXIES:
             raise BadInput(f"unknown proxy {proxy!r}; accepted: {', '.join(PROXIES)}")
         if batch_size < 2:  # train-mode BatchNorm needs two samples
@@ -278,8 +289,7 @@ class ProxyEstimator(Estimator):
             # naswot runs in train mode, as Mellor et al.: batch statistics centre every BN output, so a
             # unit's code tells the samples apart rather than reflecting the random init's offsets.
             # synflow runs in eval mode (batch statistics would make it depend on the batch).
-            self._net = proxy_network(self.space, self.seed, absolute=self.proxy == "synflow",
-                                      training=self.proxy == "naswot")
+            self._net = proxy_network(self.space, self.seed, absolute=self.proxy == "synflow", training=self.proxy == "naswot")
         return self._net
 
     def _layers(self, arch: Arch) -> list[nn.Module]:
@@ -305,5 +315,13 @@ class ProxyEstimator(Estimator):
         return math.log(score) if score > 0 else float("-inf")
 
 
-__all__ = ["ProxyEstimator", "PROXIES", "DEFAULT_PROXY", "naswot_kernel", "naswot_score", "synflow", "proxy_resolution",
-           "proxy_network"]
+__all__ = [
+    "ProxyEstimator",
+    "PROXIES",
+    "DEFAULT_PROXY",
+    "naswot_kernel",
+    "naswot_score",
+    "synflow",
+    "proxy_resolution",
+    "proxy_network",
+]

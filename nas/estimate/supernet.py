@@ -27,8 +27,17 @@ class SupernetEstimator(Estimator):
     name = "supernet"
     unit = "top-1 %"
 
-    def __init__(self, checkpoint: str | Path, space: Space, *, data: str | None = None, seed: int = 0,
-                 calib_batches: int | None = None, limit: int | None = None, batch_size: int = 256):
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        space: Space,
+        *,
+        data: str | None = None,
+        seed: int = 0,
+        calib_batches: int | None = None,
+        limit: int | None = None,
+        batch_size: int = 256,
+    ):
         self.path, self.space, self.data_source, self.seed = str(checkpoint), space, data, seed
         self.limit, self.batch_size = limit, batch_size
         ckpt = load_checkpoint(self.path)  # fails fast, one line, on a bad file
@@ -38,8 +47,10 @@ class SupernetEstimator(Estimator):
             try:
                 ckpt.adapt(arch)
             except SpaceError as exc:
-                raise BadInput(f"{self.path}: the supernet's space {ckpt.space.name!r} cannot run architectures of "
-                               f"{space.name!r} ({str(exc).splitlines()[0]})") from None
+                raise BadInput(
+                    f"{self.path}: the supernet's space {ckpt.space.name!r} cannot run architectures of "
+                    f"{space.name!r} ({str(exc).splitlines()[0]})"
+                ) from None
         self.calib_batches = calib_batches if calib_batches is not None else ckpt.settings.calib_batches
         self._cache: dict[str, float] = {}
         self._loaded: tuple[Any, Any, Any] | None = None
@@ -58,9 +69,17 @@ class SupernetEstimator(Estimator):
         for arch in archs:
             if arch.id not in self._cache:
                 ckpt, net, data = self._load()
-                self._cache[arch.id] = float(evaluate_subnet(net, ckpt.adapt(arch), data, batch_size=self.batch_size,
-                                                             calib_batches=self.calib_batches, limit=self.limit,
-                                                             seed=self.seed))
+                self._cache[arch.id] = float(
+                    evaluate_subnet(
+                        net,
+                        ckpt.adapt(arch),
+                        data,
+                        batch_size=self.batch_size,
+                        calib_batches=self.calib_batches,
+                        limit=self.limit,
+                        seed=self.seed,
+                    )
+                )
             out.append(self._cache[arch.id])
         return out
 

@@ -39,9 +39,17 @@ class SyntheticAccuracy(Estimator):
         index = space.gene_index()
         # mixer bonus per (gene column, choice): later stages gain more from attention; a block's bonus
         # counts while the block is in use (its index below its stage's depth)
-        self._bonus = [(i, columns[index["depth", gene.stage]], gene.stage - 1, gene.block,
-                        np.array([_MIXER_BONUS[m] * gene.stage / n for m in gene.choices]))
-                       for i, gene in enumerate(genes) if gene.field == "mixer"]
+        self._bonus = [
+            (
+                i,
+                columns[index["depth", gene.stage]],
+                gene.stage - 1,
+                gene.block,
+                np.array([_MIXER_BONUS[m] * gene.stage / n for m in gene.choices]),
+            )
+            for i, gene in enumerate(genes)
+            if gene.field == "mixer"
+        ]
         self._hash = np.random.default_rng(12345).integers(1, 2**31 - 1, size=len(genes))
 
     def scores(self, codes: np.ndarray) -> np.ndarray:
@@ -82,8 +90,9 @@ def enumerate_codes(space: Space) -> np.ndarray:
     out = np.zeros((1, 0), dtype=np.int64)
     for rows in per_stage:
         out = np.concatenate([np.repeat(out, len(rows), axis=0), np.tile(rows, (len(out), 1))], axis=1)
-    return np.concatenate([np.repeat(np.arange(len(space.resolutions)), len(out))[:, None],
-                           np.tile(out, (len(space.resolutions), 1))], axis=1)
+    return np.concatenate(
+        [np.repeat(np.arange(len(space.resolutions)), len(out))[:, None], np.tile(out, (len(space.resolutions), 1))], axis=1
+    )
 
 
 __all__ = ["SyntheticAccuracy", "enumerate_codes"]

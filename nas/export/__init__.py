@@ -7,18 +7,29 @@ checked against PyTorch in its own runtime, with trained weights from a checkpoi
 from ..callable_module import make_callable
 from .weights import load_supernet_weights, trained_model
 from .writers import (
-           DEFAULT_PRECISION,
-           DEFAULT_TARGET,
-           FORMATS,
-           MODEL_FORMATS,
-           TOLERANCE,
-           ExportCheckFailed,
-           check_request,
-           export,
-           metadata,
+    DEFAULT_PRECISION,
+    DEFAULT_TARGET,
+    FORMATS,
+    MODEL_FORMATS,
+    TOLERANCE,
+    ExportCheckFailed,
+    check_request,
+    export,
+    metadata,
 )
 
 make_callable(__name__, export)
 
-__all__ = ["export", "check_request", "metadata", "trained_model", "load_supernet_weights", "FORMATS", "MODEL_FORMATS",
-           "TOLERANCE", "DEFAULT_PRECISION", "DEFAULT_TARGET", "ExportCheckFailed"]
+__all__ = [
+    "export",
+    "check_request",
+    "metadata",
+    "trained_model",
+    "load_supernet_weights",
+    "FORMATS",
+    "MODEL_FORMATS",
+    "TOLERANCE",
+    "DEFAULT_PRECISION",
+    "DEFAULT_TARGET",
+    "ExportCheckFailed",
+]

@@ -28,14 +28,21 @@ def load_supernet_weights(ckpt: str | Path, space: Space | str, data: Any = None
     expected = net.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    resized = [f"{k} is {tuple(state[k].shape)}, the space needs {tuple(v.shape)}"
-               for k, v in expected.items() if k in state and state[k].shape != v.shape]
+    resized = [
+        f"{k} is {tuple(state[k].shape)}, the space needs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
     if missing or unexpected or resized:
-        problems = [f"{len(missing)} tensors missing (e.g. {missing[0]})" if missing else "",
-                    f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else "",
-                    resized[0] if resized else ""]
-        raise BadInput(f"--supernet {ckpt}: not a supernet of space {net.space.name!r}: "
-                       f"{'; '.join(p for p in problems if p)} (trained on another space? see --space)")
+        problems = [
+            f"{len(missing)} tensors missing (e.g. {missing[0]})" if missing else "",
+            f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else "",
+            resized[0] if resized else "",
+        ]
+        raise BadInput(
+            f"--supernet {ckpt}: not a supernet of space {net.space.name!r}: "
+            f"{'; '.join(p for p in problems if p)} (trained on another space? see --space)"
+        )
     net.load_state_dict(state)
     return net.eval()
 
@@ -52,13 +59,16 @@ def trained_model(arch: Arch, ckpt: str | Path, space: Space | str | None = None
     try:
         adapted = checkpoint.adapt(arch)
     except SpaceError as exc:
-        raise BadInput(f"--supernet {ckpt}: trained on {checkpoint.space.name!r}, which cannot run this architecture "
-                       f"({str(exc).splitlines()[0]})") from None
+        raise BadInput(
+            f"--supernet {ckpt}: trained on {checkpoint.space.name!r}, which cannot run this architecture "
+            f"({str(exc).splitlines()[0]})"
+        ) from None
     if checkpoint.kind == "supernet":
         return adapted, checkpoint.model().extract(adapted)
     if checkpoint.arch is None or checkpoint.adapt(checkpoint.arch).id != adapted.id:
-        raise BadInput(f"--supernet {ckpt}: holds one trained architecture ({checkpoint.arch.id if checkpoint.arch else '?'}), "
-                       f"not {arch.id}")
+        raise BadInput(
+            f"--supernet {ckpt}: holds one trained architecture ({checkpoint.arch.id if checkpoint.arch else '?'}), not {arch.id}"
+        )
     return checkpoint.arch, checkpoint.model()
 
 

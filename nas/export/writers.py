@@ -25,7 +25,7 @@ import supernet
 from latency_lut.convert import coreml_model, coreml_targets, onnx_bytes
 from search_spaces import Arch
 from search_spaces.files import atomic_write, atomic_write_dir, check_writable
-from search_spaces.provenance import tool_version
+from search_spaces.provenance import require_extra, tool_version
 
 from ..errors import BadInput, NasError
 from ..evaluate import evaluate
@@ -49,14 +49,23 @@ def metadata(arch: Arch, entry: Mapping[str, Any] | None = None, weights: str = 
     """What a model file says about itself: the architecture (JSON, also valid YAML), its exact params and
     MACs, latency and MES on the default device, and, for a search run's entry, its id and accuracy."""
     counts = supernet.count(arch)
-    meta = {"arch": json.dumps(arch.to_dict(), separators=(",", ":")), "arch_id": arch.id,
-            "input": f"input: float32 [N, 3, {arch.resolution}, {arch.resolution}]", "output": f"{OUTPUT_NAME}: class scores",
-            "params": str(counts.params), "macs": str(counts.macs)}
+    meta = {
+        "arch": json.dumps(arch.to_dict(), separators=(",", ":")),
+        "arch_id": arch.id,
+        "input": f"input: float32 [N, 3, {arch.resolution}, {arch.resolution}]",
+        "output": f"{OUTPUT_NAME}: class scores",
+        "params": str(counts.params),
+        "macs": str(counts.macs),
+    }
     try:
         lut = latency_lut.load(None)
         metrics = evaluate(arch, lut=lut)
-        meta.update(latency_ms=f"{metrics['latency_ms']:.4f}", latency_device=lut.device,
-                    latency_provenance=lut.provenance, mes=f"{metrics['mes']:.2f}")
+        meta.update(
+            latency_ms=f"{metrics['latency_ms']:.4f}",
+            latency_device=lut.device,
+            latency_provenance=lut.provenance,
+            mes=f"{metrics['mes']:.2f}",
+        )
     except latency_lut.LUTError:  # the default table does not cover this space: no latency to state
         pass
     if entry is not None:
@@ -71,17 +80,31 @@ def metadata(arch: Arch, entry: Mapping[str, Any] | None = None, weights: str = 
     return meta
 
 
-def check_request(fmt: str, out: str | Path, *, state_dict: bool = False, precision: str | None = None,
-                  target: str | None = None, dynamic_batch: bool = False, with_weights: bool = False) -> Path:
+def check_request(
+    fmt: str,
+    out: str | Path,
+    *,
+    state_dict: bool = False,
+    precision: str | None = None,
+    target: str | None = None,
+    dynamic_batch: bool = False,
+    with_weights: bool = False,
+) -> Path:
     """Refuse a request that cannot succeed before any work is done (exit 2): unknown format, options of
     another format, an unwritable output path. Returns the output path."""
     if fmt not in FORMATS:
         raise BadInput(f"unknown export format {fmt!r} (accepted: {', '.join(FORMATS)})")
-    for given, option, formats in ((state_dict, "--state-dict", ("pt",)), (precision is not None, "--precision", ("coreml",)),
-                                   (target is not None, "--target", ("coreml",)),
-                                   (dynamic_batch, "--dynamic-batch", ("onnx",)), (with_weights, "--supernet", MODEL_FORMATS)):
+    for given, option, formats in (
+        (state_dict, "--state-dict", ("pt",)),
+        (precision is not None, "--precision", ("coreml",)),
+        (target is not None, "--target", ("coreml",)),
+        (dynamic_batch, "--dynamic-batch", ("onnx",)),
+        (with_weights, "--supernet", MODEL_FORMATS),
+    ):
         if given and fmt not in formats:
             raise BadInput(f"{option} applies to --format {' or '.join(formats)}, not {fmt}")
+    for module in {"onnx": ("onnx", "onnxruntime"), "coreml": ("coremltools",)}.get(fmt, ()):
+        require_extra(module, f"--format {fmt}", "export", BadInput)
     if precision is not None and precision not in ("fp16", "fp32"):
         raise BadInput(f"unknown --precision {precision!r} (accepted: fp16, fp32)")
     if target is not None:
@@ -97,9 +120,20 @@ def check_request(fmt: str, out: str | Path, *, state_dict: bool = False, precis
     return check_writable(out)
 
 
-def export(arch: Arch, fmt: str, out: str | Path, *, model: Any = None, entry: Mapping[str, Any] | None = None,
-           weights: str | None = None, state_dict: bool = False, precision: str | None = None, target: str | None = None,
-           dynamic_batch: bool = False, progress: bool = False) -> dict[str, Any]:
+def export(
+    arch: Arch,
+    fmt: str,
+    out: str | Path,
+    *,
+    model: Any = None,
+    entry: Mapping[str, Any] | None = None,
+    weights: str | None = None,
+    state_dict: bool = False,
+    precision: str | None = None,
+    target: str | None = None,
+    dynamic_batch: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Write `arch` as `fmt` to `out`; return what was written (path, format, bytes, params, metadata, ...).
 
     `model` is the module to write (default: ``supernet.SubNet(arch)``, freshly initialised with seed 0);
@@ -126,8 +160,19 @@ def export(arch: Arch, fmt: str, out: str | Path, *, model: Any = None, entry: M
         if fmt == "coreml" or (fmt == "onnx" and not dynamic_batch):
             meta["input"] = meta["input"].replace("[N,", "[1,")
         model = model.cpu().eval()
-        info.update(_WRITERS[fmt](model, arch, out, meta, state_dict=state_dict, precision=precision or DEFAULT_PRECISION,
-                                  target=target or DEFAULT_TARGET, dynamic_batch=dynamic_batch, progress=progress))
+        info.update(
+            _WRITERS[fmt](
+                model,
+                arch,
+                out,
+                meta,
+                state_dict=state_dict,
+                precision=precision or DEFAULT_PRECISION,
+                target=target or DEFAULT_TARGET,
+                dynamic_batch=dynamic_batch,
+                progress=progress,
+            )
+        )
         info["params"] = sum(p.numel() for p in model.parameters())
         info["weights"] = meta["weights"]
         info["metadata"] = meta
@@ -148,8 +193,9 @@ def _max_diff(got: Any, want: Any, what: str) -> float:
         raise ExportCheckFailed(f"the {what} model's output has shape {got.shape}, PyTorch's {want.shape}; nothing written")
     diff = float(np.max(np.abs(got - want))) if got.size else 0.0
     if not diff <= TOLERANCE:  # also catches NaN
-        raise ExportCheckFailed(f"the {what} model's outputs differ from PyTorch's by up to {diff:.3g} "
-                                f"(tolerance {TOLERANCE:g}); nothing written")
+        raise ExportCheckFailed(
+            f"the {what} model's outputs differ from PyTorch's by up to {diff:.3g} (tolerance {TOLERANCE:g}); nothing written"
+        )
     return diff
 
 
@@ -169,13 +215,12 @@ def _write_torchscript(model: Any, arch: Arch, out: Path, meta: dict[str, str], 
 
 
 def _write_onnx(model: Any, arch: Arch, out: Path, meta: dict[str, str], *, dynamic_batch: bool, **_: Any) -> dict[str, Any]:
-    try:
-        import onnx
-        import onnxruntime as ort
-    except ImportError:
-        raise BadInput("--format onnx needs onnx and onnxruntime: pip install 'nas-mobile-vit[export]'") from None
-    proto = onnx.load_from_string(onnx_bytes(model, tuple(_sample(arch).shape), ONNX_OPSET, output_name=OUTPUT_NAME,
-                                             dynamic_batch=dynamic_batch))
+    import onnx
+    import onnxruntime as ort
+
+    proto = onnx.load_from_string(
+        onnx_bytes(model, tuple(_sample(arch).shape), ONNX_OPSET, output_name=OUTPUT_NAME, dynamic_batch=dynamic_batch)
+    )
     proto.doc_string = f"EfficientFormerV2-style subnet {arch.id} exported by nas"
     for key, value in meta.items():
         prop = proto.metadata_props.add()
@@ -193,10 +238,18 @@ def _write_onnx(model: Any, arch: Arch, out: Path, meta: dict[str, str], *, dyna
     return {"max_abs_diff": diff, "opset": ONNX_OPSET, "dynamic_batch": dynamic_batch}
 
 
-def _write_coreml(model: Any, arch: Arch, out: Path, meta: dict[str, str], *, precision: str, target: str,
-                  progress: bool, **_: Any) -> dict[str, Any]:
-    mlmodel = coreml_model(model, tuple(_sample(arch).shape), precision=precision, target=target, output_name=OUTPUT_NAME,
-                           float32_io=True, progress=progress)
+def _write_coreml(
+    model: Any, arch: Arch, out: Path, meta: dict[str, str], *, precision: str, target: str, progress: bool, **_: Any
+) -> dict[str, Any]:
+    mlmodel = coreml_model(
+        model,
+        tuple(_sample(arch).shape),
+        precision=precision,
+        target=target,
+        output_name=OUTPUT_NAME,
+        float32_io=True,
+        progress=progress,
+    )
     mlmodel.user_defined_metadata.update(meta)
     mlmodel.short_description = f"EfficientFormerV2-style subnet {arch.id} ({int(meta['params']):,} parameters)"
     mlmodel.input_description["input"] = f"float32 image batch [1, 3, {arch.resolution}, {arch.resolution}]"
@@ -205,8 +258,12 @@ def _write_coreml(model: Any, arch: Arch, out: Path, meta: dict[str, str], *, pr
     return {"precision": precision, "target": target}
 
 
-_WRITERS: dict[str, Callable[..., dict[str, Any]]] = {"pt": _write_pt, "torchscript": _write_torchscript,
-                                                       "onnx": _write_onnx, "coreml": _write_coreml}
+_WRITERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "pt": _write_pt,
+    "torchscript": _write_torchscript,
+    "onnx": _write_onnx,
+    "coreml": _write_coreml,
+}
 
 
 def _size(path: Path) -> int:

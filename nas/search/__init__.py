@@ -25,7 +25,29 @@ from .strategies import STRATEGIES, ActionSearch, Evolution, OptunaStrategy, Str
 
 make_callable(__name__, search)
 
-__all__ = ["search", "SearchSettings", "SearchResult", "Problem", "SpaceProblem", "Entry", "ACCURACY", "Strategy",
-           "Evolution", "OptunaStrategy", "ActionSearch", "STRATEGIES", "make_strategy", "front", "compare_runs",
-           "run_result", "load_run", "load_run_settings", "resolve", "resolve_arch", "run_entry", "pick_entry",
-           "resumed_settings_of", "DEFAULT_STUDY"]
+__all__ = [
+    "search",
+    "SearchSettings",
+    "SearchResult",
+    "Problem",
+    "SpaceProblem",
+    "Entry",
+    "ACCURACY",
+    "Strategy",
+    "Evolution",
+    "OptunaStrategy",
+    "ActionSearch",
+    "STRATEGIES",
+    "make_strategy",
+    "front",
+    "compare_runs",
+    "run_result",
+    "load_run",
+    "load_run_settings",
+    "resolve",
+    "resolve_arch",
+    "run_entry",
+    "pick_entry",
+    "resumed_settings_of",
+    "DEFAULT_STUDY",
+]

@@ -25,8 +25,18 @@ from .runs import RunStore, worker_name
 class SearchContext:
     """A run in progress (see the module docstring)."""
 
-    def __init__(self, problem: Problem, store: RunStore, trials: int, seed: int, *, salt: int = 0, shared: bool = False,
-                 progress: ProgressCallback | None = None, executor: Any = None):
+    def __init__(
+        self,
+        problem: Problem,
+        store: RunStore,
+        trials: int,
+        seed: int,
+        *,
+        salt: int = 0,
+        shared: bool = False,
+        progress: ProgressCallback | None = None,
+        executor: Any = None,
+    ):
         self.problem, self.store, self.trials, self.seed = problem, store, trials, seed
         self.salt, self.shared, self.progress, self.executor = salt, shared, progress, executor
         self.batch_size = executor.parallelism if executor is not None else 1  # Optuna asks per batch
@@ -100,10 +110,11 @@ class SearchContext:
         estimator = self.problem.estimator
         candidates = [e.candidate for e in unique]
         if screen:
+
             def joins_front(predicted: np.ndarray) -> np.ndarray:
                 known = [e for e in self.store.entries if e.feasible and e.accuracy is not None]
                 guessed = [{**e.metrics, "accuracy": float(v)} for e, v in zip(unique, predicted)]
-                return pareto_mask(self.problem.costs([k.metrics for k in known] + guessed))[len(known):]
+                return pareto_mask(self.problem.costs([k.metrics for k in known] + guessed))[len(known) :]
 
             values, sources = estimator.screen(candidates, joins_front, self._measure)
         else:
@@ -149,8 +160,9 @@ class SearchContext:
             self._front_size, self._hypervolume = len(entries), hv
         evaluated = self.store.evaluated
         share = len(self.store.feasible) / evaluated if evaluated else 0.0
-        self.progress(evaluated, self.trials, "search", feasible=f"{share:.0%}", front=self._front_size,
-                      HV=f"{self._hypervolume:.4f}")
+        self.progress(
+            evaluated, self.trials, "search", feasible=f"{share:.0%}", front=self._front_size, HV=f"{self._hypervolume:.4f}"
+        )
 
 
 __all__ = ["SearchContext"]

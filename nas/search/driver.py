@@ -23,7 +23,7 @@ from ..estimate import estimator_from_settings
 from ..progress import ProgressCallback
 from .context import SearchContext
 from .problem import Problem
-from .ray_tune import RayExecutor
+from .ray_tune import RayExecutor, require_ray
 from .result import SearchResult, result_of
 from .runs import RUN_FILE, RunStore, default_storage, load_run_settings, open_storage, write_result, write_run_file
 from .settings import SearchSettings, check_shared
@@ -31,10 +31,21 @@ from .space import SpaceProblem
 from .strategies import Strategy, make_strategy, strategy_options
 
 
-def search(target: Space | str | Path | Problem = search_spaces.DEFAULT_SPACE, budget: Any = None,
-           device: str | None = None, *, settings: SearchSettings | None = None, out: str | Path | None = None,
-           resume: bool = False, ray: str | bool | None = None, progress: ProgressCallback | None = None,
-           lut: Any = None, estimator: Any = None, command: str | None = None, **options: Any) -> SearchResult:
+def search(
+    target: Space | str | Path | Problem = search_spaces.DEFAULT_SPACE,
+    budget: Any = None,
+    device: str | None = None,
+    *,
+    settings: SearchSettings | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    ray: str | bool | None = None,
+    progress: ProgressCallback | None = None,
+    lut: Any = None,
+    estimator: Any = None,
+    command: str | None = None,
+    **options: Any,
+) -> SearchResult:
     """Search `target` (a space, its name or path, or a :class:`~nas.search.Problem`) for the Pareto
     front under `budget` (``{"params": 3e6, "latency_ms": 1.0}``, ``"params=3M latency=1ms"`` or a Budget)
     on `device` (a latency table; the default device when None).
@@ -57,6 +68,8 @@ def search(target: Space | str | Path | Problem = search_spaces.DEFAULT_SPACE, b
     if settings is None:
         if isinstance(target, Problem):
             options.setdefault("space", target.name)
+            if budget is None:
+                budget = target.budget
         elif target is not None:
             options.setdefault("space", target.ref if isinstance(target, Space) else str(target))
         if budget is not None:
@@ -79,23 +92,40 @@ def search(target: Space | str | Path | Problem = search_spaces.DEFAULT_SPACE, b
         made_here = estimator is None
         if made_here:
             estimator = estimator_from_settings(settings.to_dict())
-        problem = SpaceProblem(space, lut, settings.budget, estimator, settings.objectives, settings.mes_alpha,
-                               settings.mes_unit)
+        problem = SpaceProblem(space, lut, settings.budget, estimator, settings.objectives, settings.mes_alpha, settings.mes_unit)
         run_info = {"device": lut.device, "device_provenance": lut.provenance, "lut": str(lut.path or "")}
     problem.check_feasible()
     trials = settings.total_trials
-    strategy_object = strategy_object or make_strategy(settings.strategy, sampler=settings.sampler,
-                                                       population=settings.population)
+    strategy_object = strategy_object or make_strategy(
+        settings.strategy, sampler=settings.sampler, population=settings.population
+    )
 
+    if ray:
+        if not isinstance(problem, SpaceProblem):
+            raise BadInput("--ray evaluates architectures of a search space; a problem of one's own runs without it")
+        require_ray()
     run_dir = Path(out) if out is not None else None
     if run_dir is not None:
         _prepare_run_dir(run_dir, resume=resume, shared=settings.storage is not None)
     url = settings.storage or (default_storage(run_dir) if run_dir is not None else None)
-    stored_settings = {**settings.to_dict(), **run_info, "accuracy_source": problem.accuracy_source,
-                       "reference": problem.normaliser.to_dict(), "accuracy_scale": problem.normaliser.accuracy_scale,
-                       "storage_url": url or "memory", "strategy_config": strategy_object.config()}
-    store = RunStore(open_storage(url), settings.study, problem.objectives, create=True, record=problem.to_record,
-                     decode=problem.from_record, settings=stored_settings)
+    stored_settings = {
+        **settings.to_dict(),
+        **run_info,
+        "accuracy_source": problem.accuracy_source,
+        "reference": problem.normaliser.to_dict(),
+        "accuracy_scale": problem.normaliser.accuracy_scale,
+        "storage_url": url or "memory",
+        "strategy_config": strategy_object.config(),
+    }
+    store = RunStore(
+        open_storage(url),
+        settings.study,
+        problem.objectives,
+        create=True,
+        record=problem.to_record,
+        decode=problem.from_record,
+        settings=stored_settings,
+    )
     if store.settings:
         check_shared(store.settings, stored_settings, settings.study)
     store.refresh()
@@ -110,14 +140,13 @@ def search(target: Space | str | Path | Problem = search_spaces.DEFAULT_SPACE, b
 
     executor = None
     if ray:
-        if not isinstance(problem, SpaceProblem):
-            raise BadInput("--ray evaluates architectures of a search space; a problem of one's own runs without it")
-        factory = (functools.partial(estimator_from_settings, settings.to_dict()) if made_here
-                   else functools.partial(_same, problem.estimator))
-        executor = RayExecutor(factory, record=Arch.to_dict, decode=Arch.from_dict,
-                               address=None if ray is True else str(ray))
-    ctx = SearchContext(problem, store, trials, settings.seed, salt=salt, shared=shared, progress=progress,
-                        executor=executor)
+        factory = (
+            functools.partial(estimator_from_settings, settings.to_dict())
+            if made_here
+            else functools.partial(_same, problem.estimator)
+        )
+        executor = RayExecutor(factory, record=Arch.to_dict, decode=Arch.from_dict, address=None if ray is True else str(ray))
+    ctx = SearchContext(problem, store, trials, settings.seed, salt=salt, shared=shared, progress=progress, executor=executor)
     run_name = str(run_dir) if run_dir is not None else None
 
     def result() -> SearchResult:

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The metric the estimator fills in: the expensive objective, higher is better.
-ACCURACY = "accuracy"
+from ..pareto import ACCURACY
+
 #: What strategies add to a trial: evolution's generation; the action search's step, action and parent
 #: trial; a repeat's original trial.
 EXTRA_KEYS = ("generation", "step", "action", "parent", "duplicate_of")

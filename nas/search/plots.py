@@ -22,6 +22,7 @@ import numpy as np
 import latency_lut
 import search_spaces
 from search_spaces.files import atomic_write_bytes, check_writable
+from search_spaces.provenance import require_extra
 
 from ..errors import BadInput
 from ..estimate import estimator_from_settings
@@ -37,8 +38,16 @@ REFERENCE_MODELS = (("S0", "s0"), ("S1", "s1"), ("S2", "s2"), ("L", "l"))
 _SCALE = {"params": 1e6, "macs": 1e6}  # plotted in millions
 _BUDGET_KEY = {"latency": "latency_ms", "params": "params", "macs": "macs", "mes": "mes"}
 _RUN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
-_RUN_MARKERS = (("o", "circle"), ("s", "square"), ("^", "triangle-up"), ("D", "diamond"), ("v", "triangle-down"),
-                ("P", "cross"), ("X", "x"), ("h", "hexagon"))
+_RUN_MARKERS = (
+    ("o", "circle"),
+    ("s", "square"),
+    ("^", "triangle-up"),
+    ("D", "diamond"),
+    ("v", "triangle-down"),
+    ("P", "cross"),
+    ("X", "x"),
+    ("h", "hexagon"),
+)
 
 
 def check_plot_path(path: str | Path) -> Path:
@@ -47,6 +56,7 @@ def check_plot_path(path: str | Path) -> Path:
     path = Path(path)
     if path.suffix.lower() not in PLOT_SUFFIXES:
         raise BadInput(f"--plot {path}: the file name must end in .png (an image) or .html (an interactive page)")
+    require_extra("matplotlib" if path.suffix.lower() == ".png" else "plotly", f"--plot {path.name}", "plot", BadInput)
     return check_writable(path, "--plot")
 
 
@@ -115,16 +125,22 @@ def arch_summary(arch: Any, sep: str = "; ") -> str:
         for m in mixers:
             counts[m] = counts.get(m, 0) + 1
         stages.append(f"s{s + 1} " + " + ".join(f"{n}×{m}" for m, n in counts.items()))
-    return (f"{arch.resolution} px, depths {'-'.join(map(str, arch.depths))}, widths {'-'.join(map(str, arch.widths))}"
-            f"{sep}mixers: {', '.join(stages)}")
+    return (
+        f"{arch.resolution} px, depths {'-'.join(map(str, arch.depths))}, widths {'-'.join(map(str, arch.widths))}"
+        f"{sep}mixers: {', '.join(stages)}"
+    )
 
 
 def _metrics_text(entry: dict[str, Any]) -> str:
     parts = []
     if entry.get("accuracy") is not None:
         parts.append(f"accuracy {entry['accuracy']:.4g}")
-    parts += [f"latency {entry['latency_ms']:.3f} ms", f"params {entry['params'] / 1e6:.3f} M",
-              f"MACs {entry['macs'] / 1e6:.1f} M", f"MES {entry['mes']:.1f}"]
+    parts += [
+        f"latency {entry['latency_ms']:.3f} ms",
+        f"params {entry['params'] / 1e6:.3f} M",
+        f"MACs {entry['macs'] / 1e6:.1f} M",
+        f"MES {entry['mes']:.1f}",
+    ]
     return ", ".join(parts)
 
 
@@ -203,8 +219,12 @@ def _accuracy_source(result: Any) -> str:
 
 def budget_text(budget: dict[str, float]) -> str:
     """``params ≤ 3M, latency ≤ 1 ms`` for a run's budget."""
-    shown = {"params": lambda v: f"params ≤ {v / 1e6:g}M", "macs": lambda v: f"MACs ≤ {v / 1e6:g}M",
-             "latency_ms": lambda v: f"latency ≤ {v:g} ms", "mes": lambda v: f"MES ≥ {v:g}"}
+    shown = {
+        "params": lambda v: f"params ≤ {v / 1e6:g}M",
+        "macs": lambda v: f"MACs ≤ {v / 1e6:g}M",
+        "latency_ms": lambda v: f"latency ≤ {v:g} ms",
+        "mes": lambda v: f"MES ≥ {v:g}",
+    }
     return ", ".join(shown[k](v) for k, v in budget.items() if k in shown) or "none"
 
 
@@ -261,8 +281,9 @@ def reference_models(result: Any, x: str, y: str, estimator: Any = None) -> tupl
     for label, preset in REFERENCE_MODELS:
         arch = space.preset(preset)
         try:
-            metrics = evaluate(arch, lut=lut, mes_alpha=settings.get("mes_alpha") or None,
-                               mes_unit=settings.get("mes_unit") or None)
+            metrics = evaluate(
+                arch, lut=lut, mes_alpha=settings.get("mes_alpha") or None, mes_unit=settings.get("mes_unit") or None
+            )
         except latency_lut.LUTError as exc:
             return [], [f"EfficientFormerV2 models not drawn: the {lut.device} table cannot predict them ({exc})"]
         models.append((label, arch, dict(metrics, arch=arch)))
@@ -272,8 +293,10 @@ def reference_models(result: Any, x: str, y: str, estimator: Any = None) -> tupl
         outside = [label for label, arch, _ in models if not run_space.contains(arch)]
         models = [m for m in models if run_space.contains(m[1])]
         if outside:
-            notes.append(f"EfficientFormerV2 {', '.join(outside)} not drawn: outside space {result.space}, "
-                         "so the run's estimator cannot score them")
+            notes.append(
+                f"EfficientFormerV2 {', '.join(outside)} not drawn: outside space {result.space}, "
+                "so the run's estimator cannot score them"
+            )
         if models:
             why = ""
             if estimator is None:
@@ -286,14 +309,17 @@ def reference_models(result: Any, x: str, y: str, estimator: Any = None) -> tupl
                     metrics["accuracy"] = float(value)
     points = []
     for label, arch, metrics in models:
-        text = (f"<b>EfficientFormerV2-{label}</b> (published architecture)<br>{_metrics_text(metrics)}"
-                f"<br>{arch_summary(arch, sep='<br>')}")
+        text = (
+            f"<b>EfficientFormerV2-{label}</b> (published architecture)<br>{_metrics_text(metrics)}"
+            f"<br>{arch_summary(arch, sep='<br>')}"
+        )
         points.append({"label": label, "x": _plotted(metrics, x), "y": _plotted(metrics, y), "text": text})
     return points, notes
 
 
-def figure_data(results: Sequence[Any], x: str = "latency", y: str = "accuracy", *, references: bool = True,
-                estimator: Any = None) -> FigureData:
+def figure_data(
+    results: Sequence[Any], x: str = "latency", y: str = "accuracy", *, references: bool = True, estimator: Any = None
+) -> FigureData:
     """What the plot of `results` (``SearchResult`` objects) shows, independent of the backend."""
     for name, axis in (("--x", x), ("--y", y)):
         if axis not in AXES:
@@ -309,12 +335,15 @@ def figure_data(results: Sequence[Any], x: str = "latency", y: str = "accuracy",
         runs.append(_series(result, x, y, label))
     first = results[0]
     objectives = ", ".join(first.objectives) if len({r.objectives for r in results}) == 1 else "each run's objectives"
-    devices = sorted({f"{r.device} ({'ESTIMATED' if r.device_provenance == 'estimated' else 'measured'} latency)"
-                      for r in results})
+    devices = sorted(
+        {f"{r.device} ({'ESTIMATED' if r.device_provenance == 'estimated' else 'measured'} latency)" for r in results}
+    )
     budgets = sorted({budget_text(r.budget) for r in results})
     if single:
-        title = (f"Pareto front of {first.run or 'a search'}: {first.strategy}, {first.evaluated} evaluated, "
-                 f"{len(first.pareto)} on the front")
+        title = (
+            f"Pareto front of {first.run or 'a search'}: {first.strategy}, {first.evaluated} evaluated, "
+            f"{len(first.pareto)} on the front"
+        )
     else:
         title = f"Pareto fronts of {len(results)} runs"
     subtitle = f"device {', '.join(devices)}  ·  budget {' / '.join(budgets)}"
@@ -330,13 +359,32 @@ def figure_data(results: Sequence[Any], x: str = "latency", y: str = "accuracy",
                 reference_label += f" (accuracy: the {_accuracy_source(first)} estimate)"
             if not single and any(r.device != first.device for r in results):
                 notes.append(f"EfficientFormerV2 models use {first.run}'s device table ({first.device})")
-    return FigureData(x, y, _axis_label(x, results), _axis_label(y, results), title, subtitle, objectives, runs,
-                      _budgets(results, x, y), points, reference_label, notes)
+    return FigureData(
+        x,
+        y,
+        _axis_label(x, results),
+        _axis_label(y, results),
+        title,
+        subtitle,
+        objectives,
+        runs,
+        _budgets(results, x, y),
+        points,
+        reference_label,
+        notes,
+    )
 
 
 # ---- drawing ------------------------------------------------------------------------------------------
-def plot_fronts(results: Sequence[Any], path: str | Path, x: str = "latency", y: str = "accuracy", *,
-                references: bool = True, estimator: Any = None) -> list[str]:
+def plot_fronts(
+    results: Sequence[Any],
+    path: str | Path,
+    x: str = "latency",
+    y: str = "accuracy",
+    *,
+    references: bool = True,
+    estimator: Any = None,
+) -> list[str]:
     """Write the plot of one or several runs' fronts to `path` (.png: matplotlib; .html: plotly, with the
     plotly library embedded so the page works offline), atomically. Returns notes on what was left out."""
     path = check_plot_path(path)
@@ -350,12 +398,10 @@ def plot_fronts(results: Sequence[Any], path: str | Path, x: str = "latency", y:
 
 
 def _png(data: FigureData) -> bytes:
-    try:
-        from matplotlib import colormaps
-        from matplotlib.colors import Normalize
-        from matplotlib.figure import Figure  # no pyplot: no display, no global backend switch
-    except ImportError:
-        raise BadInput("--plot FILE.png needs matplotlib: pip install 'nas-mobile-vit[plot]'") from None
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure  # no pyplot: no display, no global backend switch
+
     fig = Figure(figsize=(10, 7), dpi=150, layout="constrained")
     ax = fig.add_subplot()
     cmap = colormaps["viridis"]
@@ -364,19 +410,47 @@ def _png(data: FigureData) -> bytes:
         values = run.others.params + run.front.params
         norm = Normalize(min(values, default=0.0), max(values, default=1.0))
         if run.infeasible.x:
-            ax.scatter(run.infeasible.x, run.infeasible.y, s=14, marker="x", color="0.7", linewidths=0.8,
-                       label=_infeasible_label(run), zorder=1)
+            ax.scatter(
+                run.infeasible.x,
+                run.infeasible.y,
+                s=14,
+                marker="x",
+                color="0.7",
+                linewidths=0.8,
+                label=_infeasible_label(run),
+                zorder=1,
+            )
         mappable = None
         if run.others.x:
-            mappable = ax.scatter(run.others.x, run.others.y, c=run.others.params, cmap=cmap, norm=norm, s=18, alpha=0.55,
-                                  linewidths=0, label=f"feasible, not on the front ({len(run.others.x)})", zorder=2)
+            mappable = ax.scatter(
+                run.others.x,
+                run.others.y,
+                c=run.others.params,
+                cmap=cmap,
+                norm=norm,
+                s=18,
+                alpha=0.55,
+                linewidths=0,
+                label=f"feasible, not on the front ({len(run.others.x)})",
+                zorder=2,
+            )
         if run.stair_x:
-            ax.plot(run.stair_x, run.stair_y, color="crimson", lw=1.3, alpha=0.9, zorder=3,
-                    label=f"2-D front of {data.x} vs {data.y}")
+            ax.plot(
+                run.stair_x, run.stair_y, color="crimson", lw=1.3, alpha=0.9, zorder=3, label=f"2-D front of {data.x} vs {data.y}"
+            )
         if run.front.x:
-            mappable = ax.scatter(run.front.x, run.front.y, c=run.front.params, cmap=cmap, norm=norm, s=46,
-                                  edgecolors="crimson", linewidths=1.2, zorder=4,
-                                  label=f"Pareto front over {data.objectives} ({len(run.front.x)})")
+            mappable = ax.scatter(
+                run.front.x,
+                run.front.y,
+                c=run.front.params,
+                cmap=cmap,
+                norm=norm,
+                s=46,
+                edgecolors="crimson",
+                linewidths=1.2,
+                zorder=4,
+                label=f"Pareto front over {data.objectives} ({len(run.front.x)})",
+            )
         if mappable is not None:
             fig.colorbar(mappable, ax=ax, label="parameters (M)", pad=0.01)
     else:
@@ -387,14 +461,33 @@ def _png(data: FigureData) -> bytes:
             ax.scatter(run.others.x, run.others.y, s=10, marker=marker, color=colour, alpha=0.18, linewidths=0, zorder=2)
             if run.stair_x:
                 ax.plot(run.stair_x, run.stair_y, color=colour, lw=1.3, alpha=0.9, zorder=3)
-            ax.scatter(run.front.x, run.front.y, s=40, marker=marker, color=colour, edgecolors="black", linewidths=0.6,
-                       zorder=4, label=run.label)
+            ax.scatter(
+                run.front.x,
+                run.front.y,
+                s=40,
+                marker=marker,
+                color=colour,
+                edgecolors="black",
+                linewidths=0.6,
+                zorder=4,
+                label=run.label,
+            )
     if data.references:
-        ax.scatter([p["x"] for p in data.references], [p["y"] for p in data.references], s=190, marker="*",
-                   color="black", edgecolors="white", linewidths=0.6, zorder=5, label=data.reference_label)
+        ax.scatter(
+            [p["x"] for p in data.references],
+            [p["y"] for p in data.references],
+            s=190,
+            marker="*",
+            color="black",
+            edgecolors="white",
+            linewidths=0.6,
+            zorder=5,
+            label=data.reference_label,
+        )
         for p in data.references:
-            ax.annotate(p["label"], (p["x"], p["y"]), xytext=(7, 5), textcoords="offset points", fontsize=10,
-                        fontweight="bold", zorder=6)
+            ax.annotate(
+                p["label"], (p["x"], p["y"]), xytext=(7, 5), textcoords="offset points", fontsize=10, fontweight="bold", zorder=6
+            )
     ax.margins(0.06)
     limits = {}
     for which, (low, high) in (("x", ax.get_xlim()), ("y", ax.get_ylim())):
@@ -419,10 +512,18 @@ def _png(data: FigureData) -> bytes:
     fig.suptitle(data.title, fontsize=12, fontweight="bold")
     ax.set_title("\n".join([data.subtitle] + ["note: " + n for n in data.notes]), fontsize=10)
     handles, labels = ax.get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda i: next((rank for start, rank in _LEGEND_ORDER.items()
-                                                            if labels[i].startswith(start)), len(_LEGEND_ORDER)))
-    legend = fig.legend([handles[i] for i in order], [labels[i] for i in order], loc="outside lower center",
-                        ncols=1 if not data.single else 2, frameon=False, fontsize=9)
+    order = sorted(
+        range(len(labels)),
+        key=lambda i: next((rank for start, rank in _LEGEND_ORDER.items() if labels[i].startswith(start)), len(_LEGEND_ORDER)),
+    )
+    legend = fig.legend(
+        [handles[i] for i in order],
+        [labels[i] for i in order],
+        loc="outside lower center",
+        ncols=1 if not data.single else 2,
+        frameon=False,
+        fontsize=9,
+    )
     if data.single:  # a colour-mapped handle takes its first point's colour; show the map's middle instead
         for handle, label in zip(legend.legend_handles, legend.get_texts()):
             if label.get_text().startswith("feasible"):
@@ -445,10 +546,8 @@ def _infeasible_label(run: RunSeries) -> str:
 
 
 def _html(data: FigureData) -> str:
-    try:
-        import plotly.graph_objects as go
-    except ImportError:
-        raise BadInput("--plot FILE.html needs plotly: pip install 'nas-mobile-vit[plot]'") from None
+    import plotly.graph_objects as go
+
     fig = go.Figure()
     hover = "%{text}<extra></extra>"
     if data.single:
@@ -456,49 +555,116 @@ def _html(data: FigureData) -> str:
         values = run.others.params + run.front.params
         scale = {"colorscale": "Viridis", "cmin": min(values, default=0.0), "cmax": max(values, default=1.0)}
         if run.infeasible.x:
-            fig.add_trace(go.Scatter(x=run.infeasible.x, y=run.infeasible.y, text=run.infeasible.text, mode="markers",
-                                     name=_infeasible_label(run), hovertemplate=hover,
-                                     marker={"symbol": "x-thin", "size": 6, "color": "#b0b0b0", "line": {"width": 1,
-                                                                                                           "color": "#b0b0b0"}}))
+            fig.add_trace(
+                go.Scatter(
+                    x=run.infeasible.x,
+                    y=run.infeasible.y,
+                    text=run.infeasible.text,
+                    mode="markers",
+                    name=_infeasible_label(run),
+                    hovertemplate=hover,
+                    marker={"symbol": "x-thin", "size": 6, "color": "#b0b0b0", "line": {"width": 1, "color": "#b0b0b0"}},
+                )
+            )
         bar = {"colorbar": {"title": {"text": "parameters (M)"}}, "showscale": True}
         if run.others.x:
-            fig.add_trace(go.Scatter(x=run.others.x, y=run.others.y, text=run.others.text, mode="markers",
-                                     hovertemplate=hover, name=f"feasible, not on the front ({len(run.others.x)})",
-                                     marker={"color": run.others.params, "size": 6, "opacity": 0.6, **scale,
-                                             **({} if run.front.x else bar)}))
+            fig.add_trace(
+                go.Scatter(
+                    x=run.others.x,
+                    y=run.others.y,
+                    text=run.others.text,
+                    mode="markers",
+                    hovertemplate=hover,
+                    name=f"feasible, not on the front ({len(run.others.x)})",
+                    marker={"color": run.others.params, "size": 6, "opacity": 0.6, **scale, **({} if run.front.x else bar)},
+                )
+            )
         if run.stair_x:
-            fig.add_trace(go.Scatter(x=run.stair_x, y=run.stair_y, mode="lines", hoverinfo="skip",
-                                     name=f"2-D front of {data.x} vs {data.y}", line={"color": "crimson", "width": 1.5}))
+            fig.add_trace(
+                go.Scatter(
+                    x=run.stair_x,
+                    y=run.stair_y,
+                    mode="lines",
+                    hoverinfo="skip",
+                    name=f"2-D front of {data.x} vs {data.y}",
+                    line={"color": "crimson", "width": 1.5},
+                )
+            )
         if run.front.x:
-            fig.add_trace(go.Scatter(x=run.front.x, y=run.front.y, text=run.front.text, mode="markers",
-                                     hovertemplate=hover, name=f"Pareto front over {data.objectives} ({len(run.front.x)})",
-                                     marker={"color": run.front.params, "size": 10, **scale, **bar,
-                                             "line": {"color": "crimson", "width": 1.5}}))
+            fig.add_trace(
+                go.Scatter(
+                    x=run.front.x,
+                    y=run.front.y,
+                    text=run.front.text,
+                    mode="markers",
+                    hovertemplate=hover,
+                    name=f"Pareto front over {data.objectives} ({len(run.front.x)})",
+                    marker={"color": run.front.params, "size": 10, **scale, **bar, "line": {"color": "crimson", "width": 1.5}},
+                )
+            )
     else:
         for i, run in enumerate(data.runs):
             colour, (_, symbol) = _RUN_COLOURS[i % len(_RUN_COLOURS)], _RUN_MARKERS[i % len(_RUN_MARKERS)]
             group = f"run{i}"
-            fig.add_trace(go.Scatter(x=run.others.x + run.infeasible.x, y=run.others.y + run.infeasible.y,
-                                     text=run.others.text + run.infeasible.text, mode="markers", hovertemplate=hover,
-                                     legendgroup=group, showlegend=False, name=run.label,
-                                     marker={"color": colour, "symbol": symbol, "size": 5, "opacity": 0.25}))
+            fig.add_trace(
+                go.Scatter(
+                    x=run.others.x + run.infeasible.x,
+                    y=run.others.y + run.infeasible.y,
+                    text=run.others.text + run.infeasible.text,
+                    mode="markers",
+                    hovertemplate=hover,
+                    legendgroup=group,
+                    showlegend=False,
+                    name=run.label,
+                    marker={"color": colour, "symbol": symbol, "size": 5, "opacity": 0.25},
+                )
+            )
             if run.stair_x:
-                fig.add_trace(go.Scatter(x=run.stair_x, y=run.stair_y, mode="lines", hoverinfo="skip", legendgroup=group,
-                                         showlegend=False, line={"color": colour, "width": 1.5}))
-            fig.add_trace(go.Scatter(x=run.front.x, y=run.front.y, text=run.front.text, mode="markers", hovertemplate=hover,
-                                     legendgroup=group, name=run.label,
-                                     marker={"color": colour, "symbol": symbol, "size": 9, "line": {"color": "black",
-                                                                                                    "width": 0.8}}))
+                fig.add_trace(
+                    go.Scatter(
+                        x=run.stair_x,
+                        y=run.stair_y,
+                        mode="lines",
+                        hoverinfo="skip",
+                        legendgroup=group,
+                        showlegend=False,
+                        line={"color": colour, "width": 1.5},
+                    )
+                )
+            fig.add_trace(
+                go.Scatter(
+                    x=run.front.x,
+                    y=run.front.y,
+                    text=run.front.text,
+                    mode="markers",
+                    hovertemplate=hover,
+                    legendgroup=group,
+                    name=run.label,
+                    marker={"color": colour, "symbol": symbol, "size": 9, "line": {"color": "black", "width": 0.8}},
+                )
+            )
     if data.references:
-        fig.add_trace(go.Scatter(x=[p["x"] for p in data.references], y=[p["y"] for p in data.references],
-                                 text=[p["label"] for p in data.references], hovertext=[p["text"] for p in data.references],
-                                 hovertemplate="%{hovertext}<extra></extra>", mode="markers+text", textposition="top right",
-                                 name=data.reference_label,
-                                 marker={"symbol": "star", "size": 15, "color": "black", "line": {"color": "white",
-                                                                                                  "width": 0.6}}))
+        fig.add_trace(
+            go.Scatter(
+                x=[p["x"] for p in data.references],
+                y=[p["y"] for p in data.references],
+                text=[p["label"] for p in data.references],
+                hovertext=[p["text"] for p in data.references],
+                hovertemplate="%{hovertext}<extra></extra>",
+                mode="markers+text",
+                textposition="top right",
+                name=data.reference_label,
+                marker={"symbol": "star", "size": 15, "color": "black", "line": {"color": "white", "width": 0.6}},
+            )
+        )
     for which, value, label in data.budgets:
-        line = {"line_dash": "dash", "line_color": "#404040", "line_width": 1, "annotation_text": label,
-                "annotation_font_size": 11}
+        line = {
+            "line_dash": "dash",
+            "line_color": "#404040",
+            "line_width": 1,
+            "annotation_text": label,
+            "annotation_font_size": 11,
+        }
         if which == "x":
             fig.add_vline(x=value, annotation_position="top", **line)
         else:
@@ -506,9 +672,14 @@ def _html(data: FigureData) -> str:
     notes = "".join(f"<br><span style='font-size:11px;color:#666'>note: {n}</span>" for n in data.notes)
     fig.update_layout(
         title={"text": f"{data.title}<br><span style='font-size:13px'>{data.subtitle}</span>{notes}"},
-        xaxis_title=data.x_label, yaxis_title=data.y_label, template="plotly_white", height=720, hovermode="closest",
+        xaxis_title=data.x_label,
+        yaxis_title=data.y_label,
+        template="plotly_white",
+        height=720,
+        hovermode="closest",
         legend={"orientation": "h", "yanchor": "top", "y": -0.12, "xanchor": "center", "x": 0.5},
-        margin={"t": 110 + 16 * len(data.notes)})
+        margin={"t": 110 + 16 * len(data.notes)},
+    )
     return fig.to_html(include_plotlyjs=True, full_html=True)
 
 

@@ -116,7 +116,7 @@ class Problem:
         for i, gene in enumerate(self.genes()):
             for c in range(len(gene.choices)):
                 if c != codes[i]:
-                    out.append(self.decode(codes[:i] + [c] + codes[i + 1:]))
+                    out.append(self.decode(codes[:i] + [c] + codes[i + 1 :]))
         return out
 
     def shrink_actions(self, candidate: Any) -> list[tuple[str, Any]]:
@@ -130,8 +130,10 @@ class Problem:
     def efficiency(self, metrics: Mapping[str, float]) -> float:
         """What the action search gains by shrinking (higher is better): by default the negative sum of
         the normalised cheap objectives."""
-        return -float(sum(self.normaliser.costs([metrics])[0, j] for j, o in enumerate(self.normaliser.records)
-                          if not o.expensive))
+        normaliser = self.normaliser
+        cheap = [o for o in normaliser.records if not o.expensive]
+        z = Normaliser(cheap, {o.name: normaliser.reference[o.name] for o in cheap}).costs([metrics])
+        return -float(z.sum())
 
     @property
     def feature_map(self) -> Any:
@@ -188,8 +190,9 @@ class Problem:
         """The accuracy Optuna stores for an infeasible trial (which is never estimated): the worst."""
         return float(self.estimator.reference()[0]) if any(o.expensive for o in self.objectives) else 0.0
 
-    def repair(self, candidate: Any, rng: np.random.Generator | random.Random, max_steps: int = 200,
-               entry: Entry | None = None) -> Entry | None:
+    def repair(
+        self, candidate: Any, rng: np.random.Generator | random.Random, max_steps: int = 200, entry: Entry | None = None
+    ) -> Entry | None:
         """Shrink an over-budget candidate until it fits: each step takes one of the shrinking actions,
         drawn with probability proportional to how much over-budget excess it removes. Returns the
         feasible entry, or None when `max_steps` steps (or the actions) do not reach the budget."""
@@ -230,8 +233,7 @@ class EncodingFeatures:
             key = problem.key(c)
             if key not in memo:
                 memo[key] = problem.encode(c)
-        return np.array([memo[problem.key(c)] for c in candidates], dtype=np.int64).reshape(
-            len(candidates), len(problem.genes()))
+        return np.array([memo[problem.key(c)] for c in candidates], dtype=np.int64).reshape(len(candidates), len(problem.genes()))
 
     def design(self, codes: np.ndarray) -> np.ndarray:
         codes = np.atleast_2d(np.asarray(codes, dtype=np.int64))

@@ -18,6 +18,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from search_spaces.provenance import require_extra
+
 from ..errors import BadInput
 
 _ESTIMATORS: dict[str, Any] = {}  # per worker process: factory key -> estimator
@@ -35,16 +37,26 @@ def _evaluate(config: dict[str, Any], factory: Callable[[], Any], key: str, deco
     return {"index": config.get("index"), "accuracy": float(estimator.estimate([decode(config["arch"])])[0])}
 
 
+def require_ray() -> None:
+    """Ray Tune or a one-line hint (before any work or file is written)."""
+    require_extra("ray.tune", "--ray", "ray", BadInput)
+
+
 class RayExecutor:
     """``map(candidates) -> accuracies`` through Ray Tune (see the module docstring)."""
 
-    def __init__(self, factory: Callable[[], Any], *, record: Callable[[Any], Any], decode: Callable[[Any], Any],
-                 address: str | None = None, num_cpus: int | None = None):
-        try:
-            import ray
-            from ray import tune  # noqa: F401
-        except ImportError:
-            raise BadInput("--ray needs Ray Tune: pip install 'nas-mobile-vit[ray]'") from None
+    def __init__(
+        self,
+        factory: Callable[[], Any],
+        *,
+        record: Callable[[Any], Any],
+        decode: Callable[[Any], Any],
+        address: str | None = None,
+        num_cpus: int | None = None,
+    ):
+        require_ray()
+        import ray
+
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
         os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
@@ -54,8 +66,13 @@ class RayExecutor:
                 if address:
                     ray.init(address=address, log_to_driver=False, logging_level="ERROR")
                 else:
-                    ray.init(include_dashboard=False, num_cpus=num_cpus or os.cpu_count(), _node_ip_address="127.0.0.1",
-                             log_to_driver=False, logging_level="ERROR")
+                    ray.init(
+                        include_dashboard=False,
+                        num_cpus=num_cpus or os.cpu_count(),
+                        _node_ip_address="127.0.0.1",
+                        log_to_driver=False,
+                        logging_level="ERROR",
+                    )
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 raise BadInput(f"--ray {address or ''}: cannot start or reach Ray ({str(exc).splitlines()[0]})") from None
             self._started = True
@@ -74,10 +91,12 @@ class RayExecutor:
         from ray import tune
 
         self._round += 1
-        tuner = tune.Tuner(self._trainable(), param_space=tune_config.pop("param_space", None),
-                           tune_config=tune.TuneConfig(reuse_actors=True, **tune_config),
-                           run_config=tune.RunConfig(name=f"{name}{self._round}", storage_path=self._dir, verbose=0,
-                                                     log_to_file=False))
+        tuner = tune.Tuner(
+            self._trainable(),
+            param_space=tune_config.pop("param_space", None),
+            tune_config=tune.TuneConfig(reuse_actors=True, **tune_config),
+            run_config=tune.RunConfig(name=f"{name}{self._round}", storage_path=self._dir, verbose=0, log_to_file=False),
+        )
         results = tuner.fit()
         for result in results:
             if result.error is not None:
@@ -108,8 +127,11 @@ class RayExecutor:
         key = uuid.uuid4().hex
         RUNS[key] = (ctx, ctx.store.study_with(sampler), self.record)
         try:
-            self._run("optuna", search_alg=ConcurrencyLimiter(StudySearcher(key), max_concurrent=self.parallelism),
-                      num_samples=remaining)
+            self._run(
+                "optuna",
+                search_alg=ConcurrencyLimiter(StudySearcher(key), max_concurrent=self.parallelism),
+                num_samples=remaining,
+            )
         finally:
             RUNS.pop(key, None)
 

@@ -19,8 +19,14 @@ from .runs import PARETO_FILE, RUN_FILE, run_result
 ARCH_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 PICK_EXAMPLE = "best-accuracy, best-mes, or limits such as 'latency<=0.8ms,params<=3M' on latency, params, macs, mes, accuracy"
 #: metric names a --pick limit may use, their entry key, and the sense of a bare ``=`` (as in budgets)
-_PICK_METRICS = {"latency": ("latency_ms", "<="), "latency_ms": ("latency_ms", "<="), "params": ("params", "<="),
-                 "macs": ("macs", "<="), "mes": ("mes", ">="), "accuracy": ("accuracy", ">=")}
+_PICK_METRICS = {
+    "latency": ("latency_ms", "<="),
+    "latency_ms": ("latency_ms", "<="),
+    "params": ("params", "<="),
+    "macs": ("macs", "<="),
+    "mes": ("mes", ">="),
+    "accuracy": ("accuracy", ">="),
+}
 
 
 def resolve_arch(ref: str, space: str = DEFAULT_SPACE) -> Arch:
@@ -46,8 +52,9 @@ def resolve(ref: str, space: str = DEFAULT_SPACE, pick: str | None = None) -> tu
     if path.is_file():
         return Arch.from_file(path), None
     if path.is_dir() and _is_run(path):
-        raise BadInput(f"{ref} is a search run: name one of its trials as {ref}#N, or choose a front entry with "
-                       f"--pick ({PICK_EXAMPLE})")
+        raise BadInput(
+            f"{ref} is a search run: name one of its trials as {ref}#N, or choose a front entry with --pick ({PICK_EXAMPLE})"
+        )
     if path.suffix.lower() in ARCH_FILE_SUFFIXES or path.is_dir():
         raise BadInput(f"no such architecture file: {ref}")
     loaded = search_spaces.load(space)
@@ -55,8 +62,10 @@ def resolve(ref: str, space: str = DEFAULT_SPACE, pick: str | None = None) -> tu
         return loaded.preset(ref), None
     except SpaceError:
         presets = ", ".join(loaded.preset_names) or "none"
-        raise BadInput(f"unknown architecture {ref!r}: not a preset of space {loaded.name!r} ({presets}), "
-                       "an architecture file (.yaml/.json) or RUN_DIR#N") from None
+        raise BadInput(
+            f"unknown architecture {ref!r}: not a preset of space {loaded.name!r} ({presets}), "
+            "an architecture file (.yaml/.json) or RUN_DIR#N"
+        ) from None
 
 
 def _is_run(path: Path) -> bool:
@@ -110,8 +119,7 @@ def run_entry(run_dir: str, number: str) -> tuple[Arch, dict[str, Any]]:
         raise BadInput(f"{ref}: run {run_dir!r} has no entry #{number} on its Pareto front (entries: {on_front})")
     numbers = sorted(int(_number(e)) for e in history)
     span = f"#{numbers[0]} to #{numbers[-1]}" if numbers else "none yet"
-    raise BadInput(f"{ref}: run {run_dir!r} has no trial #{number} (its {len(numbers)} trials: {span}; "
-                   f"Pareto front: {on_front})")
+    raise BadInput(f"{ref}: run {run_dir!r} has no trial #{number} (its {len(numbers)} trials: {span}; Pareto front: {on_front})")
 
 
 def parse_pick(rule: str) -> tuple[str, list[tuple[str, str, float, str]]]:
@@ -119,7 +127,7 @@ def parse_pick(rule: str) -> tuple[str, list[tuple[str, str, float, str]]]:
     -> ("accuracy", [(key, op, value, token), ...])."""
     text = rule.strip().lower()
     if text in ("best-accuracy", "best-mes"):
-        return text[len("best-"):], []
+        return text[len("best-") :], []
     limits = []
     for token in (t.strip() for t in rule.split(",")):
         match = re.fullmatch(r"([A-Za-z_]+)\s*(<=|>=|<|>|=)\s*(.+)", token)
@@ -130,8 +138,10 @@ def parse_pick(rule: str) -> tuple[str, list[tuple[str, str, float, str]]]:
         try:
             value = parse_quantity("mes" if key == "accuracy" else key, match.group(3).strip(), token, what="--pick")
         except BadInput:
-            raise BadInput(f"--pick {rule!r}: {match.group(3).strip()!r} in {token!r} is not a valid {match.group(1)} "
-                           f"(e.g. latency<=0.8ms, params<=3M, macs<=400M, mes>=50, accuracy>=70)") from None
+            raise BadInput(
+                f"--pick {rule!r}: {match.group(3).strip()!r} in {token!r} is not a valid {match.group(1)} "
+                f"(e.g. latency<=0.8ms, params<=3M, macs<=400M, mes>=50, accuracy>=70)"
+            ) from None
         limits.append((key, op, value, token))
     return "accuracy", limits
 
@@ -163,7 +173,9 @@ def pick_entry(run_dir: str, rule: str) -> tuple[Arch, dict[str, Any]]:
                 best = min(values) if smallest else max(values)
                 shown = f"{best:.4g} ms" if key == "latency_ms" else f"{best:,.0f}" if smallest else f"{best:.4g}"
                 facts.append(f"{'smallest' if smallest else 'largest'} {key.removesuffix('_ms')} {shown}")
-        raise BadInput(f"--pick {rule!r}: no entry of the Pareto front of {run_dir!r} meets it "
-                       f"(front: {len(front)} entries; {', '.join(facts) or 'none with ' + target})")
+        raise BadInput(
+            f"--pick {rule!r}: no entry of the Pareto front of {run_dir!r} meets it "
+            f"(front: {len(front)} entries; {', '.join(facts) or 'none with ' + target})"
+        )
     best = max(chosen, key=lambda e: (e[target], -e["latency_ms"], -int(_number(e) or 0)))
     return _arch_of(best, str(best.get("id", run_dir))), dict(best, device=device, on_front=True)

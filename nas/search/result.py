@@ -36,10 +36,20 @@ class SearchResult:
     settings: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"run": self.run, "space": self.space, "device": self.device, "device_provenance": self.device_provenance,
-                "strategy": self.strategy, "budget": self.budget, "objectives": list(self.objectives),
-                "evaluated": self.evaluated, "feasible": self.feasible, "hypervolume": self.hypervolume,
-                "reference": self.reference, "pareto": self.pareto}
+        return {
+            "run": self.run,
+            "space": self.space,
+            "device": self.device,
+            "device_provenance": self.device_provenance,
+            "strategy": self.strategy,
+            "budget": self.budget,
+            "objectives": list(self.objectives),
+            "evaluated": self.evaluated,
+            "feasible": self.feasible,
+            "hypervolume": self.hypervolume,
+            "reference": self.reference,
+            "pareto": self.pareto,
+        }
 
 
 def front(entries: Sequence[Entry], normaliser: Normaliser) -> tuple[list[Entry], float]:
@@ -69,20 +79,36 @@ def public_entry(entry: Entry, run: str | None, record: Any, keys: Sequence[str]
     return out
 
 
-def result_of(store: Any, normaliser: Normaliser, settings: Mapping[str, Any], run: str | None,
-              record: Any = None, keys: Sequence[str] | None = None) -> SearchResult:
+def result_of(
+    store: Any,
+    normaliser: Normaliser,
+    settings: Mapping[str, Any],
+    run: str | None,
+    record: Any = None,
+    keys: Sequence[str] | None = None,
+) -> SearchResult:
     """The result of a run's store (`record` turns a candidate into JSON data; default ``to_dict()``)."""
     record = record or (lambda c: c.to_dict())
     keys = keys or ("params", "macs", "latency_ms", "mes", "accuracy")
     entries, hv = front(store.entries, normaliser)
     strategy = settings["strategy"] if settings["strategy"] != "optuna" else f"optuna:{settings['sampler']}"
     return SearchResult(
-        run=run, space=settings["space"], device=settings.get("device") or "", device_provenance=settings.get(
-            "device_provenance") or "", strategy=strategy, budget=dict(settings["budget"]),
-        objectives=tuple(settings["objectives"]), evaluated=store.evaluated, feasible=len(store.feasible),
-        hypervolume=hv, reference=normaliser.to_dict(),
-        pareto=[public_entry(e, run, record(e.candidate), keys) for e in entries], history=list(store.entries),
-        normaliser=normaliser, settings=dict(settings))
+        run=run,
+        space=settings["space"],
+        device=settings.get("device") or "",
+        device_provenance=settings.get("device_provenance") or "",
+        strategy=strategy,
+        budget=dict(settings["budget"]),
+        objectives=tuple(settings["objectives"]),
+        evaluated=store.evaluated,
+        feasible=len(store.feasible),
+        hypervolume=hv,
+        reference=normaliser.to_dict(),
+        pareto=[public_entry(e, run, record(e.candidate), keys) for e in entries],
+        history=list(store.entries),
+        normaliser=normaliser,
+        settings=dict(settings),
+    )
 
 
 def compare_runs(results: Sequence[SearchResult]) -> dict[str, Any]:
@@ -91,14 +117,15 @@ def compare_runs(results: Sequence[SearchResult]) -> dict[str, Any]:
     "hypervolumes": [one per run, in order]}``. Runs over different objectives are a BadInput."""
     names = [r.run or "(in memory)" for r in results]
     if len({r.objectives for r in results}) > 1:
-        raise BadInput("runs with different objectives cannot share a hypervolume reference: "
-                       + ", ".join(f"{n} ({','.join(r.objectives)})" for n, r in zip(names, results)))
+        raise BadInput(
+            "runs with different objectives cannot share a hypervolume reference: "
+            + ", ".join(f"{n} ({','.join(r.objectives)})" for n, r in zip(names, results))
+        )
     normalisers = [r.normaliser for r in results]
     if any(n is None for n in normalisers):
         raise ValueError("compare_runs() needs results from search() or run_result() (they carry their normaliser)")
     common = common_normaliser(normalisers)
-    return {"common_reference": common.to_dict(),
-            "hypervolumes": [hypervolume(common.costs(r.pareto)) for r in results]}
+    return {"common_reference": common.to_dict(), "hypervolumes": [hypervolume(common.costs(r.pareto)) for r in results]}
 
 
 __all__ = ["SearchResult", "front", "public_entry", "result_of", "compare_runs"]

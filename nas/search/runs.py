@@ -40,11 +40,10 @@ Decode = Callable[[Any, str], Any]
 
 
 def _optuna():
-    try:
-        import optuna
-    except ImportError:  # pragma: no cover - depends on the install
-        raise BadInput("the search needs Optuna: pip install 'nas-mobile-vit[search]'") from None
+    """Optuna, with its per-trial logging off and its experimental-feature warnings silenced."""
     import warnings
+
+    import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -104,8 +103,17 @@ class RunStore:
     """The trials of one run, read back as :class:`Entry` records; `record` and `decode` turn a candidate
     into the JSON data a trial stores and back."""
 
-    def __init__(self, storage: Any, study_name: str, objectives: Sequence[Objective], *, create: bool,
-                 record: Callable[[Any], Any], decode: Decode, settings: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        storage: Any,
+        study_name: str,
+        objectives: Sequence[Objective],
+        *,
+        create: bool,
+        record: Callable[[Any], Any],
+        decode: Decode,
+        settings: dict[str, Any] | None = None,
+    ):
         optuna = _optuna()
         self.storage = storage
         self.study_name = study_name
@@ -114,8 +122,9 @@ class RunStore:
         self.record, self.decode = record, decode
         exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
         if create and not exists:
-            self.study = optuna.create_study(storage=storage, study_name=study_name,
-                                             directions=[o.direction for o in self.records])
+            self.study = optuna.create_study(
+                storage=storage, study_name=study_name, directions=[o.direction for o in self.records]
+            )
             self.study.set_metric_names(list(self.objectives))
             if settings:
                 self.study.set_user_attr("nas", settings)
@@ -220,8 +229,9 @@ class RunStore:
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
         return sum(1 for t in self.study.get_trials(deepcopy=False, states=states) if t.number < number)
 
-    def finish(self, trial: Any, entry: Entry, accuracy_placeholder: float = 0.0,
-               constraints: Mapping[str, float] | None = None) -> Entry:
+    def finish(
+        self, trial: Any, entry: Entry, accuracy_placeholder: float = 0.0, constraints: Mapping[str, float] | None = None
+    ) -> Entry:
         """Complete a reserved (or asked) trial with an evaluated candidate."""
         for key, value in attrs_of(entry, self.record(entry.candidate)).items():
             trial.set_user_attr(key, value)
@@ -314,34 +324,55 @@ def load_run_settings(run_dir: str | Path) -> dict[str, Any]:
     return settings
 
 
-
-
-def load_run(run_dir: str | Path, decode: Decode | None = None) -> tuple[dict[str, Any], RunStore]:
-    """A run's settings (from ``run.yaml``) and its store, read from its storage (`decode` reads a stored
-    candidate; by default an architecture)."""
+def load_run(run_dir: str | Path, problem: Any = None) -> tuple[dict[str, Any], RunStore]:
+    """A run's settings (from ``run.yaml``) and its store, read from its storage. A run of a problem of
+    one's own needs that `problem` to read its candidates back (by default they are architectures)."""
     settings = load_run_settings(run_dir)
     url = settings.get("storage_url")
     path = Path(run_dir) / RUN_FILE
     if not url or url == "memory":
         raise BadInput(f"{path}: the run kept its trials in memory; nothing to read")
-    objectives = [STANDARD_OBJECTIVES[name] for name in settings["objectives"]]
-    store = RunStore(open_storage(url), settings.get("study", "nas-search"), objectives, create=False,
-                     record=lambda c: c.to_dict(), decode=decode or _decode_arch)
+    if problem is not None:
+        objectives, record, decode = problem.objectives, problem.to_record, problem.from_record
+    else:
+        objectives = [STANDARD_OBJECTIVES[name] for name in settings["objectives"]]
+        record, decode = (lambda c: c.to_dict()), _decode_arch
+    store = RunStore(
+        open_storage(url), settings.get("study", "nas-search"), objectives, create=False, record=record, decode=decode
+    )
     store.refresh()
     return settings, store
 
 
-def run_result(run_dir: str | Path) -> SearchResult:
-    """The current front of a finished or running search of a space (recomputed from its storage)."""
-    settings, store = load_run(run_dir)
-    normaliser = Normaliser.from_dict(settings["objectives"], settings["reference"], float(settings.get("accuracy_scale", 1.0)))
-    return result_of(store, normaliser, settings, str(run_dir))
+def run_result(run_dir: str | Path, problem: Any = None) -> SearchResult:
+    """The current front of a finished or running search (recomputed from its storage); `problem` as
+    for :func:`load_run`."""
+    settings, store = load_run(run_dir, problem)
+    objectives = problem.objectives if problem is not None else settings["objectives"]
+    normaliser = Normaliser.from_dict(objectives, settings["reference"], float(settings.get("accuracy_scale", 1.0)))
+    if problem is None:
+        return result_of(store, normaliser, settings, str(run_dir))
+    return result_of(store, normaliser, settings, str(run_dir), problem.to_record, problem.metric_keys)
 
 
 def _decode_arch(data: Any, where: str) -> Any:
     return Arch.from_dict(data, source=where)
 
 
-__all__ = ["RunStore", "RUN_FILE", "PARETO_FILE", "STUDY_FILE", "open_storage", "default_storage", "worker_name",
-           "attrs_of", "entry_from_attrs", "write_run_file", "write_result", "load_run_settings", "run_versions",
-           "load_run", "run_result"]
+__all__ = [
+    "RunStore",
+    "RUN_FILE",
+    "PARETO_FILE",
+    "STUDY_FILE",
+    "open_storage",
+    "default_storage",
+    "worker_name",
+    "attrs_of",
+    "entry_from_attrs",
+    "write_run_file",
+    "write_result",
+    "load_run_settings",
+    "run_versions",
+    "load_run",
+    "run_result",
+]

@@ -101,15 +101,25 @@ class SearchSettings:
         :data:`RESUME_MAY_CHANGE` may differ."""
         stored = self.to_dict()
         mine = {k: _plain(v) for k, v in given.items()}
-        merged = resumed_settings(stored, mine, may_change=RESUME_MAY_CHANGE, where="the run's",
-                                  hint="a resumed run keeps its settings; only --trials may change")
+        merged = resumed_settings(
+            stored,
+            mine,
+            may_change=RESUME_MAY_CHANGE,
+            where="the run's",
+            hint="a resumed run keeps its settings; only --trials may change",
+        )
         return SearchSettings.from_dict(merged)
 
 
 def check_shared(stored: Mapping[str, Any], mine: Mapping[str, Any], study: str) -> None:
     """A worker may join a study only with the settings it was started with (see :data:`SHARED`)."""
-    resumed_settings(stored, {k: mine.get(k) for k in SHARED if k in stored}, may_change=(),
-                     where=f"study {study!r}'s", hint="workers sharing a study run with its settings")
+    resumed_settings(
+        stored,
+        {k: mine.get(k) for k in SHARED if k in stored},
+        may_change=(),
+        where=f"study {study!r}'s",
+        hint="workers sharing a study run with its settings",
+    )
 
 
 def _plain(value: Any) -> Any:

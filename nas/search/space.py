@@ -26,8 +26,16 @@ from .problem import Problem
 class SpaceProblem(Problem):
     """A space scored on one device (its latency table) under a budget, with one accuracy estimator."""
 
-    def __init__(self, space: Space, lut: Any, budget: Budget, estimator: Any, objectives: Sequence[str | Objective],
-                 mes_alpha: Mapping[str, float] | None = None, mes_unit: Mapping[str, float] | None = None):
+    def __init__(
+        self,
+        space: Space,
+        lut: Any,
+        budget: Budget,
+        estimator: Any,
+        objectives: Sequence[str | Objective],
+        mes_alpha: Mapping[str, float] | None = None,
+        mes_unit: Mapping[str, float] | None = None,
+    ):
         self.space, self.lut, self.budget, self.estimator = space, lut, budget, estimator
         self.name = space.ref
         self.objectives = tuple(o if isinstance(o, Objective) else STANDARD_OBJECTIVES[o] for o in objectives)
@@ -69,8 +77,15 @@ class SpaceProblem(Problem):
         macs = self._macs.total(codes)[0]
         latency = self.lut.predict_codes(codes, self.space)
         scores = np.atleast_1d(mes(params, latency, self.mes_alpha, self.mes_unit))
-        return [{"params": int(round(params[i])), "macs": int(round(macs[i])), "latency_ms": float(latency[i]),
-                 "mes": float(scores[i])} for i in range(len(codes))]
+        return [
+            {
+                "params": int(round(params[i])),
+                "macs": int(round(macs[i])),
+                "latency_ms": float(latency[i]),
+                "mes": float(scores[i]),
+            }
+            for i in range(len(codes))
+        ]
 
     @property
     def reference(self) -> dict[str, float]:

@@ -13,6 +13,25 @@ from .evaluation import calibration_batches, evaluate, evaluate_subnet
 from .settings import DATA_DEFAULTS, RESUME_MAY_CHANGE, TrainSettings
 from .trainer import Trainer, train
 
-__all__ = ["train", "Trainer", "TrainSettings", "DATA_DEFAULTS", "RESUME_MAY_CHANGE", "Checkpoint", "load_checkpoint",
-           "read_weights", "adapt_arch", "FORMAT", "VERSION", "Processes", "evaluate", "evaluate_subnet",
-           "calibration_batches", "recalibrate_bn", "Data", "Loader", "load_data", "synthetic_data"]
+__all__ = [
+    "train",
+    "Trainer",
+    "TrainSettings",
+    "DATA_DEFAULTS",
+    "RESUME_MAY_CHANGE",
+    "Checkpoint",
+    "load_checkpoint",
+    "read_weights",
+    "adapt_arch",
+    "FORMAT",
+    "VERSION",
+    "Processes",
+    "evaluate",
+    "evaluate_subnet",
+    "calibration_batches",
+    "recalibrate_bn",
+    "Data",
+    "Loader",
+    "load_data",
+    "synthetic_data",
+]

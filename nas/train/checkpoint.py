@@ -91,8 +91,10 @@ def read_weights(path: str | Path, what: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        raise BadInput(f"{what} {path}: holds Python objects other than tensors and plain data, which nas does not "
-                       "unpickle (it could run code); save the state_dict alone: torch.save(net.state_dict(), path)") from None
+        raise BadInput(
+            f"{what} {path}: holds Python objects other than tensors and plain data, which nas does not "
+            "unpickle (it could run code); save the state_dict alone: torch.save(net.state_dict(), path)"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - torch.load raises many kinds for a file that is not a checkpoint
         raise BadInput(f"{what} {path}: not a readable torch checkpoint ({str(exc).splitlines()[0][:200]})") from None
 
@@ -131,8 +133,13 @@ def space_of(info: dict[str, Any]) -> Space:
 def space_info(space: Space) -> dict[str, Any]:
     """How a checkpoint records its space (enough to load it on a machine without the space file)."""
     base = space.base
-    return {"ref": space.ref, "name": space.name, "base_ref": space.base_ref, "overrides": plain_data(space.overrides),
-            "yaml": Path(base.source).read_text(encoding="utf-8") if base.source and Path(base.source).is_file() else ""}
+    return {
+        "ref": space.ref,
+        "name": space.name,
+        "base_ref": space.base_ref,
+        "overrides": plain_data(space.overrides),
+        "yaml": Path(base.source).read_text(encoding="utf-8") if base.source and Path(base.source).is_file() else "",
+    }
 
 
 def plain_data(value: Any) -> Any:
@@ -154,8 +161,11 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
 def rng_state() -> dict[str, Any]:
     """Python's, NumPy's and torch's random states, as plain data and tensors."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    state = {"python": random.getstate(), "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
-             "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -171,5 +181,16 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-__all__ = ["Checkpoint", "FORMAT", "VERSION", "adapt_arch", "load_checkpoint", "read_weights", "is_checkpoint",
-           "save_checkpoint", "space_of", "space_info", "plain_data"]
+__all__ = [
+    "Checkpoint",
+    "FORMAT",
+    "VERSION",
+    "adapt_arch",
+    "load_checkpoint",
+    "read_weights",
+    "is_checkpoint",
+    "save_checkpoint",
+    "space_of",
+    "space_info",
+    "plain_data",
+]

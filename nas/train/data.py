@@ -34,10 +34,11 @@ from ..errors import BadInput
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_HINT = "apt-get install dataset-fashion-mnist"
-FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                         "Ankle boot")
-IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-             "val": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+FASHION_MNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "val": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 SYNTHETIC_DEFAULTS = {"train": 512, "val": 256, "classes": 10, "size": 32, "channels": 3, "seed": 0}
@@ -74,8 +75,16 @@ class Data:
         return len(self.classes)
 
     def describe(self) -> dict:
-        return {"source": self.source, "name": self.name, "classes": list(self.classes), "train": len(self.train),
-                "val": len(self.val), "mean": list(self.mean), "std": list(self.std), **self.info}
+        return {
+            "source": self.source,
+            "name": self.name,
+            "classes": list(self.classes),
+            "train": len(self.train),
+            "val": len(self.val),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            **self.info,
+        }
 
 
 # ---- loading -------------------------------------------------------------------------------------
@@ -116,8 +125,10 @@ def _idx_data(source: str, directory: Path, name: str) -> Data:
             raise BadInput(f"--data {source}: no {missing}[.gz] in {directory}{hint}")
         x, y = read_idx(images), read_idx(labels)
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y) or not len(y):
-            raise BadInput(f"--data {source}: {images.name} holds {tuple(x.shape)} images but {labels.name} "
-                           f"{tuple(y.shape)} labels (expected N x H x W images and N labels, N > 0)")
+            raise BadInput(
+                f"--data {source}: {images.name} holds {tuple(x.shape)} images but {labels.name} "
+                f"{tuple(y.shape)} labels (expected N x H x W images and N labels, N > 0)"
+            )
         splits[split] = Split(torch.from_numpy(y.astype(np.int64)), images=torch.from_numpy(x).unsqueeze(1))
     classes = int(max(splits["train"].labels.max(), splits["val"].labels.max())) + 1
     names = list(FASHION_MNIST_CLASSES) if name == "fashion-mnist" and classes == 10 else [str(c) for c in range(classes)]
@@ -130,10 +141,10 @@ def read_idx(path: str | Path) -> np.ndarray:
     path = Path(path)
     dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
     try:
-        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
             data = f.read()
         zero, code, ndim = struct.unpack(">HBB", data[:4])
-        dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
+        dims = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
         if zero != 0 or code not in dtypes:
             raise ValueError("bad magic number")
         array = np.frombuffer(bytearray(data), dtype=dtypes[code], offset=4 + 4 * ndim)
@@ -167,8 +178,10 @@ def _folder_data(source: str, root: Path, seed: int, val_fraction: float) -> Dat
 def _class_dirs(source: str, root: Path) -> list[str]:
     classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
-        raise BadInput(f"--data {source}: {root} has no class subdirectories (expected {root}/CLASS/IMAGE.png, "
-                       f"or train/ and val/ each holding them; or use: {SOURCES})")
+        raise BadInput(
+            f"--data {source}: {root} has no class subdirectories (expected {root}/CLASS/IMAGE.png, "
+            f"or train/ and val/ each holding them; or use: {SOURCES})"
+        )
     return classes
 
 
@@ -191,19 +204,27 @@ def _synthetic_options(source: str, arg: str) -> dict[str, int]:
         if key not in options or not value.isdigit():
             raise BadInput(f"--data {source}: bad option {item!r} (accepted: {', '.join(f'{k}=N' for k in options)})")
         options[key] = int(value)
-    if min(options["train"], options["val"], options["size"]) < 1 or options["classes"] < 2 \
-            or options["channels"] not in (1, 3):
+    if min(options["train"], options["val"], options["size"]) < 1 or options["classes"] < 2 or options["channels"] not in (1, 3):
         raise BadInput(f"--data {source}: needs train, val, size >= 1, classes >= 2 and channels 1 or 3")
     return options
 
 
-def synthetic_data(source: str = "synthetic", *, train: int = 512, val: int = 256, classes: int = 10, size: int = 32,
-                   channels: int = 3, seed: int = 0) -> Data:
+def synthetic_data(
+    source: str = "synthetic",
+    *,
+    train: int = 512,
+    val: int = 256,
+    classes: int = 10,
+    size: int = 32,
+    channels: int = 3,
+    seed: int = 0,
+) -> Data:
     """Random images that a small network can learn: each class has a smooth random pattern (a 4x4 grid
     upsampled), each image is its class pattern with a random brightness and noise. Deterministic by `seed`."""
     g = torch.Generator().manual_seed(seed)
-    patterns = F.interpolate(torch.rand(classes, channels, 4, 4, generator=g), size=(size, size), mode="bilinear",
-                             align_corners=False)
+    patterns = F.interpolate(
+        torch.rand(classes, channels, 4, 4, generator=g), size=(size, size), mode="bilinear", align_corners=False
+    )
 
     def split(n: int) -> Split:
         labels = torch.randint(0, classes, (n,), generator=g)
@@ -214,8 +235,9 @@ def synthetic_data(source: str = "synthetic", *, train: int = 512, val: int = 25
 
     train_split, val_split = split(train), split(val)
     mean, std = _stats(train_split.images)
-    return Data(source, "synthetic", [f"class{c}" for c in range(classes)], train_split, val_split, mean, std,
-                {"format": "synthetic"})
+    return Data(
+        source, "synthetic", [f"class{c}" for c in range(classes)], train_split, val_split, mean, std, {"format": "synthetic"}
+    )
 
 
 # ---- batches -------------------------------------------------------------------------------------
@@ -225,8 +247,9 @@ def seed_of(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
 
 
-def prepare(images: torch.Tensor, data: Data, resolution: int,
-            crops: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+def prepare(
+    images: torch.Tensor, data: Data, resolution: int, crops: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+) -> torch.Tensor:
     """uint8 images (B, C, H, W) -> the network's float input (B, 3, resolution, resolution).
 
     With `crops` (training; see :func:`draw_crops`) each image is cropped from itself padded by an
@@ -239,8 +262,9 @@ def prepare(images: torch.Tensor, data: Data, resolution: int,
     scale = 1 / (255 * torch.tensor(data.std, dtype=x.dtype).view(1, -1, 1, 1))
     x = (x - 255 * torch.tensor(data.mean, dtype=x.dtype).view(1, -1, 1, 1)) * scale
     if x.shape[-2:] != (resolution, resolution):  # after normalising: fewer pixels when upsampling, same result
-        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False,
-                          antialias=x.shape[-1] > resolution)
+        x = F.interpolate(
+            x, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=x.shape[-1] > resolution
+        )
     return x.repeat(1, 3, 1, 1) if x.shape[1] == 1 else x
 
 
@@ -279,9 +303,23 @@ class Loader:
     DataLoader processes (0: in this process).
     """
 
-    def __init__(self, data: Data, split: str, *, resolution: int, batch_size: int, train: bool, augment: bool | None = None,
-                 seed: int = 0, epoch: int = 0, rank: int = 0, world: int = 1, start: int = 0, limit: int | None = None,
-                 workers: int = 0):
+    def __init__(
+        self,
+        data: Data,
+        split: str,
+        *,
+        resolution: int,
+        batch_size: int,
+        train: bool,
+        augment: bool | None = None,
+        seed: int = 0,
+        epoch: int = 0,
+        rank: int = 0,
+        world: int = 1,
+        start: int = 0,
+        limit: int | None = None,
+        workers: int = 0,
+    ):
         if batch_size % world:
             raise BadInput(f"--batch-size {batch_size} is not a multiple of the {world} processes")
         self.data, self.split = data, getattr(data, split)
@@ -295,23 +333,23 @@ class Loader:
         else:
             order = torch.arange(n)
             n_batches = -(-n // batch_size)
-        self.batches = [order[i * batch_size:(i + 1) * batch_size] for i in range(n_batches)]
+        self.batches = [order[i * batch_size : (i + 1) * batch_size] for i in range(n_batches)]
 
     def __len__(self) -> int:
         return len(self.batches)
 
     def _shard(self, batch: torch.Tensor) -> torch.Tensor:
         size = -(-len(batch) // self.world)
-        return batch[self.rank * size:(self.rank + 1) * size]
+        return batch[self.rank * size : (self.rank + 1) * size]
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         if self.split.images is not None:
             side = self.split.images.shape[-1]
-            indices = [self._shard(b) for b in self.batches[self.start:]]
+            indices = [self._shard(b) for b in self.batches[self.start :]]
             raw = ((self.split.images[idx], self.split.labels[idx]) for idx in indices)
         else:
             side = self.resolution
-            raw = _decoded(self.split, self.resolution, [self._shard(b) for b in self.batches[self.start:]], self.workers)
+            raw = _decoded(self.split, self.resolution, [self._shard(b) for b in self.batches[self.start :]], self.workers)
         for i, (images, labels) in enumerate(raw, self.start):
             crops = None
             if self.augment:
@@ -322,8 +360,9 @@ class Loader:
 
 def _decoded(split: Split, resolution: int, batches: list[torch.Tensor], workers: int):
     dataset = _Files(split, resolution)
-    return torch.utils.data.DataLoader(dataset, batch_sampler=[b.tolist() for b in batches], num_workers=workers,
-                                       collate_fn=_stack)
+    return torch.utils.data.DataLoader(
+        dataset, batch_sampler=[b.tolist() for b in batches], num_workers=workers, collate_fn=_stack
+    )
 
 
 class _Files(torch.utils.data.Dataset):
@@ -349,4 +388,3 @@ class _Files(torch.utils.data.Dataset):
 
 def _stack(items: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.stack([x for x, _ in items]), torch.stack([y for _, y in items])
-

@@ -29,8 +29,9 @@ def resize(x: torch.Tensor, resolution: int) -> torch.Tensor:
     """A batch at another input resolution (bilinear; antialiased when shrinking)."""
     if x.shape[-1] == resolution:
         return x
-    return F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False,
-                         antialias=x.shape[-1] > resolution)
+    return F.interpolate(
+        x, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=x.shape[-1] > resolution
+    )
 
 
 @torch.no_grad()
@@ -52,8 +53,16 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor
     return 100.0 * correct / total
 
 
-def evaluate_subnet(net: supernet.SuperNet, arch: Arch, data: Data, *, batch_size: int = 256, calib_batches: int = 8,
-                    limit: int | None = None, seed: int = 0) -> float:
+def evaluate_subnet(
+    net: supernet.SuperNet,
+    arch: Arch,
+    data: Data,
+    *,
+    batch_size: int = 256,
+    calib_batches: int = 8,
+    limit: int | None = None,
+    seed: int = 0,
+) -> float:
     """Top-1 (%) on the validation split of `arch` with the supernet's weights: the subnet is extracted,
     its BatchNorm statistics re-estimated on `calib_batches` training batches (un-augmented, a fixed
     seeded draw), then it is evaluated on the first `limit` validation images (all by default)."""
@@ -67,8 +76,16 @@ def calibration_batches(data: Data, resolution: int, batch_size: int = 256, batc
     """`batches` un-augmented batches of training images in a fixed seeded order, for recalibrate_bn
     (smaller batches when the training split holds fewer than `batch_size` images)."""
     batch_size = min(batch_size, len(data.train))
-    return Loader(data, "train", resolution=resolution, batch_size=batch_size, train=True, augment=False,
-                  seed=seed_of(seed, 3), limit=batch_size * batches)
+    return Loader(
+        data,
+        "train",
+        resolution=resolution,
+        batch_size=batch_size,
+        train=True,
+        augment=False,
+        seed=seed_of(seed, 3),
+        limit=batch_size * batches,
+    )
 
 
 __all__ = ["evaluate", "evaluate_subnet", "calibration_batches", "logits_of", "resize"]

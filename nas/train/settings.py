@@ -13,8 +13,10 @@ from ..errors import BadInput
 from ..resume import resumed_settings
 
 #: Defaults for small data sets, chosen so one epoch of Fashion-MNIST takes minutes on two CPU cores.
-DATA_DEFAULTS = {"fashion-mnist": {"space": "efficientformerv2-tiny", "resolution": 32},
-                 "synthetic": {"space": "efficientformerv2-tiny", "resolution": 32}}
+DATA_DEFAULTS = {
+    "fashion-mnist": {"space": "efficientformerv2-tiny", "resolution": 32},
+    "synthetic": {"space": "efficientformerv2-tiny", "resolution": 32},
+}
 #: Settings a resumed run may change; any other must equal the checkpoint's.
 RESUME_MAY_CHANGE = ("epochs", "max_steps", "save_every", "workers", "device")
 
@@ -85,9 +87,13 @@ class TrainSettings:
         """These (a checkpoint's) settings continued with `options`: only :data:`RESUME_MAY_CHANGE` may
         differ; ``max_steps`` is a stop for one invocation, not a setting of the run."""
         stored = dict(self.to_dict(), max_steps=None)
-        merged = resumed_settings(stored, {k: v for k, v in options.items() if k != "out"}, may_change=RESUME_MAY_CHANGE,
-                                  where="the checkpoint's",
-                                  hint=f"{checkpoint}: drop the option to continue, or train into another --out")
+        merged = resumed_settings(
+            stored,
+            {k: v for k, v in options.items() if k != "out"},
+            may_change=RESUME_MAY_CHANGE,
+            where="the checkpoint's",
+            hint=f"{checkpoint}: drop the option to continue, or train into another --out",
+        )
         return TrainSettings.from_dict(merged)
 
 

@@ -81,8 +81,9 @@ class Trainer:
         self.resolution = max(self.space.resolutions)
         self.steps_per_epoch = len(self._loader(0, 0))
         if not self.steps_per_epoch:
-            raise BadInput(f"--data {s.data}: {len(self.data.train)} training images, fewer than one batch "
-                           f"(--batch-size {s.batch_size})")
+            raise BadInput(
+                f"--data {s.data}: {len(self.data.train)} training images, fewer than one batch (--batch-size {s.batch_size})"
+            )
         self.total_steps = s.epochs * self.steps_per_epoch
         self.optimizer = torch.optim.AdamW(_param_groups(self.model, s.weight_decay), lr=s.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
@@ -101,8 +102,7 @@ class Trainer:
         if state is not None:
             space = space_of(state["space"])
             if space.num_classes != self.data.num_classes:
-                raise BadInput(f"--data {s.data}: {self.data.num_classes} classes now, {space.num_classes} in the "
-                               "checkpoint")
+                raise BadInput(f"--data {s.data}: {self.data.num_classes} classes now, {space.num_classes} in the checkpoint")
             return space, Arch.from_dict(state["arch"]) if state.get("arch") else None, None
         start, init = None, None
         if s.supernet:
@@ -117,9 +117,11 @@ class Trainer:
         resolutions = [s.resolution] if s.resolution else None
         space = base.derive(num_classes=self.data.num_classes, resolutions=resolutions)
         if start is not None and (space.ref != start.space.ref):
-            raise BadInput(f"--supernet {s.supernet}: trained for {start.space.num_classes} classes at "
-                           f"{', '.join(map(str, start.space.resolutions))} px; this run needs {space.num_classes} "
-                           f"classes at {', '.join(map(str, space.resolutions))} px")
+            raise BadInput(
+                f"--supernet {s.supernet}: trained for {start.space.num_classes} classes at "
+                f"{', '.join(map(str, start.space.resolutions))} px; this run needs {space.num_classes} "
+                f"classes at {', '.join(map(str, space.resolutions))} px"
+            )
         arch = adapt_arch(Arch.from_dict(s.arch), space) if s.arch is not None else None
         if start is not None:
             init = start.model().extract(arch).state_dict() if arch is not None else start.state["model"]
@@ -128,9 +130,19 @@ class Trainer:
     def _loader(self, epoch: int, start: int) -> Loader:
         s = self.settings
         workers = s.workers if s.workers is not None else (0 if self.data.train.images is not None else 1)
-        return Loader(self.data, "train", resolution=max(self.space.resolutions), batch_size=s.batch_size, train=True,
-                      seed=s.seed, epoch=epoch, rank=self.procs.rank, world=self.procs.world, start=start,
-                      workers=workers)
+        return Loader(
+            self.data,
+            "train",
+            resolution=max(self.space.resolutions),
+            batch_size=s.batch_size,
+            train=True,
+            seed=s.seed,
+            epoch=epoch,
+            rank=self.procs.rank,
+            world=self.procs.world,
+            start=start,
+            workers=workers,
+        )
 
     def _lr_factor(self, step: int) -> float:
         warmup = max(1, round(self.settings.warmup * self.total_steps))
@@ -145,8 +157,9 @@ class Trainer:
         if self.arch is not None:
             return [self.arch]
         rng = random.Random(seed_of(self.settings.seed, 2, step))
-        return [self.space.largest(), self.space.smallest()] + [self.space.sample(rng)
-                                                                for _ in range(self.settings.random_subnets)]
+        return [self.space.largest(), self.space.smallest()] + [
+            self.space.sample(rng) for _ in range(self.settings.random_subnets)
+        ]
 
     def _forward(self, arch: Arch, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         x = resize(x, arch.resolution)
@@ -187,19 +200,32 @@ class Trainer:
             val = Loader(self.data, "val", resolution=self.arch.resolution, batch_size=256, train=False)
             return {"top1": evaluate(self.model, val)}
         net = self.model
-        return {name: evaluate_subnet(net, arch, self.data, calib_batches=s.calib_batches, seed=s.seed)
-                for name, arch in (("largest", self.space.largest()), ("smallest", self.space.smallest()))}
+        return {
+            name: evaluate_subnet(net, arch, self.data, calib_batches=s.calib_batches, seed=s.seed)
+            for name, arch in (("largest", self.space.largest()), ("smallest", self.space.smallest()))
+        }
 
     # -- checkpoints
     def state(self) -> dict[str, Any]:
         return {
-            "format": FORMAT, "version": VERSION, "kind": "supernet" if self.arch is None else "subnet",
-            "space": space_info(self.space), "arch": self.arch.to_dict() if self.arch else None,
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "step": self.step, "epoch": self.epoch, "batch": self.batch,
-            "complete": self.done, "epoch_loss": list(self.epoch_loss), "rng": rng_state(),
-            "settings": plain_data(self.settings.to_dict()), "data": plain_data(self.data.describe()),
-            "history": self.history, "versions": versions("torch"),
+            "format": FORMAT,
+            "version": VERSION,
+            "kind": "supernet" if self.arch is None else "subnet",
+            "space": space_info(self.space),
+            "arch": self.arch.to_dict() if self.arch else None,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "complete": self.done,
+            "epoch_loss": list(self.epoch_loss),
+            "rng": rng_state(),
+            "settings": plain_data(self.settings.to_dict()),
+            "data": plain_data(self.data.describe()),
+            "history": self.history,
+            "versions": versions("torch"),
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -239,9 +265,13 @@ class Trainer:
                 self.epoch_loss = [self.epoch_loss[0] + loss, self.epoch_loss[1] + 1]
                 images += s.batch_size
                 if progress:
-                    progress(self.batch * s.batch_size, self.steps_per_epoch * s.batch_size,
-                             f"epoch {self.epoch + 1}/{s.epochs}", loss=f"{loss:.3f}",
-                             lr=f"{self.scheduler.get_last_lr()[0]:.2e}")
+                    progress(
+                        self.batch * s.batch_size,
+                        self.steps_per_epoch * s.batch_size,
+                        f"epoch {self.epoch + 1}/{s.epochs}",
+                        loss=f"{loss:.3f}",
+                        lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
+                    )
                 if self.step >= max_steps:
                     break
                 if self.step % s.save_every == 0 and self.batch < self.steps_per_epoch:
@@ -259,20 +289,39 @@ class Trainer:
         val = self.validate() if self.procs.main else {}
         self.procs.barrier()
         loss = self.epoch_loss[0] / max(1, self.epoch_loss[1])
-        self.history.append({"epoch": self.epoch + 1, "step": self.step, "loss": round(loss, 6),
-                             "val_top1": {k: round(v, 3) for k, v in val.items()}, "seconds": round(seconds, 1)})
+        self.history.append(
+            {
+                "epoch": self.epoch + 1,
+                "step": self.step,
+                "loss": round(loss, 6),
+                "val_top1": {k: round(v, 3) for k, v in val.items()},
+                "seconds": round(seconds, 1),
+            }
+        )
         self.epoch, self.batch, self.epoch_loss = self.epoch + 1, 0, [0.0, 0]
         if log:
-            log(f"epoch {self.epoch}/{self.settings.epochs}: loss {loss:.4f}, validation top-1 "
-                + ", ".join(f"{k} {v:.2f}%" for k, v in val.items()))
+            log(
+                f"epoch {self.epoch}/{self.settings.epochs}: loss {loss:.4f}, validation top-1 "
+                + ", ".join(f"{k} {v:.2f}%" for k, v in val.items())
+            )
 
     def result(self, seconds: float, images_per_s: float) -> dict[str, Any]:
         last = self.history[-1]["val_top1"] if self.history else {}
-        return {"checkpoint": str(self.out), "kind": "supernet" if self.arch is None else "subnet",
-                "space": self.space.ref, "arch": self.arch.to_dict() if self.arch else None, "data": self.settings.data,
-                "resolution": self.resolution, "epochs": self.epoch, "steps": self.step, "complete": self.done,
-                "seconds": round(seconds, 1), "images_per_s": round(images_per_s, 1), "val_top1": last,
-                "history": self.history}
+        return {
+            "checkpoint": str(self.out),
+            "kind": "supernet" if self.arch is None else "subnet",
+            "space": self.space.ref,
+            "arch": self.arch.to_dict() if self.arch else None,
+            "data": self.settings.data,
+            "resolution": self.resolution,
+            "epochs": self.epoch,
+            "steps": self.step,
+            "complete": self.done,
+            "seconds": round(seconds, 1),
+            "images_per_s": round(images_per_s, 1),
+            "val_top1": last,
+            "history": self.history,
+        }
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -284,8 +333,15 @@ def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def train(options: Mapping[str, Any] | TrainSettings, out: str | Path, *, resume: bool = False, device: str | None = None,
-          progress: ProgressCallback | None = None, log: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+def train(
+    options: Mapping[str, Any] | TrainSettings,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    device: str | None = None,
+    progress: ProgressCallback | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any] | None:
     """Train a supernet (or, with ``arch``, one architecture) into the checkpoint `out`.
 
     `options` are the settings given (the fields of :class:`TrainSettings`; ``arch`` as a dict), or the

@@ -41,6 +41,21 @@ def strategy_options(strategy: Strategy) -> dict[str, Any]:
     return {k: config[k] for k in ("sampler", "population") if k in config}
 
 
-__all__ = ["Strategy", "Evolution", "OptunaStrategy", "ActionSearch", "STRATEGIES", "SAMPLERS", "DEFAULT_STRATEGY",
-           "make_strategy", "strategy_options", "RankAndCrowding", "BinaryTournament", "Crossover", "Mutation",
-           "ShrinkRepair", "SurrogateGuidance", "ParetoLocalSearch"]
+__all__ = [
+    "Strategy",
+    "Evolution",
+    "OptunaStrategy",
+    "ActionSearch",
+    "STRATEGIES",
+    "SAMPLERS",
+    "DEFAULT_STRATEGY",
+    "make_strategy",
+    "strategy_options",
+    "RankAndCrowding",
+    "BinaryTournament",
+    "Crossover",
+    "Mutation",
+    "ShrinkRepair",
+    "SurrogateGuidance",
+    "ParetoLocalSearch",
+]

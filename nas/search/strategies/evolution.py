@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...errors import Infeasible
-from ..entry import ACCURACY, Entry
+from ...pareto import ACCURACY
 from .base import Strategy
 from .operators import (
     BinaryTournament,
@@ -21,6 +21,7 @@ from .operators import (
 
 if TYPE_CHECKING:
     from ..context import SearchContext
+    from ..entry import Entry
 
 
 class Evolution(Strategy):
@@ -37,11 +38,19 @@ class Evolution(Strategy):
     name = "evolution"
     default_trials = 500
 
-    def __init__(self, population: int = 50, *, survival: RankAndCrowding | None = None,
-                 selection: BinaryTournament | None = None, crossover: Crossover | None = None,
-                 mutation: Mutation | None = None, repair: ShrinkRepair | None = None,
-                 guidance: SurrogateGuidance | None | bool = True, local_search: ParetoLocalSearch | None | bool = True,
-                 max_tries: int = 30):
+    def __init__(
+        self,
+        population: int = 50,
+        *,
+        survival: RankAndCrowding | None = None,
+        selection: BinaryTournament | None = None,
+        crossover: Crossover | None = None,
+        mutation: Mutation | None = None,
+        repair: ShrinkRepair | None = None,
+        guidance: SurrogateGuidance | None | bool = True,
+        local_search: ParetoLocalSearch | None | bool = True,
+        max_tries: int = 30,
+    ):
         if population < 2:
             raise ValueError(f"population must be at least 2, got {population}")
         self.population, self.max_tries = population, max_tries
@@ -57,9 +66,15 @@ class Evolution(Strategy):
         def fields(op: Any) -> Any:
             return None if op is None else {k: v for k, v in vars(op).items() if not k.startswith("_")}
 
-        return {"population": self.population, "max_tries": self.max_tries, "crossover": fields(self.crossover),
-                "mutation": fields(self.mutation), "repair": fields(self.repair), "guidance": fields(self.guidance),
-                "local_search": fields(self.local_search)}
+        return {
+            "population": self.population,
+            "max_tries": self.max_tries,
+            "crossover": fields(self.crossover),
+            "mutation": fields(self.mutation),
+            "repair": fields(self.repair),
+            "guidance": fields(self.guidance),
+            "local_search": fields(self.local_search),
+        }
 
     def run(self, ctx: SearchContext) -> None:
         store = ctx.store
@@ -77,8 +92,7 @@ class Evolution(Strategy):
             ctx.evaluate([e for e in proposals if e.id not in store.by_id], generation=generation)
             generation += 1
 
-    def propose(self, ctx: SearchContext, history: list[Entry], size: int, rng: np.random.Generator,
-                first: bool) -> list[Entry]:
+    def propose(self, ctx: SearchContext, history: list[Entry], size: int, rng: np.random.Generator, first: bool) -> list[Entry]:
         """One generation's new candidates (feasible, unseen) from the `history` of earlier generations."""
         problem = ctx.problem
         seen = {e.id for e in history}
@@ -101,8 +115,10 @@ class Evolution(Strategy):
                 tries += 1
                 accept(problem.sample(rng))
             if not out and not history:
-                raise Infeasible(f"no candidate within all budgets together ({problem.budget}) was found in {tries} "
-                                 "random samples repaired by shrinking; each budget alone is achievable, so relax one")
+                raise Infeasible(
+                    f"no candidate within all budgets together ({problem.budget}) was found in {tries} "
+                    "random samples repaired by shrinking; each budget alone is achievable, so relax one"
+                )
             return out
         feasible = [e for e in history if e.feasible]
         costs = problem.costs(feasible)

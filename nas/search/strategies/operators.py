@@ -5,7 +5,7 @@ and tested on its own.
 Only accuracy is expensive: every other objective of any candidate is known exactly before it is
 evaluated. Two operators use that. :class:`SurrogateGuidance` picks most of each generation from a
 large pool of candidates near the front by expected hypervolume improvement under an accuracy
-surrogate refitted on all trials so far (:mod:`nas.search.surrogate`); :class:`ParetoLocalSearch`
+surrogate refitted on all trials so far (:mod:`nas.search.strategies.surrogate`); :class:`ParetoLocalSearch`
 screens one-gene neighbours of the front on their exact cheap objectives.
 """
 
@@ -17,11 +17,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...pareto import crowding_distance, pareto_mask, pareto_ranks
-from ..entry import ACCURACY, Entry
+from ...pareto import ACCURACY, crowding_distance, pareto_mask, pareto_ranks
+from .surrogate import RidgeSurrogate, expected_improvement_batch
 
 if TYPE_CHECKING:
     from ..context import SearchContext
+    from ..entry import Entry
     from ..problem import Problem
 
 
@@ -66,8 +67,7 @@ class Crossover:
 
     prob: float = 0.9
 
-    def apply(self, problem: Problem, first: Any, second: Callable[[], Any], n_parents: int,
-              rng: np.random.Generator) -> Any:
+    def apply(self, problem: Problem, first: Any, second: Callable[[], Any], n_parents: int, rng: np.random.Generator) -> Any:
         if n_parents > 1 and rng.random() < self.prob:
             return problem.crossover(first, second(), rng)
         return first
@@ -119,10 +119,16 @@ class SurrogateGuidance:
         warmup = 2 * population if self.warmup is None else self.warmup
         return int(round(self.share * size)) if feasible >= warmup else 0
 
-    def propose(self, ctx: SearchContext, feasible: list[Entry], costs: np.ndarray, n: int, seen: set[str],
-                mutation: Mutation, rng: np.random.Generator) -> list[Entry]:
-        from ..surrogate import RidgeSurrogate, expected_improvement_batch
-
+    def propose(
+        self,
+        ctx: SearchContext,
+        feasible: list[Entry],
+        costs: np.ndarray,
+        n: int,
+        seen: set[str],
+        mutation: Mutation,
+        rng: np.random.Generator,
+    ) -> list[Entry]:
         problem = ctx.problem
         a = problem.objectives.index(next(o for o in problem.objectives if o.key == ACCURACY))
         on_front = pareto_mask(costs)
@@ -173,15 +179,17 @@ class ParetoLocalSearch:
     share: float = 0.8
     screen_share: float = 0.5
 
-    def propose(self, ctx: SearchContext, feasible: list[Entry], costs: np.ndarray, n: int, seen: set[str],
-                rng: np.random.Generator) -> list[Entry]:
+    def propose(
+        self, ctx: SearchContext, feasible: list[Entry], costs: np.ndarray, n: int, seen: set[str], rng: np.random.Generator
+    ) -> list[Entry]:
         problem = ctx.problem
         objectives = problem.objectives
         members = [feasible[i] for i in np.flatnonzero(pareto_mask(costs))]
         per_member, flat, taken = [], [], set()
         for i in rng.permutation(len(members)):
-            options = [c for c in problem.neighbours(members[i].candidate)
-                       if problem.key(c) not in seen and problem.key(c) not in taken]
+            options = [
+                c for c in problem.neighbours(members[i].candidate) if problem.key(c) not in seen and problem.key(c) not in taken
+            ]
             taken.update(problem.key(c) for c in options)
             per_member.append((members[i], len(flat), len(flat) + len(options)))
             flat.extend(options)
@@ -199,9 +207,9 @@ class ParetoLocalSearch:
             known_acc = -costs[:, a]  # normalised accuracy, higher is better
             best_below = np.full(len(flat), -np.inf)
             for start in range(0, len(flat), 2048):
-                block = cand[start:start + 2048]
+                block = cand[start : start + 2048]
                 covers = np.all(known[None, :, :] <= block[:, None, :], axis=2)
-                best_below[start:start + 2048] = np.where(covers, known_acc[None, :], -np.inf).max(axis=1)
+                best_below[start : start + 2048] = np.where(covers, known_acc[None, :], -np.inf).max(axis=1)
             member_acc = {id(m): -problem.costs([m])[0, a] for m, _, _ in per_member}
             for m, lo, hi in per_member:
                 score[lo:hi] += member_acc[id(m)] - np.maximum(best_below[lo:hi], -1e9)
@@ -216,5 +224,12 @@ class ParetoLocalSearch:
         return out
 
 
-__all__ = ["RankAndCrowding", "BinaryTournament", "Crossover", "Mutation", "ShrinkRepair", "SurrogateGuidance",
-           "ParetoLocalSearch"]
+__all__ = [
+    "RankAndCrowding",
+    "BinaryTournament",
+    "Crossover",
+    "Mutation",
+    "ShrinkRepair",
+    "SurrogateGuidance",
+    "ParetoLocalSearch",
+]

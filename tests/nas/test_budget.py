@@ -15,33 +15,39 @@ from nas.errors import BadInput, Infeasible
 SPACE = search_spaces.load("efficientformerv2")
 
 
-@pytest.mark.parametrize("tokens, expected", [
-    (["params=3M", "latency=1ms"], {"params": 3_000_000, "latency_ms": 1.0}),
-    (["PARAMS=3m", "Latency=800US"], {"params": 3_000_000, "latency_ms": 0.8}),
-    (["macs=400M", "mes=50"], {"macs": 400_000_000, "mes": 50.0}),
-    (["params=2.5M,latency=0.002s"], {"params": 2_500_000, "latency_ms": 2.0}),
-    (["params=3000000 macs=1.2G"], {"params": 3_000_000, "macs": 1_200_000_000}),
-    (["latency=1.5"], {"latency_ms": 1.5}),
-    (["size=12k"], {"params": 12_000}),
-    (["latency=900µs"], {"latency_ms": 0.9}),
-])
+@pytest.mark.parametrize(
+    "tokens, expected",
+    [
+        (["params=3M", "latency=1ms"], {"params": 3_000_000, "latency_ms": 1.0}),
+        (["PARAMS=3m", "Latency=800US"], {"params": 3_000_000, "latency_ms": 0.8}),
+        (["macs=400M", "mes=50"], {"macs": 400_000_000, "mes": 50.0}),
+        (["params=2.5M,latency=0.002s"], {"params": 2_500_000, "latency_ms": 2.0}),
+        (["params=3000000 macs=1.2G"], {"params": 3_000_000, "macs": 1_200_000_000}),
+        (["latency=1.5"], {"latency_ms": 1.5}),
+        (["size=12k"], {"params": 12_000}),
+        (["latency=900µs"], {"latency_ms": 0.9}),
+    ],
+)
 def test_parse_good_budgets(tokens, expected):
     assert Budget.parse(tokens).to_dict() == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("tokens, needle", [
-    ([], "empty budget"),
-    ([""], "empty budget"),
-    (["params"], "'params'"),
-    (["flops=3G"], "'flops=3G'"),
-    (["params=-3M"], "'params=-3M'"),
-    (["params=0"], "positive"),
-    (["params=3X"], "3X"),
-    (["latency=1min"], "1min"),
-    (["latency=fast"], "fast"),
-    (["mes=high"], "high"),
-    (["params=3M", "params=4M"], "twice"),
-])
+@pytest.mark.parametrize(
+    "tokens, needle",
+    [
+        ([], "empty budget"),
+        ([""], "empty budget"),
+        (["params"], "'params'"),
+        (["flops=3G"], "'flops=3G'"),
+        (["params=-3M"], "'params=-3M'"),
+        (["params=0"], "positive"),
+        (["params=3X"], "3X"),
+        (["latency=1min"], "1min"),
+        (["latency=fast"], "fast"),
+        (["mes=high"], "high"),
+        (["params=3M", "params=4M"], "twice"),
+    ],
+)
 def test_parse_bad_budgets_name_the_token_and_show_an_example(tokens, needle):
     with pytest.raises(BadInput, match=needle) as info:
         Budget.parse(tokens)

@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from nas.cli import main
-
 
 class Payload:
     """Unpickling this creates `marker` (a harmless stand-in for arbitrary code)."""
@@ -72,12 +70,8 @@ def commands(ckpt: Path, tmp_path: Path) -> dict[str, list[str]]:
 
 @pytest.mark.parametrize("form", ["zip", "pickle"])
 @pytest.mark.parametrize("command", ["export --supernet", "search --supernet", "train --supernet", "train --resume"])
-def test_malicious_checkpoint_is_refused_without_running(capsys, tmp_path, form, command):
+def test_malicious_checkpoint_is_refused_without_running(cli, one_line_error, tmp_path, form, command):
     ckpt, marker = malicious(tmp_path, form)
-    code = main(commands(ckpt, tmp_path)[command])
-    out, err = capsys.readouterr()
+    result = cli(*commands(ckpt, tmp_path)[command])
     assert not marker.exists(), "the checkpoint's code ran"
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("nas: error: "), err
-    assert str(ckpt) in lines[0]
+    one_line_error(*result, str(ckpt))

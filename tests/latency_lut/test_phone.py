@@ -23,6 +23,7 @@ def synthetic():
     return space, blocks
 
 
+@pytest.mark.slow
 def test_export_blocks_writes_packages_and_manifest(tmp_path):
     pytest.importorskip("coremltools")
     manifest = export_blocks(TINY, tmp_path, limit=2, calibration_models=1)
@@ -70,12 +71,15 @@ def test_import_csv(tmp_path, synthetic, capsys, monkeypatch):
     assert lut.predict(arch) == pytest.approx(sum(blocks[s.key] for s in arch.layers()))
 
 
-@pytest.mark.parametrize("edit, needle", [
-    (lambda b: {**b, "ffn:c999:g7:e4": 1.0}, "unknown layer key 'ffn:c999:g7:e4'"),
-    (lambda b: {**b, next(iter(b)): "fast"}, "fast"),
-    (lambda b: {**b, next(iter(b)): -1}, "non-negative"),
-    (lambda b: dict(list(b.items())[1:]), "no measurement for 1 of 30"),
-])
+@pytest.mark.parametrize(
+    "edit, needle",
+    [
+        (lambda b: {**b, "ffn:c999:g7:e4": 1.0}, "unknown layer key 'ffn:c999:g7:e4'"),
+        (lambda b: {**b, next(iter(b)): "fast"}, "fast"),
+        (lambda b: {**b, next(iter(b)): -1}, "non-negative"),
+        (lambda b: dict(list(b.items())[1:]), "no measurement for 1 of 30"),
+    ],
+)
 def test_bad_imports_exit_2_and_keep_the_existing_table(tmp_path, synthetic, capsys, edit, needle):
     _, blocks = synthetic
     existing = tmp_path / "phone.json"

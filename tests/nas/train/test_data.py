@@ -102,8 +102,10 @@ def test_image_folder_split_by_seed(tmp_path):
 
 
 def test_synthetic_is_deterministic_and_configurable():
-    a, b = load_data("synthetic:train=20,val=8,classes=3,size=16,channels=1"), synthetic_data(train=20, val=8, classes=3,
-                                                                                               size=16, channels=1)
+    a, b = (
+        load_data("synthetic:train=20,val=8,classes=3,size=16,channels=1"),
+        synthetic_data(train=20, val=8, classes=3, size=16, channels=1),
+    )
     assert torch.equal(a.train.images, b.train.images) and a.train.images.shape == (20, 1, 16, 16) and a.num_classes == 3
     assert not torch.equal(a.train.images, load_data("synthetic:train=20,val=8,classes=3,size=16,channels=1,seed=1").train.images)
 
@@ -122,8 +124,9 @@ def test_prepare_normalises_and_augments():
 def test_loader_shards_do_not_change_the_global_batch():
     d = synthetic_data(train=64, val=8)
     whole = list(Loader(d, "train", resolution=32, batch_size=16, train=True, seed=3, epoch=1))
-    shards = [list(Loader(d, "train", resolution=32, batch_size=16, train=True, seed=3, epoch=1, rank=r, world=2))
-              for r in range(2)]
+    shards = [
+        list(Loader(d, "train", resolution=32, batch_size=16, train=True, seed=3, epoch=1, rank=r, world=2)) for r in range(2)
+    ]
     for i, (x, y) in enumerate(whole):
         assert torch.equal(torch.cat([shards[0][i][0], shards[1][i][0]]), x)
         assert torch.equal(torch.cat([shards[0][i][1], shards[1][i][1]]), y)

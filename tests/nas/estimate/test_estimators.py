@@ -64,15 +64,42 @@ def test_estimator_bad_input_is_one_line(ckpt, tmp_path):
         assert needle in str(info.value) and "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize(("accuracy", "strategy"), [
-    ("supernet", "evolution"), ("supernet", "optuna"), ("supernet", "actions"), ("predictor", "evolution"),
-])
+@pytest.mark.parametrize(
+    ("accuracy", "strategy"),
+    [
+        ("supernet", "evolution"),
+        ("supernet", "optuna"),
+        ("supernet", "actions"),
+        ("predictor", "evolution"),
+    ],
+)
 def test_search_with_a_trained_supernet(ckpt, tmp_path, capsys, accuracy, strategy):
     out = tmp_path / "run"
     # the action search evaluates every shrinking action per step: a budget one step below the largest
     budget, trials = (["params=4.2M"], 30) if strategy == "actions" else (BUDGET, 6)
-    code = main(["search", "--space", TINY, "--budget", *budget, "--accuracy", accuracy, "--supernet", str(ckpt),
-                 "--strategy", strategy, "--trials", str(trials), "--population", "3", "--out", str(out), "-q", "--json"])
+    code = main(
+        [
+            "search",
+            "--space",
+            TINY,
+            "--budget",
+            *budget,
+            "--accuracy",
+            accuracy,
+            "--supernet",
+            str(ckpt),
+            "--strategy",
+            strategy,
+            "--trials",
+            str(trials),
+            "--population",
+            "3",
+            "--out",
+            str(out),
+            "-q",
+            "--json",
+        ]
+    )
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["evaluated"] <= trials and result["pareto"]
     assert {e["accuracy_source"] for e in result["pareto"]} <= {"supernet", "predictor"}

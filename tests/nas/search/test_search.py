@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import latency_lut
 import search_spaces
 import supernet
 from nas import BadInput
@@ -23,19 +22,9 @@ from nas.estimate import SyntheticAccuracy
 from nas.pareto import Normaliser, crowding_distance, hypervolume, pareto_mask, pareto_ranks, parse_objectives
 from nas.search import run_result, search
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 TINY = "efficientformerv2-tiny"
 DEVICE = "iphone12-coreml"
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return search_spaces.load(TINY)
-
-
-@pytest.fixture(scope="module")
-def lut():
-    return latency_lut.load(DEVICE)
 
 
 def nas_cli(*args: str, env_extra: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
@@ -70,8 +59,11 @@ def test_hypervolume_of_small_known_sets():
 
 
 def test_normaliser_maps_budgets_and_accuracy_to_the_unit_box():
-    norm = Normaliser(("accuracy", "latency", "params", "mes"), {"accuracy": 60.0, "latency": 2.0, "params": 4e6, "mes": 50.0},
-                      accuracy_scale=20.0)
+    norm = Normaliser(
+        ("accuracy", "latency", "params", "mes"),
+        {"accuracy": 60.0, "latency": 2.0, "params": 4e6, "mes": 50.0},
+        accuracy_scale=20.0,
+    )
     z = norm.costs([{"accuracy": 70.0, "latency_ms": 1.0, "params": 3e6, "mes": 100.0}])
     assert z.tolist() == [[0.5, 0.5, 0.75, 0.5]]
     assert norm.to_dict() == {"accuracy": 60.0, "latency_ms": 2.0, "params": 4e6, "mes": 50.0}
@@ -94,11 +86,21 @@ def _dominates(a: dict, b: dict) -> bool:
     return all(x >= y for x, y in pairs) and any(x > y for x, y in pairs)
 
 
-@pytest.mark.parametrize("strategy,sampler", [("evolution", "nsga2"), ("optuna", "nsga2"), ("optuna", "tpe"),
-                                              ("optuna", "random")])
+@pytest.mark.parametrize(
+    "strategy,sampler", [("evolution", "nsga2"), ("optuna", "nsga2"), ("optuna", "tpe"), ("optuna", "random")]
+)
 def test_every_front_entry_is_within_budget_and_none_dominates_another(tiny, lut, strategy, sampler):
-    result = search(tiny, BUDGET, lut=lut, estimator=SyntheticAccuracy(tiny), trials=150, seed=1,
-                    strategy=strategy, sampler=sampler, population=20)
+    result = search(
+        tiny,
+        BUDGET,
+        lut=lut,
+        estimator=SyntheticAccuracy(tiny),
+        trials=150,
+        seed=1,
+        strategy=strategy,
+        sampler=sampler,
+        population=20,
+    )
     assert result.evaluated == 150
     assert result.pareto and result.hypervolume > 0
     budget = Budget(**BUDGET)
@@ -121,7 +123,8 @@ def test_evolution_evaluates_only_feasible_architectures_and_never_twice(tiny, l
     assert len(set(ids)) == len(ids) == 200
 
 
-def test_surrogate_guided_generations_reach_the_exhaustive_front(tiny, lut, monkeypatch):
+@pytest.mark.slow
+def test_surrogate_guided_generations_reach_the_exhaustive_front(tiny, lut):
     """On a smooth accuracy, the picks by expected hypervolume improvement find nearly all of the
     exhaustive front's hypervolume in 300 trials, and clearly more than evolution without them."""
     from nas.estimate import enumerate_codes
@@ -134,8 +137,9 @@ def test_surrogate_guided_generations_reach_the_exhaustive_front(tiny, lut, monk
     codes = enumerate_codes(tiny)
     params, latency = supernet.count_tables(tiny)["params"].total(codes)[0], lut.predict_codes(codes, tiny)
     ok = (params <= budget.params) & (latency <= budget.latency_ms)
-    costs = problem.costs([{"accuracy": a, "latency_ms": t, "params": p}
-                           for a, t, p in zip(smooth.scores(codes[ok]), latency[ok], params[ok])])
+    costs = problem.costs(
+        [{"accuracy": a, "latency_ms": t, "params": p} for a, t, p in zip(smooth.scores(codes[ok]), latency[ok], params[ok])]
+    )
     exhaustive = hypervolume(costs[pareto_mask(costs)])
     shares = {}
     for model_share in (0.8, 0.0):
@@ -146,8 +150,16 @@ def test_surrogate_guided_generations_reach_the_exhaustive_front(tiny, lut, monk
 
 
 def test_optuna_records_infeasible_trials_without_estimating_accuracy(tiny, lut):
-    result = search(tiny, {"params": 1.8e6}, lut=lut, estimator=SyntheticAccuracy(tiny), trials=60, seed=0,
-                    strategy="optuna", sampler="random")
+    result = search(
+        tiny,
+        {"params": 1.8e6},
+        lut=lut,
+        estimator=SyntheticAccuracy(tiny),
+        trials=60,
+        seed=0,
+        strategy="optuna",
+        sampler="random",
+    )
     infeasible = [e for e in result.history if not e.feasible]
     assert infeasible, "random sampling of the tiny space should propose some architectures over 1.8M parameters"
     assert all(e.accuracy is None and e["params"] > 1.8e6 and e.violations for e in infeasible)
@@ -155,8 +167,10 @@ def test_optuna_records_infeasible_trials_without_estimating_accuracy(tiny, lut)
 
 
 def test_same_seed_same_front_and_other_seed_other_history(tiny, lut):
-    runs = [search(tiny, BUDGET, lut=lut, estimator=SyntheticAccuracy(tiny), trials=120, seed=seed, population=20)
-            for seed in (3, 3, 4)]
+    runs = [
+        search(tiny, BUDGET, lut=lut, estimator=SyntheticAccuracy(tiny), trials=120, seed=seed, population=20)
+        for seed in (3, 3, 4)
+    ]
     assert runs[0].to_dict() == runs[1].to_dict()
     assert [e.id for e in runs[0].history] != [e.id for e in runs[2].history]
 
@@ -194,14 +208,38 @@ def test_a_jointly_infeasible_budget_stops_with_exit_3_not_a_loop(tiny, lut):
 CLI_FAST = ["--space", TINY, "--device", DEVICE, "--proxy", "params"]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_cli_search_writes_the_run_files_and_pareto_reprints_them(tmp_path):
     run = tmp_path / "run"
-    done = nas_cli("search", "--budget", "params=2.5M", "latency=0.85ms", "--trials", "40", "--out", str(run),
-                   "--population", "10", *CLI_FAST, "--json")
+    done = nas_cli(
+        "search",
+        "--budget",
+        "params=2.5M",
+        "latency=0.85ms",
+        "--trials",
+        "40",
+        "--out",
+        str(run),
+        "--population",
+        "10",
+        *CLI_FAST,
+        "--json",
+    )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
-    for key in ("run", "space", "device", "device_provenance", "strategy", "budget", "evaluated", "feasible",
-                "hypervolume", "pareto"):
+    for key in (
+        "run",
+        "space",
+        "device",
+        "device_provenance",
+        "strategy",
+        "budget",
+        "evaluated",
+        "feasible",
+        "hypervolume",
+        "pareto",
+    ):
         assert key in result
     assert result["budget"] == {"params": 2500000, "latency_ms": 0.85} and result["evaluated"] == 40
     assert result["device_provenance"] == "estimated" and result["strategy"] == "evolution"
@@ -223,21 +261,31 @@ def test_cli_search_writes_the_run_files_and_pareto_reprints_them(tmp_path):
     assert shown.returncode == 0, shown.stderr and json.loads(shown.stdout)["params"] == entry["params"]
 
 
+@pytest.mark.subprocess
 def test_cli_infeasible_budget_exits_3_naming_the_smallest_values(tmp_path):
     done = nas_cli("search", "--budget", "params=100K", "--out", str(tmp_path / "r"), *CLI_FAST)
     assert done.returncode == 3
     assert "smallest achievable" in done.stderr and done.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("args,word", [(["--budget", "params=3Q"], "params=3Q"), (["--budget", "speed=1"], "speed"),
-                                       (["--budget", "params=3M", "--objectives", "accuracy,foo"], "foo"),
-                                       (["--budget", "params=3M", "--mes-alpha", "latency=x"], "mes-alpha"),
-                                       (["--budget", "params=3M", "--trials", "0"], "trials")])
+@pytest.mark.subprocess
+@pytest.mark.parametrize(
+    "args,word",
+    [
+        (["--budget", "params=3Q"], "params=3Q"),
+        (["--budget", "speed=1"], "speed"),
+        (["--budget", "params=3M", "--objectives", "accuracy,foo"], "foo"),
+        (["--budget", "params=3M", "--mes-alpha", "latency=x"], "mes-alpha"),
+        (["--budget", "params=3M", "--trials", "0"], "trials"),
+    ],
+)
 def test_cli_bad_search_input_is_one_line_exit_2(tmp_path, args, word):
     done = nas_cli("search", *args, "--out", str(tmp_path / "r"), *CLI_FAST)
     assert done.returncode == 2 and word in done.stderr and done.stderr.count("\n") == 1, done.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_cli_refuses_to_mix_a_new_run_into_an_old_one(tmp_path):
     run = tmp_path / "run"
     assert nas_cli("search", "--budget", "params=2.5M", "--trials", "5", "--out", str(run), *CLI_FAST).returncode == 0
@@ -249,20 +297,28 @@ def test_cli_refuses_to_mix_a_new_run_into_an_old_one(tmp_path):
 
 def _complete_trials(db: Path) -> list[tuple[int, str]]:
     with sqlite3.connect(db) as con:
-        rows = con.execute("SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
-                           "ON a.trial_id = t.trial_id WHERE t.state = 'COMPLETE' AND a.key = 'arch_id' "
-                           "ORDER BY t.number").fetchall()
+        rows = con.execute(
+            "SELECT t.number, a.value_json FROM trials t JOIN trial_user_attributes a "
+            "ON a.trial_id = t.trial_id WHERE t.state = 'COMPLETE' AND a.key = 'arch_id' "
+            "ORDER BY t.number"
+        ).fetchall()
     return [(n, json.loads(v)) for n, v in rows]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_resume_after_sigkill_continues_without_lost_or_repeated_trials(tmp_path):
     trials, common = "120", ["--budget", "params=2.5M", "latency=0.85ms", "--population", "20", "--seed", "5", *CLI_FAST]
     reference = tmp_path / "ref"
     assert nas_cli("search", *common, "--trials", trials, "--out", str(reference)).returncode == 0
     run = tmp_path / "killed"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "nas", "search", *common, "--trials", trials, "--out", str(run)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nas", "search", *common, "--trials", trials, "--out", str(run)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     db = run / "study.db"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -284,17 +340,37 @@ def test_resume_after_sigkill_continues_without_lost_or_repeated_trials(tmp_path
     assert len(ids) == 120 and len(set(ids)) == 120  # the total, nothing evaluated twice
     # and the resumed run is the uninterrupted run: same architectures in the same order, same front
     assert ids == [a for _, a in _complete_trials(reference / "study.db")]
-    assert json.loads(done.stdout)["pareto"] == [dict(e, id=e["id"].replace(str(reference), str(run)))
-                                                 for e in run_result(reference).to_dict()["pareto"]]
+    assert json.loads(done.stdout)["pareto"] == [
+        dict(e, id=e["id"].replace(str(reference), str(run))) for e in run_result(reference).to_dict()["pareto"]
+    ]
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_two_workers_share_one_sqlite_study(tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
-    common = ["search", "--budget", "params=2.5M", "--trials", "40", "--storage", url, "--study", "shared",
-              "--population", "10", *CLI_FAST]
+    common = [
+        "search",
+        "--budget",
+        "params=2.5M",
+        "--trials",
+        "40",
+        "--storage",
+        url,
+        "--study",
+        "shared",
+        "--population",
+        "10",
+        *CLI_FAST,
+    ]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    first = subprocess.Popen([sys.executable, "-m", "nas", *common, "--out", str(tmp_path / "a")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "nas", *common, "--out", str(tmp_path / "a")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     time.sleep(1.0)
     second = nas_cli(*common, "--out", str(tmp_path / "b"), "--json")
     out, err = first.communicate(timeout=300)
@@ -329,6 +405,8 @@ def test_neighbours_are_one_gene_away_and_shrink_actions_shrink(tiny):
     assert {name.split(":")[0] for name, _ in space.shrink_actions(arch)} == {"A_N", "A_C", "A_E", "A_R"}
 
 
+@pytest.mark.ray
+@pytest.mark.slow
 def test_local_ray_runs_evaluate_as_tune_trials(tiny, lut, tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
     pytest.importorskip("ray.tune")
@@ -345,8 +423,18 @@ def test_local_ray_runs_evaluate_as_tune_trials(tiny, lut, tmp_path, monkeypatch
         assert [e.id for e in with_ray.history] == [e.id for e in plain.history]
         assert [e.accuracy for e in with_ray.history] == [e.accuracy for e in plain.history]
         # optuna: a Tune searcher asks the run's own study, with constraints and named objectives
-        result = search(tiny, BUDGET, ray=True, out=tmp_path / "optuna", strategy="optuna", lut=lut,
-                        estimator=SyntheticAccuracy(tiny), trials=8, seed=0, population=4)
+        result = search(
+            tiny,
+            BUDGET,
+            ray=True,
+            out=tmp_path / "optuna",
+            strategy="optuna",
+            lut=lut,
+            estimator=SyntheticAccuracy(tiny),
+            trials=8,
+            seed=0,
+            population=4,
+        )
         assert result.evaluated == 8
         study = optuna.load_study(study_name="nas-search", storage=f"sqlite:///{tmp_path / 'optuna' / 'study.db'}")
         assert study.metric_names == ["accuracy", "latency", "params"]

@@ -167,12 +167,35 @@ def test_cli_refuses_to_overwrite_or_change_a_run(trained, tmp_path, capsys):
     assert TrainSettings().epochs == 1 and TrainSettings.resolve({"data": "fashion-mnist"}).space == "efficientformerv2-tiny"
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_torchrun_two_processes(tmp_path):
     out = tmp_path / "ddp.pt"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "nas", "train",
-           "--data", DATA, "--out", str(out), "--max-steps", "2", "--batch-size", "16", "--save-every", "1", "--device", "cpu",
-           "--json"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[3]))
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "nas",
+        "train",
+        "--data",
+        DATA,
+        "--out",
+        str(out),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "16",
+        "--save-every",
+        "1",
+        "--device",
+        "cpu",
+        "--json",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout)  # rank 0 alone prints

@@ -12,7 +12,6 @@ import latency_lut
 import search_spaces
 from latency_lut import LUT, Calibration, LUTError
 from latency_lut import build as build_module
-from nas.cli import main
 from nas.mes import mes
 
 TINY = "efficientformerv2-tiny"
@@ -22,18 +21,6 @@ TINY = "efficientformerv2-tiny"
 def tiny_lut(tmp_path_factory):
     out = tmp_path_factory.mktemp("luts") / "tiny.json"
     return latency_lut.build_lut(TINY, "tiny-cpu", "onnxruntime", out, passes=2, calibration_samples=4, batch_size=16)
-
-
-@pytest.fixture
-def nas_home(tmp_path, monkeypatch):
-    monkeypatch.setenv("NAS_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_build_covers_every_key_with_provenance(tiny_lut):
@@ -114,50 +101,55 @@ def test_interrupted_build_resumes_without_remeasuring(tmp_path, monkeypatch):
     first = list(measured)
     measured.clear()
     monkeypatch.setattr(build_module, "measure_interleaved", real)
-    monkeypatch.setattr(build_module, "measure_interleaved", lambda runners, **kw: (measured.extend(runners), real(runners, **kw))[1])
+    monkeypatch.setattr(
+        build_module, "measure_interleaved", lambda runners, **kw: (measured.extend(runners), real(runners, **kw))[1]
+    )
     lut = latency_lut.build_lut(TINY, "t", "torch", out, passes=1, calibration_samples=0, resume=True, batch_size=10)
     assert not set(measured) & set(first[:10])
     assert len(lut.entries) == 30 and set(first[:10]) <= set(lut.entries)
     assert LUT.read(out).device == "t"
 
 
-@pytest.mark.parametrize("mutate, needle", [
-    (lambda text: text[: len(text) // 2], "corrupted or truncated"),
-    (lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "entries"}), "missing entries"),
-    (lambda text: text.replace('"schema": 1', '"schema": 99'), "schema 99"),
-    (lambda text: json.dumps({**json.loads(text), "entries": {"ffn:c96:g14:e4": {"ms": "fast"}}}), "fast"),
-])
-def test_bad_table_files_exit_2(capsys, tmp_path, tiny_lut, mutate, needle):
+@pytest.mark.parametrize(
+    "mutate, needle",
+    [
+        (lambda text: text[: len(text) // 2], "corrupted or truncated"),
+        (lambda text: json.dumps({k: v for k, v in json.loads(text).items() if k != "entries"}), "missing entries"),
+        (lambda text: text.replace('"schema": 1', '"schema": 99'), "schema 99"),
+        (lambda text: json.dumps({**json.loads(text), "entries": {"ffn:c96:g14:e4": {"ms": "fast"}}}), "fast"),
+    ],
+)
+def test_bad_table_files_exit_2(cli, tmp_path, tiny_lut, mutate, needle):
     bad = tmp_path / "bad.json"
     bad.write_text(mutate(tiny_lut.path.read_text()))
     with pytest.raises(LUTError, match=needle):
         LUT.read(bad)
-    code, out, err = run(capsys, "arch", "show", "s0", "--device", str(bad))
+    code, out, err = cli("arch", "show", "s0", "--device", str(bad))
     assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("nas: error: ")
 
 
-def test_unknown_device_and_backend_exit_2(capsys, nas_home):
-    code, _, err = run(capsys, "lut", "validate", "--device", "pixel-42")
+def test_unknown_device_and_backend_exit_2(cli, nas_home):
+    code, _, err = cli("lut", "validate", "--device", "pixel-42")
     assert code == 2 and "pixel-42" in err and err.count("\n") == 1
-    code, _, err = run(capsys, "lut", "build", "--device", "x", "--backend", "tpu", "--space", TINY)
+    code, _, err = cli("lut", "build", "--device", "x", "--backend", "tpu", "--space", TINY)
     assert code == 2 and "tpu" in err
-    code, _, err = run(capsys, "lut", "build", "--device", "mac", "--backend", "coreml", "--space", TINY)
+    code, _, err = cli("lut", "build", "--device", "mac", "--backend", "coreml", "--space", TINY)
     assert code == 2 and "macOS" in err and err.count("\n") == 1
     assert not (nas_home / "luts" / "mac.json").exists()
 
 
-def test_user_tables_are_listed_and_loaded_by_name(capsys, nas_home, tiny_lut):
+def test_user_tables_are_listed_and_loaded_by_name(cli, nas_home, tiny_lut):
     (nas_home / "luts").mkdir(parents=True)
     (nas_home / "luts" / "tiny-cpu.json").write_text(tiny_lut.path.read_text())
-    code, out, _ = run(capsys, "lut", "list", "--json")
+    code, out, _ = cli("lut", "list", "--json")
     tables = {t["device"]: t for t in json.loads(out)}
     assert code == 0 and tables["tiny-cpu"]["entries"] == 30 and tables["tiny-cpu"]["provenance"] == "measured"
     assert not tables["tiny-cpu"]["shipped"] and tables["tiny-cpu"]["backend"] == "onnxruntime"
     assert latency_lut.load("tiny-cpu").predict(search_spaces.load(TINY).largest()) > 0
 
 
-def test_dry_run_counts_keys(capsys):
-    code, out, _ = run(capsys, "lut", "build", "--dry-run", "--space", TINY, "--json")
+def test_dry_run_counts_keys(cli):
+    code, out, _ = cli("lut", "build", "--dry-run", "--space", TINY, "--json")
     data = json.loads(out)
     assert code == 0 and data["entries"] == 30 and sum(data["by_kind"].values()) == 30
 
@@ -182,12 +174,23 @@ def test_mes_matches_hand_computed_values():
     assert mes(3e6, 4.0, unit={"latency": 2.0}) == pytest.approx(50.0)
 
 
+@pytest.mark.ray
+@pytest.mark.slow
 def test_build_on_a_local_ray_instance(tmp_path, monkeypatch):
     ray = pytest.importorskip("ray")
     monkeypatch.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     try:
-        lut = latency_lut.build_lut(TINY, "ray-tiny", "torch", tmp_path / "r.json", passes=1, calibration_samples=0,
-                                    batch_size=3, limit=6, ray_address="local")
+        lut = latency_lut.build_lut(
+            TINY,
+            "ray-tiny",
+            "torch",
+            tmp_path / "r.json",
+            passes=1,
+            calibration_samples=0,
+            batch_size=3,
+            limit=6,
+            ray_address="local",
+        )
         assert len(lut.entries) == 6 and all(e["ms"] > 0 for e in lut.entries.values())
         assert ray.cluster_resources().get("nas_lut_device") == 1
     finally:

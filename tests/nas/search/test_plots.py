@@ -10,10 +10,8 @@ import re
 import numpy as np
 import pytest
 
-import latency_lut
 import search_spaces
 from nas import BadInput
-from nas.cli import main
 from nas.estimate import SyntheticAccuracy
 from nas.pareto import Normaliser, common_normaliser, hypervolume
 from nas.search import compare_runs, run_result, search
@@ -26,32 +24,25 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    return search_spaces.load(TINY)
-
-
-@pytest.fixture(scope="module")
-def lut():
-    return latency_lut.load(DEVICE)
-
-
-@pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny, lut):
     """Three small runs on disk: `a` (80 evaluations), `early` (the same search stopped at 16, so its front
     is dominated by a's), `tight` (a smaller budget, hence another reference point)."""
     root = tmp_path_factory.mktemp("runs")
     made = {}
     for name, budget, trials in (("a", BUDGET, 80), ("early", BUDGET, 16), ("tight", {"params": 2.0e6, "latency_ms": 0.8}, 60)):
-        search(tiny, budget, lut=lut, estimator=SyntheticAccuracy(tiny), trials=trials, seed=0, population=16,
-               out=root / name, command=f"test {name}")
+        search(
+            tiny,
+            budget,
+            lut=lut,
+            estimator=SyntheticAccuracy(tiny),
+            trials=trials,
+            seed=0,
+            population=16,
+            out=root / name,
+            command=f"test {name}",
+        )
         made[name] = str(root / name)
     return made
-
-
-def cli(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def unescaped(html: str) -> str:
@@ -59,18 +50,10 @@ def unescaped(html: str) -> str:
     return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), html)
 
 
-def one_error_line(code: int, err: str, *words: str) -> None:
-    assert code == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("nas: error:"), err
-    for word in words:
-        assert word in lines[0]
-
-
 # ---- the plots --------------------------------------------------------------------------------------------
-def test_png_is_written_atomically_and_is_a_real_image(runs, tmp_path, capsys):
+def test_png_is_written_atomically_and_is_a_real_image(cli, runs, tmp_path):
     out = tmp_path / "front.png"
-    code, stdout, _ = cli(capsys, "pareto", runs["a"], "--plot", str(out))
+    code, stdout, _ = cli("pareto", runs["a"], "--plot", str(out))
     assert code == 0 and f"plot: {out}" in stdout
     data = out.read_bytes()
     assert data[:8] == PNG_MAGIC and len(data) > 30_000
@@ -81,9 +64,9 @@ def test_png_is_written_atomically_and_is_a_real_image(runs, tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["front.png"]  # no temporary file left behind
 
 
-def test_html_is_offline_plotly_with_each_front_entry_on_hover(runs, tmp_path, capsys):
+def test_html_is_offline_plotly_with_each_front_entry_on_hover(cli, runs, tmp_path):
     out = tmp_path / "front.html"
-    code, _, _ = cli(capsys, "pareto", runs["a"], "--plot", str(out), "--x", "params", "--y", "latency")
+    code, _, _ = cli("pareto", runs["a"], "--plot", str(out), "--x", "params", "--y", "latency")
     assert code == 0
     html = out.read_text(encoding="utf-8")
     assert "plotly" in html.lower() and len(html) > 1_000_000  # the library itself is embedded
@@ -100,8 +83,9 @@ def test_html_is_offline_plotly_with_each_front_entry_on_hover(runs, tmp_path, c
 
 
 def test_plot_data_front_staircase_budgets_and_infeasible_points(tiny, lut):
-    result = search(tiny, BUDGET, lut=lut, estimator=SyntheticAccuracy(tiny), trials=60, seed=2, strategy="optuna",
-                    sampler="random")
+    result = search(
+        tiny, BUDGET, lut=lut, estimator=SyntheticAccuracy(tiny), trials=60, seed=2, strategy="optuna", sampler="random"
+    )
     assert result.feasible < result.evaluated  # random sampling leaves over-budget trials
     data = figure_data([result], "latency", "params", references=False)
     run = data.runs[0]
@@ -129,8 +113,7 @@ def test_plot_data_front_staircase_budgets_and_infeasible_points(tiny, lut):
 def test_reference_models_take_the_runs_estimator_only_where_it_can_score_them(lut):
     space = search_spaces.load("efficientformerv2")
     estimator = SyntheticAccuracy(space)
-    result = search(space, {"params": 3e6, "latency_ms": 1.0}, lut=lut, estimator=estimator, trials=12, seed=0,
-                    population=6)
+    result = search(space, {"params": 3e6, "latency_ms": 1.0}, lut=lut, estimator=estimator, trials=12, seed=0, population=6)
     data = figure_data([result], "latency", "accuracy", estimator=estimator)
     expected = estimator.estimate([space.preset(p) for p in ("s0", "s1", "s2", "l")])
     assert [p["label"] for p in data.references] == ["S0", "S1", "S2", "L"]
@@ -143,26 +126,26 @@ def test_reference_models_take_the_runs_estimator_only_where_it_can_score_them(l
     assert len(figure_data([result], "macs", "params").references) == 4  # no accuracy needed
 
 
-def test_axes_are_validated(runs, tmp_path, capsys):
-    out = tmp_path / "f.png"
-    code, _, err = cli(capsys, "pareto", runs["a"], "--plot", str(out), "--x", "speed")
-    one_error_line(code, err, "speed", "accuracy", "latency", "params", "macs", "mes")
-    code, _, err = cli(capsys, "pareto", runs["a"], "--plot", str(out), "--x", "params", "--y", "params")
-    one_error_line(code, err, "--x and --y")
-    code, _, err = cli(capsys, "pareto", runs["a"], "--y", "mes")
-    one_error_line(code, err, "--plot")
-    assert not out.exists()
+def test_axes_are_validated(one_line_error, cli, runs, tmp_path):
+    plot = tmp_path / "f.png"
+    one_line_error(
+        *cli("pareto", runs["a"], "--plot", str(plot), "--x", "speed"), "speed", "accuracy", "latency", "params", "macs", "mes"
+    )
+    one_line_error(*cli("pareto", runs["a"], "--plot", str(plot), "--x", "params", "--y", "params"), "--x and --y")
+    one_line_error(*cli("pareto", runs["a"], "--y", "mes"), "--plot")
+    assert not plot.exists()
     with pytest.raises(BadInput, match="--y"):
         figure_data([run_result(runs["a"])], "latency", "speed")
 
 
-@pytest.mark.parametrize("name,words", [("front.svg", [".png", ".html"]), ("missing-dir/front.png", ["does not exist"]),
-                                        ("", [])])
-def test_bad_plot_paths_are_one_line_errors(runs, tmp_path, capsys, name, words):
+@pytest.mark.parametrize(
+    "name,words", [("front.svg", [".png", ".html"]), ("missing-dir/front.png", ["does not exist"]), ("", [])]
+)
+def test_bad_plot_paths_are_one_line_errors(one_line_error, cli, runs, tmp_path, name, words):
     path = tmp_path / name if name else tmp_path  # "" -> the path is a directory
-    code, out, err = cli(capsys, "pareto", runs["a"], "--plot", str(path))
-    one_error_line(code, err, "--plot", *words)
-    assert out == "" and not list(tmp_path.glob("**/*.partial"))
+    code, out, err = cli("pareto", runs["a"], "--plot", str(path))
+    one_line_error(code, out, err, "--plot", *words)
+    assert not list(tmp_path.glob("**/*.partial"))
 
 
 # ---- comparing runs -----------------------------------------------------------------------------------------
@@ -174,8 +157,12 @@ def test_common_reference_is_the_worst_of_the_runs_references():
     assert common.accuracy_scale == 25.0
     # each run's own reference point lies inside the common box (normalised, <= 1 everywhere)
     for n in (a, b):
-        raw = {"accuracy": n.reference["accuracy"], "latency_ms": n.reference["latency"], "params": n.reference["params"],
-               "mes": n.reference["mes"]}
+        raw = {
+            "accuracy": n.reference["accuracy"],
+            "latency_ms": n.reference["latency"],
+            "params": n.reference["params"],
+            "mes": n.reference["mes"],
+        }
         assert np.all(common.costs([raw]) <= 1.0)
     assert common_normaliser([a, a]) == a
     with pytest.raises(BadInput, match="objectives differ"):
@@ -199,30 +186,37 @@ def test_hypervolumes_at_a_common_reference(runs):
     assert by_hand != pytest.approx(tight.hypervolume)
 
 
-def test_cli_compares_several_runs(runs, tmp_path, capsys):
-    code, out, _ = cli(capsys, "pareto", runs["a"], runs["early"], "--json")
+def test_cli_compares_several_runs(cli, runs, tmp_path):
+    code, out, _ = cli("pareto", runs["a"], runs["early"], "--json")
     assert code == 0
     data = json.loads(out)
     assert set(data) == {"runs", "common_reference", "hypervolumes"}
     assert [r["run"] for r in data["runs"]] == [runs["a"], runs["early"]]
     assert data["hypervolumes"] == pytest.approx(compare_runs([run_result(runs["a"]), run_result(runs["early"])])["hypervolumes"])
-    code, out, _ = cli(capsys, "pareto", runs["a"], "--json")  # one run: SPEC's object, unchanged
+    code, out, _ = cli("pareto", runs["a"], "--json")  # one run: the result object, unchanged
     assert code == 0 and json.loads(out) == run_result(runs["a"]).to_dict()
     plot = tmp_path / "both.png"
-    code, out, _ = cli(capsys, "pareto", runs["a"], runs["early"], runs["tight"], "--plot", str(plot))
+    code, out, _ = cli("pareto", runs["a"], runs["early"], runs["tight"], "--plot", str(plot))
     assert code == 0 and plot.read_bytes()[:8] == PNG_MAGIC
-    table = out[out.index("hypervolume at the common reference point"):].splitlines()
+    table = out[out.index("hypervolume at the common reference point") :].splitlines()
     assert table[1].split()[:3] == ["run", "strategy", "evaluated"] and table[6].startswith("plot: ")
     assert table[3].split()[:4] == [runs["a"], "evolution", "80", str(len(run_result(runs["a"]).pareto))]
 
 
-def test_runs_over_different_objectives_are_not_compared(runs, tmp_path, tiny, lut, capsys):
+def test_runs_over_different_objectives_are_not_compared(one_line_error, cli, runs, tmp_path, tiny, lut):
     other = tmp_path / "two"
-    search(tiny, BUDGET, lut=lut, estimator=SyntheticAccuracy(tiny), trials=8, seed=0, population=4,
-           objectives="accuracy,latency", out=other)
-    code, out, err = cli(capsys, "pareto", runs["a"], str(other))
-    one_error_line(code, err, "different objectives", "accuracy,latency,params", "accuracy,latency")
-    assert out == ""
+    search(
+        tiny,
+        BUDGET,
+        lut=lut,
+        estimator=SyntheticAccuracy(tiny),
+        trials=8,
+        seed=0,
+        population=4,
+        objectives="accuracy,latency",
+        out=other,
+    )
+    one_line_error(*cli("pareto", runs["a"], str(other)), "different objectives", "accuracy,latency,params", "accuracy,latency")
 
 
 def test_plot_fronts_of_several_runs_to_html(runs, tmp_path):

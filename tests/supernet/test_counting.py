@@ -47,8 +47,18 @@ def test_latency_minimum_equals_exhaustive_minimum(tiny_codes, tmp_path):
     space = TINY
     rng = np.random.default_rng(0)
     # a synthetic table with random, non-monotone entries, so the minimum is not simply the smallest arch
-    meta = {"schema": 1, "device": "synthetic", "backend": "torch", "threads": 1, "batch": 1, "space": space.ref,
-            "resolutions": list(space.resolutions), "provenance": {"kind": "estimated"}, "versions": {}, "date": "2026-01-01"}
+    meta = {
+        "schema": 1,
+        "device": "synthetic",
+        "backend": "torch",
+        "threads": 1,
+        "batch": 1,
+        "space": space.ref,
+        "resolutions": list(space.resolutions),
+        "provenance": {"kind": "estimated"},
+        "versions": {},
+        "date": "2026-01-01",
+    }
     entries = {spec.key: {"ms": float(rng.uniform(0.01, 1.0))} for spec in space.all_layers()}
     lut = latency_lut.LUT(meta, entries, latency_lut.Calibration(scale=1.3, per_layer_ms=0.02, offset_ms=0.4))
     value, arch = lut.minimum()

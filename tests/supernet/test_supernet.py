@@ -20,7 +20,7 @@ N_ARCHS = 56
 ARCHS = [SPACE.sample(random.Random(2024 + i)) for i in range(N_ARCHS)]
 MAC_ARCHS = ARCHS[:20]
 
-# Published figures (REFERENCE.md section 1): parameters with the distillation head, GMACs at 224.
+# Published figures (docs/models.md section 1): parameters with the distillation head, GMACs at 224.
 PRESETS = {"s0": (3_600_256, 0.396e9), "s1": (6_185_560, 0.652e9), "s2": (12_710_112, 1.247e9), "l": (26_322_288, 2.553e9)}
 
 
@@ -226,13 +226,17 @@ def test_batch_size_does_not_change_eval_outputs(net):
     x = image(arch.resolution, batch=2)
     y = run_active(net, arch, x)
     for b in range(2):
-        assert_agree(run_active(net, arch, x[b:b + 1])[0], y[b])
+        assert_agree(run_active(net, arch, x[b : b + 1])[0], y[b])
 
 
 # ---- training: shared weights are slices ---------------------------------------------------------------
 TINY_ARCH = dict(
-    space="efficientformerv2-tiny", resolution=224, depths=[1, 1, 2, 2], widths=[32, 48, 96, 176],
-    ratios=[[4], [3], [3, 4], [4, 4]], mixers=[["none"], ["none"], ["mhsa", "none"], ["additive", "none"]],
+    space="efficientformerv2-tiny",
+    resolution=224,
+    depths=[1, 1, 2, 2],
+    widths=[32, 48, 96, 176],
+    ratios=[[4], [3], [3, 4], [4, 4]],
+    mixers=[["none"], ["none"], ["mhsa", "none"], ["additive", "none"]],
 )
 
 
@@ -306,7 +310,9 @@ def test_set_active_rejects_arch_not_offered(net, tmp_path):
     # a user's own space: the tiny one with width 128 in stage 3, which the default space does not offer
     tiny_text = (Path(search_spaces.__file__).parent / "spaces" / "efficientformerv2-tiny.yaml").read_text()
     own = tmp_path / "own.yaml"
-    own.write_text(tiny_text.replace("widths: [96, 120]", "widths: [96, 128]").replace("name: efficientformerv2-tiny", "name: own"))
+    own.write_text(
+        tiny_text.replace("widths: [96, 120]", "widths: [96, 128]").replace("name: efficientformerv2-tiny", "name: own")
+    )
     arch = Arch.from_dict({**TINY_ARCH, "space": str(own), "widths": [32, 48, 128, 176]})
     assert search_spaces.load(str(own)).contains(arch) and not SPACE.contains(arch)
     active = net.active
@@ -325,7 +331,9 @@ def test_set_active_rejects_arch_not_offered(net, tmp_path):
 
 
 def test_set_active_rejects_wrong_stage_count(net):
-    three = Arch("efficientformerv2", 224, (2, 2, 6), (32, 48, 96), ((4, 4), (4, 4), (4,) * 6), (("none",) * 2,) * 2 + (("none",) * 6,))
+    three = Arch(
+        "efficientformerv2", 224, (2, 2, 6), (32, 48, 96), ((4, 4), (4, 4), (4,) * 6), (("none",) * 2,) * 2 + (("none",) * 6,)
+    )
     with pytest.raises(SpaceError):
         net.set_active(three)
 

@@ -1,4 +1,4 @@
-"""Token mixers and layers against straightforward references written from REFERENCE.md sections 1-2.
+"""Token mixers and layers against straightforward references written from docs/models.md sections 1-2.
 
 The references below use only elementwise ops, sums and einsums (no nn layers), read the module's own
 weights, and run in float64. BatchNorm runs in eval mode with random running statistics and affine
@@ -50,8 +50,9 @@ def rand_input(*shape, seed=1) -> torch.Tensor:
 
 def bn(x, m: nn.BatchNorm2d):
     shape = (1, -1, 1, 1)
-    return (x - m.running_mean.view(shape)) / torch.sqrt(m.running_var.view(shape) + m.eps) * m.weight.view(shape) \
-        + m.bias.view(shape)
+    return (x - m.running_mean.view(shape)) / torch.sqrt(m.running_var.view(shape) + m.eps) * m.weight.view(shape) + m.bias.view(
+        shape
+    )
 
 
 def conv1x1(x, conv: nn.Conv2d):
@@ -70,7 +71,7 @@ def conv3x3(x, conv: nn.Conv2d, stride: int):
     out = 0
     for u in range(3):
         for v in range(3):
-            patch = xp[:, :, u:u + stride * (Ho - 1) + 1:stride, v:v + stride * (Wo - 1) + 1:stride]
+            patch = xp[:, :, u : u + stride * (Ho - 1) + 1 : stride, v : v + stride * (Wo - 1) + 1 : stride]
             if depthwise:
                 out = out + weight[:, 0, u, v].view(1, -1, 1, 1) * patch
             else:
@@ -133,7 +134,7 @@ def offset_bias(table, q_hw, k_hw, step=1):
     return out
 
 
-# ---- references of the mixers (REFERENCE.md section 2) and layers (section 1) ------------------------
+# ---- references of the mixers (docs/models.md section 2) and layers (section 1) ------------------------
 def separable_ref(m: Separable, x):
     B, C, H, W = x.shape
     mu = x.mean(dim=(1, 2, 3), keepdim=True)
@@ -280,13 +281,16 @@ def test_additive_float32_matches_reference():
 
 
 # ---- MHSA ------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("C,grid,stride,H", [
-    (8, 4, 1, 4),  # plain attention on a 4x4 map
-    (16, 6, 1, 6),
-    (8, 8, 2, 8),  # stride attention: 8x8 -> 4x4 attention -> bilinear x2 back
-    (12, 6, 2, 6),  # 6x6 -> 3x3 -> 6x6
-    (8, 8, 2, 7),  # odd map: 7x7 -> 4x4 -> resized back to 7x7
-])
+@pytest.mark.parametrize(
+    "C,grid,stride,H",
+    [
+        (8, 4, 1, 4),  # plain attention on a 4x4 map
+        (16, 6, 1, 6),
+        (8, 8, 2, 8),  # stride attention: 8x8 -> 4x4 attention -> bilinear x2 back
+        (12, 6, 2, 6),  # 6x6 -> 3x3 -> 6x6
+        (8, 8, 2, 7),  # odd map: 7x7 -> 4x4 -> resized back to 7x7
+    ],
+)
 def test_mhsa_matches_reference(C, grid, stride, H):
     m = randomize(MHSA(C, grid, stride), seed=C + grid + stride)
     x = rand_input(2, C, H, H)
@@ -381,8 +385,7 @@ def test_position_bias_indexes_by_absolute_offset():
     # smaller map than the table: the table's leading entries, still exact
     torch.testing.assert_close(rpb((3, 3), (3, 3)).detach(), offset_bias(table, (3, 3), (3, 3)), atol=0, rtol=0)
     # a query grid subsampled by 2 (attention downsampling) uses |2a - b|
-    torch.testing.assert_close(rpb((2, 2), (4, 4), step=2).detach(), offset_bias(table, (2, 2), (4, 4), 2),
-                               atol=0, rtol=0)
+    torch.testing.assert_close(rpb((2, 2), (4, 4), step=2).detach(), offset_bias(table, (2, 2), (4, 4), 2), atol=0, rtol=0)
     # spot checks of the convention: query (0,0) -> key (1,2) uses table[:, 1, 2]; key (3,0) uses [:, 3, 0]
     torch.testing.assert_close(got[:, 0, 1 * 4 + 2], table[:, 1, 2], atol=0, rtol=0)
     torch.testing.assert_close(got[:, 2 * 4 + 3, 3 * 4 + 0], table[:, 1, 3], atol=0, rtol=0)
@@ -478,11 +481,17 @@ def test_every_layer_kind_has_a_class():
 
 
 def test_reference_mixer_sizes():
-    """REFERENCE.md section 2 side-by-side table (parameters of the mixer alone, within 1%)."""
+    """docs/models.md section 2, the side-by-side table (parameters of the mixer alone, within 1%)."""
     table = {
-        ("mhsa", 96, 14, 2): 265e3, ("separable", 96, 14, 1): 28e3, ("additive", 96, 14, 1): 37e3,
-        ("mhsa", 176, 7, 1): 469e3, ("separable", 176, 7, 1): 94e3, ("additive", 176, 7, 1): 125e3,
-        ("mhsa", 384, 7, 1): 1.00e6, ("separable", 384, 7, 1): 444e3, ("additive", 384, 7, 1): 592e3,
+        ("mhsa", 96, 14, 2): 265e3,
+        ("separable", 96, 14, 1): 28e3,
+        ("additive", 96, 14, 1): 37e3,
+        ("mhsa", 176, 7, 1): 469e3,
+        ("separable", 176, 7, 1): 94e3,
+        ("additive", 176, 7, 1): 125e3,
+        ("mhsa", 384, 7, 1): 1.00e6,
+        ("separable", 384, 7, 1): 444e3,
+        ("additive", 384, 7, 1): 592e3,
     }
     for (kind, c, g, s), expected in table.items():
         params = supernet.count_layer(LayerSpec(kind, c, c, g, stride=s)).params
@@ -490,11 +499,17 @@ def test_reference_mixer_sizes():
         alone = params - c - (2 * c if kind == "separable" else 0)
         assert abs(alone - expected) / expected < 0.01, (kind, c, alone, expected)
         if kind == "separable":
-            assert alone == 3 * c * c + 4 * c + 1  # REFERENCE.md: 3C^2 + 4C + 1
+            assert alone == 3 * c * c + 4 * c + 1  # docs/models.md: 3C^2 + 4C + 1
         if kind == "additive":
-            assert alone == 4 * c * c + 5 * c  # REFERENCE.md: 4C^2 + 5C
-    macs = {("mhsa", 96, 14, 2): 30.4e6, ("separable", 96, 14, 1): 5.5e6, ("additive", 96, 14, 1): 7.3e6,
-            ("mhsa", 176, 7, 1): 25.9e6, ("separable", 176, 7, 1): 4.6e6, ("additive", 176, 7, 1): 6.1e6}
+            assert alone == 4 * c * c + 5 * c  # docs/models.md: 4C^2 + 5C
+    macs = {
+        ("mhsa", 96, 14, 2): 30.4e6,
+        ("separable", 96, 14, 1): 5.5e6,
+        ("additive", 96, 14, 1): 7.3e6,
+        ("mhsa", 176, 7, 1): 25.9e6,
+        ("separable", 176, 7, 1): 4.6e6,
+        ("additive", 176, 7, 1): 6.1e6,
+    }
     for (kind, c, g, s), expected in macs.items():
         got = supernet.count_layer(LayerSpec(kind, c, c, g, stride=s)).macs
         assert abs(got - expected) / expected < 0.02, (kind, c, got, expected)
@@ -502,7 +517,7 @@ def test_reference_mixer_sizes():
 
 @pytest.mark.parametrize("c,e", [(32, 4), (96, 3), (176, 4), (384, 2)])
 def test_reference_block_formulas(c, e):
-    """REFERENCE.md section 1: an FFN has 2eC^2 + 15eC + 4C parameters; an MHSA about 2563C + 17.4k."""
+    """docs/models.md section 1: an FFN has 2eC^2 + 15eC + 4C parameters; an MHSA about 2563C + 17.4k."""
     assert supernet.count_layer(LayerSpec("ffn", c, c, 7, ratio=e)).params == 2 * e * c * c + 15 * e * c + 4 * c
     mhsa = supernet.count_layer(LayerSpec("mhsa", c, c, 7)).params
     assert abs(mhsa - (2563 * c + 17.4e3)) / mhsa < 0.005

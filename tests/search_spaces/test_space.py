@@ -19,16 +19,24 @@ TINY = "efficientformerv2-tiny"
 
 S0_ID = "77e20da4602d"  # regression: the id of the published S0 must never change
 
-# The published variants (REFERENCE.md section 1).
+# The published variants (docs/models.md, section 1).
 PUBLISHED = {
-    "s0": dict(depths=(2, 2, 6, 4), widths=(32, 48, 96, 176), vit_num=2,
-               r3=(4, 3, 3, 3, 4, 4), r4=(4, 3, 3, 4)),
-    "s1": dict(depths=(3, 3, 9, 6), widths=(32, 48, 120, 224), vit_num=2,
-               r3=(4, 4, 3, 3, 3, 3, 4, 4, 4), r4=(4, 4, 3, 3, 4, 4)),
-    "s2": dict(depths=(4, 4, 12, 8), widths=(32, 64, 144, 288), vit_num=4,
-               r3=(4, 4, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4), r4=(4, 4, 3, 3, 3, 3, 4, 4)),
-    "l": dict(depths=(5, 5, 15, 10), widths=(40, 80, 192, 384), vit_num=6,
-              r3=(4, 4, 4, 4, 3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4), r4=(4, 4, 4, 3, 3, 3, 3, 4, 4, 4)),
+    "s0": dict(depths=(2, 2, 6, 4), widths=(32, 48, 96, 176), vit_num=2, r3=(4, 3, 3, 3, 4, 4), r4=(4, 3, 3, 4)),
+    "s1": dict(depths=(3, 3, 9, 6), widths=(32, 48, 120, 224), vit_num=2, r3=(4, 4, 3, 3, 3, 3, 4, 4, 4), r4=(4, 4, 3, 3, 4, 4)),
+    "s2": dict(
+        depths=(4, 4, 12, 8),
+        widths=(32, 64, 144, 288),
+        vit_num=4,
+        r3=(4, 4, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4),
+        r4=(4, 4, 3, 3, 3, 3, 4, 4),
+    ),
+    "l": dict(
+        depths=(5, 5, 15, 10),
+        widths=(40, 80, 192, 384),
+        vit_num=6,
+        r3=(4, 4, 4, 4, 3, 3, 3, 3, 3, 3, 3, 4, 4, 4, 4),
+        r4=(4, 4, 4, 3, 3, 3, 3, 4, 4, 4),
+    ),
 }
 
 S0_YAML_LINES = [
@@ -53,16 +61,6 @@ stages:
     ratios: [4]
     mixers: [none, mhsa, separable]
 """
-
-
-@pytest.fixture(scope="module")
-def space():
-    return search_spaces.load(DEFAULT)
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return search_spaces.load(TINY)
 
 
 def write(path: Path, lines: list[str] | str) -> Path:
@@ -216,8 +214,7 @@ def test_ids_are_stable_and_distinct(space, tiny):
     ids = {a.id for a in archs}
     assert len(ids) == len(archs)
     # A one-gene change changes the id.
-    changed = Arch(s0.space, s0.resolution, s0.depths, s0.widths,
-                   s0.ratios[:3] + ((4, 3, 3, 3),), s0.mixers)
+    changed = Arch(s0.space, s0.resolution, s0.depths, s0.widths, s0.ratios[:3] + ((4, 3, 3, 3),), s0.mixers)
     assert changed.id != s0.id
     # Rebuilding the same value gives the same id (no dependence on object identity).
     assert Arch.from_dict(s0.to_dict()).id == S0_ID
@@ -424,9 +421,14 @@ def test_unknown_mixer_names_key_and_line(tmp_path):
 
 
 def test_unknown_mixer_in_json_names_line(tmp_path):
-    data = dict(space=DEFAULT, resolution=224, depths=[2, 2, 6, 4], widths=[32, 48, 96, 176],
-                ratios=[[4, 4], [4, 4], [4, 3, 3, 3, 4, 4], [4, 3, 3, 4]],
-                mixers=[["none", "none"], ["none", "none"], ["none"] * 4 + ["mhsa"] * 2, ["none", "none", "mhsa", "sepvit"]])
+    data = dict(
+        space=DEFAULT,
+        resolution=224,
+        depths=[2, 2, 6, 4],
+        widths=[32, 48, 96, 176],
+        ratios=[[4, 4], [4, 4], [4, 3, 3, 3, 4, 4], [4, 3, 3, 4]],
+        mixers=[["none", "none"], ["none", "none"], ["none"] * 4 + ["mhsa"] * 2, ["none", "none", "mhsa", "sepvit"]],
+    )
     text = json.dumps(data, indent=1)
     line = next(i for i, t in enumerate(text.splitlines(), 1) if "sepvit" in t)
     assert line > 10
@@ -532,8 +534,10 @@ def test_space_resolution_error_points_at_the_item_in_file_order(tmp_path):
 
 def test_space_stride_attention_needs_an_even_attention_grid(tmp_path):
     """Stride attention in stage 4 halves a res/32 map once more, so resolutions must be multiples of 64."""
-    text = SPACE_4_STAGES.replace("    widths: [64, 80]\n    ratios: [4]\n    mixers: [none]\n",
-                                  "    widths: [64, 80]\n    ratios: [4]\n    mixers: [none, mhsa]\n    mhsa_stride: 2\n")
+    text = SPACE_4_STAGES.replace(
+        "    widths: [64, 80]\n    ratios: [4]\n    mixers: [none]\n",
+        "    widths: [64, 80]\n    ratios: [4]\n    mixers: [none, mhsa]\n    mhsa_stride: 2\n",
+    )
     assert "mhsa_stride: 2" in text
     text = text.replace("resolutions: [128, 160]", "resolutions: [128, 160]\nnum_classes: 10")
     assert_error_at(write(tmp_path / "s.yaml", text), 2, "160", "64", loader=search_spaces.load)
@@ -579,7 +583,8 @@ def test_s0_layers(space):
     kinds = [spec.kind for spec in layers]
     assert kinds == (
         ["stem", "ffn", "ffn", "conv_down", "ffn", "ffn", "conv_down"]
-        + ["ffn"] * 4 + ["mhsa", "ffn", "mhsa", "ffn"]
+        + ["ffn"] * 4
+        + ["mhsa", "ffn", "mhsa", "ffn"]
         + ["attn_down", "ffn", "ffn", "mhsa", "ffn", "mhsa", "ffn", "head"]
     )
     keys = [spec.key for spec in layers]

@@ -72,8 +72,9 @@ class RidgeSurrogate:
         return z @ self._coef + self._intercept
 
 
-def expected_improvement_batch(front: np.ndarray, candidates: np.ndarray, spread: np.ndarray, column: int, k: int,
-                               quantiles: int = 5, slack: float = 0.0) -> list[int]:
+def expected_improvement_batch(
+    front: np.ndarray, candidates: np.ndarray, spread: np.ndarray, column: int, k: int, quantiles: int = 5, slack: float = 0.0
+) -> list[int]:
     """Greedily pick up to `k` candidates (rows of normalised costs, lower is better, reference 1) by
     expected hypervolume improvement over `front`, where each candidate's cost in `column` (its
     accuracy) is uncertain with standard deviation `spread` (the others are exact).
@@ -117,8 +118,8 @@ def expected_improvement_batch(front: np.ndarray, candidates: np.ndarray, spread
     if len(points) > 1:
         f = points[:-1]
         for start in range(0, len(candidates), 1024):
-            block = best_case[start:start + 1024]
-            hopeful[start:start + 1024] &= ~np.any(np.all(f[None, :, :] <= block[:, None, :], axis=2), axis=1)
+            block = best_case[start : start + 1024]
+            hopeful[start : start + 1024] &= ~np.any(np.all(f[None, :, :] <= block[:, None, :], axis=2), axis=1)
     # (-value, candidate, picks when the value was computed exactly; -1 for the optimistic bound)
     heap = [(-v, int(i), -1) for i in np.flatnonzero(hopeful) if (v := improvement(best_case[i])) > 0]
     heapq.heapify(heap)

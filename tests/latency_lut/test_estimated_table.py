@@ -5,27 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import latency_lut
-import search_spaces
 from latency_lut import estimate
 
 PRESETS = list(estimate.PUBLISHED_MS)
 
 
-@pytest.fixture(scope="module")
-def lut():
-    return latency_lut.load(estimate.DEVICE)
-
-
-@pytest.fixture(scope="module")
-def space():
-    return search_spaces.load(estimate.SPACE)
-
-
 def preset_features_from_table(lut, space) -> list[np.ndarray]:
     """Per-layer (macs, bytes, ops) of each preset, as recorded in the table's entries."""
-    return [np.array([[lut.entries[s.key][f] for f in ("macs", "bytes", "ops")] for s in space.preset(n).layers()], dtype=float)
-            for n in PRESETS]
+    return [
+        np.array([[lut.entries[s.key][f] for f in ("macs", "bytes", "ops")] for s in space.preset(n).layers()], dtype=float)
+        for n in PRESETS
+    ]
 
 
 def test_loads_estimated_with_its_sources(lut):
@@ -70,6 +60,7 @@ def test_entries_follow_the_recorded_model(lut, space):
         assert estimate.layer_features(specs[key]) == tuple(lut.entries[key][f] for f in ("macs", "bytes", "ops"))
 
 
+@pytest.mark.slow
 def test_leave_one_out_figures_are_recomputable(lut, space):
     prov = lut.meta["provenance"]
     feats = preset_features_from_table(lut, space)

@@ -144,8 +144,11 @@ def test_shared_net_runs_the_active_supernets_numbers(side):
     net = proxy_network(TINY, 0, absolute=False, training=True)
     archs = [TINY.smallest(), TINY.largest()]
     for mixer in ("separable", "additive"):
-        archs.append(search_spaces.Arch.from_dict({**TINY.largest().to_dict(),
-                                                   "mixers": [["none"] * 2, ["none"] * 2, ["mhsa"] * 3, [mixer] * 3]}))
+        archs.append(
+            search_spaces.Arch.from_dict(
+                {**TINY.largest().to_dict(), "mixers": [["none"] * 2, ["none"] * 2, ["mhsa"] * 3, [mixer] * 3]}
+            )
+        )
     assert {m for a in archs for stage in a.mixers for m in stage} == {"none", "mhsa", "separable", "additive"}
     x = torch.randn(4, 3, side, side, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
@@ -223,12 +226,15 @@ def test_make_estimator_names_and_defaults():
     assert est.estimate([]) == []
 
 
-@pytest.mark.parametrize(("kind", "proxy", "words"), [
-    ("proxy", "grad_norm", ["'grad_norm'", "naswot", "synflow", "params"]),
-    ("oracle", None, ["'oracle'", "proxy", "supernet", "predictor"]),
-    ("supernet", None, ["--accuracy supernet", "--supernet CKPT", "nas train"]),
-    ("predictor", None, ["--accuracy predictor", "--supernet CKPT", "nas train"]),
-])
+@pytest.mark.parametrize(
+    ("kind", "proxy", "words"),
+    [
+        ("proxy", "grad_norm", ["'grad_norm'", "naswot", "synflow", "params"]),
+        ("oracle", None, ["'oracle'", "proxy", "supernet", "predictor"]),
+        ("supernet", None, ["--accuracy supernet", "--supernet CKPT", "nas train"]),
+        ("predictor", None, ["--accuracy predictor", "--supernet CKPT", "nas train"]),
+    ],
+)
 def test_bad_names_are_one_line_bad_input(kind, proxy, words):
     with pytest.raises(BadInput) as info:
         make_estimator(kind, TINY, proxy=proxy)

@@ -5,15 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import search_spaces
 import supernet
 from nas.estimate import Features, SyntheticAccuracy
-from nas.search.surrogate import RidgeSurrogate, expected_improvement_batch
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    return search_spaces.load("efficientformerv2-tiny")
+from nas.search.strategies.surrogate import RidgeSurrogate, expected_improvement_batch
 
 
 def test_features_are_genes_in_use_and_the_log_counts(tiny):
@@ -46,7 +40,7 @@ def test_ridge_leave_one_out_spread_equals_refitting_without_each_point(tiny):
         one = RidgeSurrogate(model.features)
         one.ALPHAS = (alpha,)
         one.fit(codes[keep], y[keep])
-        residuals.append(y[i] - one.predict(codes[i:i + 1])[0])
+        residuals.append(y[i] - one.predict(codes[i : i + 1])[0])
     # the closed form standardises on all points, the refits on the others: close, not identical
     assert model.sigma == pytest.approx(np.sqrt(np.mean(np.square(residuals))), rel=0.05)
 
@@ -66,10 +60,14 @@ def test_ridge_learns_the_smooth_synthetic_accuracy(tiny):
 
 def test_batch_picks_the_largest_improvements_and_skips_the_dominated():
     front = np.array([[0.5, 0.5]])
-    candidates = np.array([[0.6, 0.6],   # dominated by the front: no gain
-                           [0.3, 0.3],   # gain 0.7*0.7 - 0.5*0.5 = 0.24
-                           [0.2, 0.9],   # gain 0.8*0.1 - 0.5*0.1 = 0.03
-                           [0.31, 0.31]])  # gain 0.69*0.69 - 0.25 = 0.2261 alone, nothing once (0.3, 0.3) is in
+    candidates = np.array(
+        [
+            [0.6, 0.6],  # dominated by the front: no gain
+            [0.3, 0.3],  # gain 0.7*0.7 - 0.5*0.5 = 0.24
+            [0.2, 0.9],  # gain 0.8*0.1 - 0.5*0.1 = 0.03
+            [0.31, 0.31],
+        ]
+    )  # gain 0.69*0.69 - 0.25 = 0.2261 alone, nothing once (0.3, 0.3) is in
     picks = expected_improvement_batch(front, candidates, np.zeros(4), column=0, k=3)
     assert picks == [1, 2]  # then (0.2, 0.9) adds 0.08 - 0.07 = 0.01 and (0.31, 0.31) nothing: not picked
     assert expected_improvement_batch(front, candidates, np.zeros(4), column=0, k=1) == [1]
