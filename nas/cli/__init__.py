@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+from typing import Any
 
 from search_spaces.provenance import tool_version
 
@@ -50,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_completion(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    groups: dict[str, argparse._SubParsersAction] = {}
+    groups: dict[str, Any] = {}  # group name -> its subparsers
     for cls in COMMANDS:
         command = cls()
         group, _, leaf = command.name.partition(" ")

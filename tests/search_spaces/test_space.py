@@ -613,3 +613,26 @@ def test_layers_follow_resolution(space):
     keys = [spec.key for spec in at256.layers()]
     assert "mhsa:c96:g16:s2" in keys and "mhsa:c176:g8" in keys and keys[-1] == "head:c176-1000:g8:dist"
     assert at256.id != s0.id
+
+
+def test_architecture_and_space_files_accept_the_same_mixer_spellings(tmp_path):
+    """One validator: YAML's `no` (false) and `null` mean mixer none in both kinds of file."""
+    text = SPACE_4_STAGES.replace("mixers: [none, mhsa]", "mixers: [no, mhsa]")
+    sp = search_spaces.load(str(write(tmp_path / "s.yaml", text)))
+    assert sp.stages[2].mixers == ("none", "mhsa")
+    data = sp.largest().to_dict()
+    data["mixers"] = [[None] * len(m) for m in data["mixers"]]
+    data["mixers"][2] = [False]
+    assert all(m == ("none",) * len(m) for m in Arch.from_dict(data).mixers)
+    with pytest.raises(SpaceError, match="unknown mixer"):
+        search_spaces.load(str(write(tmp_path / "bad.yaml", text.replace("[no, mhsa]", "[yes, mhsa]"))))
+
+
+def test_genes_are_typed():
+    tiny = search_spaces.load(TINY)
+    genes = tiny.genes()
+    assert genes[0].name == "resolution" and genes[0].stage is None
+    block = next(g for g in genes if g.block is not None)
+    assert (block.field, block.stage, block.block, block.name) == ("ratio", 1, 0, "s1.b0.ratio")
+    assert tiny.gene_index()["mixer", 4, 2].name == "s4.b2.mixer"
+    assert [g.active((1, 1, 2, 2)) for g in genes if g.stage == 3 and g.block == 2] == [False, False]

@@ -194,3 +194,31 @@ def test_console_entry_point_exit_codes():
     assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.count("\n") == 1 and "Traceback" not in bad.stderr
     helped = subprocess.run([sys.executable, "-m", "nas", "--help"], capture_output=True, text=True)
     assert helped.returncode == 0 and "spaces" in helped.stdout
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-q", "spaces"],
+        ["spaces", "-q"],
+        ["--debug", "lut", "list"],
+        ["lut", "list", "--debug"],
+        ["lut", "-q", "list"],
+        ["arch", "show", "s0", "-q", "--progress", "--json"],
+    ],
+)
+def test_common_options_work_in_every_position(cli, argv):
+    code, out, err = cli(*argv)
+    assert code == 0 and out and err == ""
+
+
+def test_version_and_shell_completion(cli):
+    code, out, _ = cli("--version")
+    assert code == 0 and out.startswith("nas ")
+    code, out, _ = cli("--print-completion", "bash")
+    assert code == 0 and "complete" in out and "search" in out and "--budget" in out
+
+
+def test_debug_after_the_command_shows_the_traceback(cli):
+    code, out, err = cli("arch", "show", "s7", "--debug")
+    assert code == 2 and "Traceback" in err and err.strip().splitlines()[-1].startswith("nas: error: ")

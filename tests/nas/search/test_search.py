@@ -484,3 +484,38 @@ def test_predictor_search_measures_only_promising_candidates(tiny, lut):
     _, again = run()
     assert [e.id for e in again.history] == [e.id for e in result.history]
     assert [e.accuracy for e in again.history] == [e.accuracy for e in result.history]
+
+
+def test_settings_are_checked_when_made():
+    from nas.search import SearchSettings
+
+    with pytest.raises(TypeError):
+        SearchSettings(trails=10)
+    for bad, word in (
+        ({"seed": -1}, "--seed"),
+        ({"trials": 0}, "--trials"),
+        ({"strategy": "annealing"}, "annealing"),
+        ({"proxy": "zen"}, "zen"),
+        ({"objectives": "accuracy"}, "at least two"),
+    ):
+        with pytest.raises(BadInput, match=word):
+            SearchSettings(**bad)
+    settings = SearchSettings(budget="params=3M latency=1ms", trials=20)
+    assert SearchSettings.from_dict(settings.to_dict()) == settings
+    assert settings.resumed({"trials": 40, "seed": 0}).trials == 40
+    with pytest.raises(BadInput, match="--seed 1 differs"):
+        settings.resumed({"seed": 1})
+
+
+def test_evolution_operators_are_objects_with_their_own_settings(tiny, lut):
+    from nas.search.strategies import Crossover, Evolution, Mutation
+
+    args = dict(lut=lut, estimator=SyntheticAccuracy(tiny), trials=60, seed=0)
+    plain = search(tiny, BUDGET, strategy=Evolution(10), **args)
+    again = search(tiny, BUDGET, strategy=Evolution(10, crossover=Crossover(0.9), mutation=Mutation(0.1)), **args)
+    assert [e.id for e in again.history] == [e.id for e in plain.history]  # the defaults, spelled out
+    other = search(tiny, BUDGET, strategy=Evolution(10, mutation=Mutation(0.5), guidance=None, local_search=None), **args)
+    assert [e.id for e in other.history] != [e.id for e in plain.history]
+    assert (
+        other.settings["strategy_config"]["mutation"] == {"prob": 0.5} and other.settings["strategy_config"]["guidance"] is None
+    )
