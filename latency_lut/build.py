@@ -19,7 +19,7 @@ import numpy as np
 
 import search_spaces
 from search_spaces import Arch, LayerSpec, Space
-from search_spaces.files import atomic_write_text
+from search_spaces.files import atomic_write_text, check_writable, read_json
 from search_spaces.provenance import require_extra, versions
 
 from .backends import host_description, make_runner, measuring
@@ -150,7 +150,7 @@ def build_lut(
     space = search_spaces.load(space) if isinstance(space, str) else space
     if ray_address is not None:
         require_extra("ray", "--ray", "ray", LUTError)
-    out = Path(out)
+    out = check_writable(out, "table", create=True)  # the user data directory on a first build
     partial_path = out.with_name(out.name + ".partial.json")
     meta = {
         "schema": SCHEMA,
@@ -173,10 +173,9 @@ def build_lut(
     entries: dict[str, dict[str, Any]] = {}
     calibration_points: dict[str, Any] | None = None
     if resume and partial_path.exists():
-        try:
-            state = json.loads(partial_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError:
-            raise LUTError(f"{partial_path}: corrupted partial build; delete it to start over") from None
+        state = read_json(partial_path, "partial build", LUTError)
+        if not isinstance(state, dict) or not isinstance(state.get("meta"), dict) or not isinstance(state.get("entries"), dict):
+            raise LUTError(f"{partial_path}: corrupted partial build; delete it to start over")
         for key in ("device", "backend", "threads", "space_name"):
             if state["meta"].get(key) != meta[key]:
                 raise LUTError(

@@ -25,8 +25,8 @@ import numpy as np
 
 import search_spaces
 import supernet
-from search_spaces import Space
-from search_spaces.files import atomic_write_dir, atomic_write_text, read_text
+from search_spaces import DEFAULT_SPACE, Space
+from search_spaces.files import atomic_write_dir, atomic_write_text, check_writable, read_json, read_text
 from search_spaces.provenance import require_extra
 
 from .build import Progress, calibration_archs
@@ -119,21 +119,22 @@ def read_measurements(path: str | Path) -> tuple[dict[str, dict[str, float]], di
         rows = list(csv.reader(text.splitlines()))
         if not rows or [c.strip().lower() for c in rows[0][:2]] != ["key", "ms"]:
             raise LUTError(f"{path} line 1: expected the header 'key,ms[,spread_ms]'")
+        seen: dict[str, int] = {}
         for line, row in enumerate(rows[1:], 2):
             if not row or not "".join(row).strip():
                 continue
             key = row[0].strip()
             ms = _number(row[1] if len(row) > 1 else None, f"{path} line {line} ({key})")
+            if key in seen:
+                raise LUTError(f"{path} line {line}: {key!r} is measured twice (first on line {seen[key]}); keep one")
+            seen[key] = line
             if key.startswith("model:"):
                 models[key[len("model:") :]] = ms
             else:
                 spread = _number(row[2], f"{path} line {line} ({key}) spread_ms") if len(row) > 2 and row[2].strip() else 0.0
                 blocks[key] = {"ms": ms, "spread_ms": spread}
         return blocks, models
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise LUTError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    data = read_json(path, "measurement file", LUTError)
     if not isinstance(data, dict):
         raise LUTError(f"{path}: expected a JSON object of key -> ms")
     raw_blocks = data["blocks"] if "blocks" in data else data
@@ -147,17 +148,32 @@ def read_measurements(path: str | Path) -> tuple[dict[str, dict[str, float]], di
     return blocks, models
 
 
+def manifest_models(manifest: str | Path) -> dict[str, search_spaces.Arch]:
+    """The whole models an export's manifest lists, by id (LUTError, one line, for a bad manifest)."""
+    listed = read_json(manifest, "manifest", LUTError)
+    models = listed.get("models") if isinstance(listed, dict) else None
+    if not isinstance(models, list):
+        raise LUTError(f"{manifest}: not a manifest of 'nas lut export-blocks' (expected an object with a 'models' list)")
+    out = {}
+    for i, model in enumerate(models):
+        if not isinstance(model, dict) or not isinstance(model.get("id"), str) or "arch" not in model:
+            raise LUTError(f"{manifest}: models[{i}] is not an entry with an 'id' and an 'arch'")
+        out[model["id"]] = search_spaces.Arch.from_dict(model["arch"], source=f"{manifest} models[{i}]")
+    return out
+
+
 def import_measurements(
     path: str | Path,
     device: str,
     out: str | Path,
     *,
-    space: Space | str = "efficientformerv2",
+    space: Space | str = DEFAULT_SPACE,
     backend: str = "coreml",
     manifest: str | Path | None = None,
     host: str = "",
 ) -> LUT:
     """Build a latency table from phone measurements; nothing is written unless every check passes."""
+    check_writable(out, "table", create=True)
     space = search_spaces.load(space) if isinstance(space, str) else space
     blocks, models = read_measurements(path)
     known = {spec.key for spec in space.all_layers()}
@@ -193,8 +209,7 @@ def import_measurements(
     if models:
         archs = {}
         if manifest is not None:
-            listed = json.loads(Path(manifest).read_text(encoding="utf-8"))
-            archs = {m["id"]: search_spaces.Arch.from_dict(m["arch"]) for m in listed.get("models", [])}
+            archs = manifest_models(manifest)
         known_models = {ident: arch for ident, arch in archs.items() if ident in models}
         unknown_models = [ident for ident in models if ident not in archs]
         if unknown_models:

@@ -18,7 +18,7 @@ import numpy as np
 
 import search_spaces
 from search_spaces import Arch, Space
-from search_spaces.files import atomic_write_text, read_text
+from search_spaces.files import atomic_write_text, read_json
 
 from .errors import LUTError
 
@@ -78,6 +78,58 @@ class Calibration:
         fit = lsq_linear(design, y, bounds=([0.5, 0.0, -np.inf], [2.0, np.inf, np.inf]), method="bvls")  # exact active set
         scale, per_layer, offset = (float(v) for v in fit.x)
         return cls(scale=scale, per_layer_ms=per_layer, offset_ms=offset, fitted_on=len(y))
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and bool(np.isfinite(value))
+
+
+def _check_meta(data: dict[str, Any], source: str) -> None:
+    """Every field a table's predictions or outputs rely on, checked on load (one line naming the field)."""
+    if not isinstance(data["device"], str) or not data["device"].strip():
+        raise LUTError(f"{source}: device must be a non-empty name, got {data['device']!r}")
+    for key, low in (("threads", 0), ("batch", 1)):
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise LUTError(f"{source}: {key} must be an integer >= {low}, got {value!r}")
+    if not isinstance(data["space"], str) or not search_spaces.is_known(data["space"]):
+        raise LUTError(
+            f"{source}: space {data['space']!r} is not a shipped space (a table may name only those, "
+            f"or a space loaded explicitly before it)"
+        )
+    resolutions = data["resolutions"]
+    if (
+        not isinstance(resolutions, list)
+        or not resolutions
+        or not all(isinstance(r, int) and not isinstance(r, bool) and r > 0 for r in resolutions)
+    ):
+        raise LUTError(f"{source}: resolutions must be a list of positive integers, got {resolutions!r}")
+    if not isinstance(data["versions"], dict) or not isinstance(data["date"], str):
+        raise LUTError(f"{source}: versions must be an object and date a text")
+
+
+def _calibration(cal: Any, source: str) -> Calibration:
+    """The calibration, checked: a finite positive scale, finite non-negative per-layer cost, a finite offset."""
+    if not isinstance(cal, dict):
+        raise LUTError(f"{source}: calibration must be an object, got {type(cal).__name__}")
+    unknown = sorted(set(cal) - {"scale", "per_layer_ms", "offset_ms", "fitted_on", "details"})
+    if unknown:
+        raise LUTError(f"{source}: calibration has unknown field {unknown[0]!r}")
+    checks = {"scale": lambda v: v > 0, "per_layer_ms": lambda v: v >= 0, "offset_ms": lambda v: True}
+    for key, ok in checks.items():
+        if key in cal and not (_is_number(cal[key]) and ok(cal[key])):
+            raise LUTError(
+                f"{source}: calibration {key} must be a finite{' positive' if key == 'scale' else ''}"
+                f"{' non-negative' if key == 'per_layer_ms' else ''} number, got {cal[key]!r}"
+            )
+    fitted = cal.get("fitted_on", 0)
+    if isinstance(fitted, bool) or not isinstance(fitted, int) or fitted < 0:
+        raise LUTError(f"{source}: calibration fitted_on must be an integer >= 0, got {fitted!r}")
+    if not isinstance(cal.get("details", {}), dict):
+        raise LUTError(f"{source}: calibration details must be an object")
+    return Calibration(
+        **{k: cal[k] for k in ("scale", "per_layer_ms", "offset_ms", "fitted_on") if k in cal}, details=cal.get("details", {})
+    )
 
 
 class LUT:
@@ -208,25 +260,15 @@ class LUT:
             ms = entry.get("ms") if isinstance(entry, dict) else None
             if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not np.isfinite(ms) or ms < 0:
                 raise LUTError(f"{source}: entry {key}: expected a non-negative number of ms, got {ms!r}")
-        cal = data.get("calibration") or {}
-        try:
-            calibration = Calibration(
-                **{k: cal[k] for k in ("scale", "per_layer_ms", "offset_ms", "fitted_on") if k in cal},
-                details=cal.get("details", {}),
-            )
-        except TypeError as exc:
-            raise LUTError(f"{source}: bad calibration ({exc})") from None
+        _check_meta(data, source)
+        calibration = _calibration(data.get("calibration") or {}, source)
         meta = {k: v for k, v in data.items() if k not in ("entries", "calibration")}
         return cls(meta, {k: dict(v) for k, v in entries.items()}, calibration)
 
     @classmethod
     def read(cls, path: str | Path) -> LUT:
         path = Path(path)
-        text = read_text(path, "latency table", LUTError)
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise LUTError(f"{path}: corrupted or truncated latency table (invalid JSON at line {exc.lineno})") from None
+        data = read_json(path, "latency table", LUTError)
         lut = cls.from_dict(data, source=str(path))
         lut.path = path
         return lut

@@ -13,7 +13,7 @@ from .arch import DEFAULT_SPACE, Arch
 from .errors import FileWriteError, InputError, SpaceError
 from .genes import Gene
 from .layers import LAYER_KINDS, MIXER_KINDS, LayerSpec
-from .registry import list_spaces, load, register_text
+from .registry import is_known, list_spaces, load, register_text
 from .space import Space, StageSpace
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "InputError",
     "FileWriteError",
     "StageSpace",
+    "is_known",
     "list_spaces",
     "load",
     "register_text",

@@ -32,9 +32,12 @@ class SpaceLookup:
 
     load: Callable[[str], Space]
     derive: Callable[[Space, dict[str, Any]], Space]
+    is_known: Callable[[str], bool]
 
-    def install(self, load: Callable[[str], Space], derive: Callable[[Space, dict[str, Any]], Space]) -> None:
-        self.load, self.derive = load, derive
+    def install(
+        self, load: Callable[[str], Space], derive: Callable[[Space, dict[str, Any]], Space], is_known: Callable[[str], bool]
+    ) -> None:
+        self.load, self.derive, self.is_known = load, derive, is_known
 
 
 SPACES = SpaceLookup()
@@ -75,6 +78,12 @@ class Arch:
         space_ref = data.get("space", space or DEFAULT_SPACE)
         if not isinstance(space_ref, str) or not space_ref:
             raise f.fail(("space",), "expected a space name or a path to a space file")
+        if not SPACES.is_known(space_ref):
+            raise f.fail(
+                ("space",),
+                f"{space_ref!r} is not a shipped space; an architecture file may name another "
+                f"space only once its file is loaded (e.g. --space {space_ref})",
+            )
         resolution = f.positive_int(("resolution",), data["resolution"])
         depths = f.items(("depths",), data["depths"], f.positive_int, what="integers")
         widths = f.items(("widths",), data["widths"], f.positive_int, what="integers")

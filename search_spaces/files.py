@@ -10,6 +10,7 @@ raised as one :class:`FileWriteError` line naming the target, with the temporary
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -32,6 +33,31 @@ def read_text(path: str | Path, what: str = "file", error: type[InputError] = In
         raise error(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
 
 
+#: The largest JSON file the tool reads (latency tables are about 100 KB, measurement files less).
+MAX_JSON_BYTES = 64 << 20
+
+
+def read_json(path: str | Path, what: str = "file", error: type[InputError] = InputError, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """A JSON file's content, or `error` with one line saying why it cannot be read (missing, too large,
+    malformed, or holding a number Python will not convert)."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise error(f"no such {what}: {path}") from None
+    except OSError as exc:
+        raise error(f"cannot read {path}: {exc.strerror or exc}") from None
+    if size > max_bytes:
+        raise error(f"{path}: {size:,} bytes, more than the {max_bytes:,} a {what} may hold")
+    text = read_text(path, what, error)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: corrupted or truncated {what} (malformed JSON at line {exc.lineno}: {exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # an integer of thousands of digits, or nesting past the limit
+        raise error(f"{path}: not a valid {what} ({str(exc)[:120]})") from None
+
+
 def write_failure(path: str | Path, exc: OSError) -> FileWriteError:
     """The one-line error for an OSError while writing `path`."""
     reason = "the disk is full" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
@@ -52,10 +78,29 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any], *, mode: int = 
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise write_failure(path, exc) from None
+    except RuntimeError as exc:
+        tmp.unlink(missing_ok=True)
+        if _is_write_failure(exc):  # torch.save's writer reports a refused write as a RuntimeError
+            raise FileWriteError(f"cannot write {path}: {_space_left(path)}") from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _is_write_failure(exc: RuntimeError) -> bool:
+    text = str(exc)
+    return "PytorchStreamWriter" in text or "file write failed" in text or "inline_container" in text
+
+
+def _space_left(path: Path) -> str:
+    """Why a write failed, as far as can be told afterwards."""
+    try:
+        free = shutil.disk_usage(path.parent if str(path.parent) else ".").free
+    except OSError:
+        return "writing failed"
+    return "the disk is full" if free < 64 << 20 else "writing failed (the file system refused it; is a size limit set?)"
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
@@ -96,12 +141,17 @@ def atomic_write_dir(path: str | Path, write: Callable[[Path], Any]) -> Path:
     return path
 
 
-def check_writable(path: str | Path, what: str = "output", *, directory: bool = False) -> Path:
-    """Refuse, before any work, an output path whose directory is missing or not writable, or that is
-    a directory itself unless `directory` (the output is one, e.g. a Core ML package): FileWriteError,
-    one line. Returns the path."""
+def check_writable(path: str | Path, what: str = "output", *, directory: bool = False, create: bool = False) -> Path:
+    """Refuse, before any work, an output path whose directory is missing (unless `create`: then it is
+    made) or not writable, or that is a directory itself unless `directory` (the output is one, e.g. a
+    Core ML package): FileWriteError, one line. Returns the path."""
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
+    if create and not parent.exists():
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise write_failure(path, exc) from None
     if path.is_dir() and not directory:
         raise FileWriteError(f"cannot write {what} {path}: it is a directory")
     if not parent.is_dir():

@@ -12,9 +12,10 @@ from typing import Any
 
 from .arch import SPACES
 from .errors import SpaceError
+from .files import read_text
 from .space import DOWNSAMPLES, Space, StageSpace, resolution_multiple
 from .validate import Fields
-from .yamlio import load_file, load_text
+from .yamlio import load_text
 
 SPACES_DIR = Path(__file__).parent / "spaces"
 SPACE_KEYS = ("name", "description", "resolutions", "num_classes", "distillation", "stages", "presets")
@@ -47,8 +48,10 @@ def load(name_or_path: str | Path) -> Space:
         if not path.is_file():
             raise SpaceError(f"no such space file: {ref}")
         path = path.resolve()
-    data, lines = load_file(path)
+    text = read_text(path, error=SpaceError)
+    data, lines = load_text(text, str(path))
     space = _SPACES[ref] = parse_space(data, lines, str(path), ref)
+    space.yaml_text = text
     return space
 
 
@@ -57,7 +60,19 @@ def register_text(ref: str, text: str) -> Space:
     training checkpoint) whose path does not exist on this machine."""
     data, lines = load_text(text, ref)
     space = _SPACES[ref] = parse_space(data, lines, ref, ref)
+    space.yaml_text = text
     return space
+
+
+def is_known(ref: str) -> bool:
+    """Whether a file may name space `ref` (an architecture file, a latency table, a checkpoint): a shipped
+    space, one already loaded in this process (the user named its file, e.g. with ``--space``), or a
+    space derived from one of those. A file naming any other path is refused rather than followed, so
+    a file of the tool can never make it open an arbitrary file."""
+    if ref in _SPACES or ref in list_spaces():
+        return True
+    base, sep, _ = ref.rpartition("?")
+    return bool(sep) and is_known(base)
 
 
 def derive(base: Space, overrides: dict[str, Any]) -> Space:
@@ -72,7 +87,7 @@ def derive(base: Space, overrides: dict[str, Any]) -> Space:
     return space
 
 
-SPACES.install(load, derive)
+SPACES.install(load, derive, is_known)
 
 
 def _override_text(value: Any) -> str:
@@ -168,4 +183,4 @@ def parse_space(data: Any, lines: dict[tuple, int], source: str, ref: str) -> Sp
     )
 
 
-__all__ = ["load", "list_spaces", "register_text", "derive", "parse_space", "SPACES_DIR"]
+__all__ = ["load", "list_spaces", "register_text", "derive", "is_known", "parse_space", "SPACES_DIR"]

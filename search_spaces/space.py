@@ -76,6 +76,7 @@ class Space:
         self.base = base or self  # the shipped or file space this one derives from (see derive)
         self.base_ref = self.base.ref
         self.overrides: dict[str, Any] = dict(overrides or {})  # what derive() changed: resolutions, num_classes, ...
+        self.yaml_text = ""  # the space file's text (set by the registry; what a checkpoint saves)
 
     def __repr__(self) -> str:
         return f"Space({self.name!r}, {len(self.stages)} stages, {self.size():.3g} architectures)"

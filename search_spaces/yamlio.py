@@ -10,28 +10,62 @@ import yaml
 from .errors import SpaceError
 from .files import read_text
 
+#: Bounds on what the tool reads from a YAML (or JSON) file: the files it reads are small, so a file past
+#: them is hostile or a mistake, refused in one line before it can take much memory or time. Aliases
+#: are resolved by reference while composing, and only expanded into Python values here, node by node,
+#: so a "billion laughs" file stops at MAX_NODES instead of growing to gigabytes.
+MAX_FILE_BYTES = 1 << 20
+MAX_NODES = 200_000
+MAX_DEPTH = 64
+MAX_NUMBER_CHARS = 40  # a number longer than this is no count, ratio or latency of this tool
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 
-def _construct(node: yaml.Node, path: tuple, lines: dict[tuple, int]) -> Any:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = yaml.safe_load(yaml.serialize(key_node)) if not isinstance(key_node, yaml.ScalarNode) else _scalar(key_node)
-            if key in out:
-                raise SpaceError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
-            out[key] = _construct(value_node, path + (key,), lines)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_construct(child, path + (i,), lines) for i, child in enumerate(node.value)]
-    return _scalar(node)
+
+class _Builder:
+    """Python values from a composed YAML node graph, with bounds (see the module constants)."""
+
+    def __init__(self, lines: dict[tuple, int]):
+        self.lines, self.nodes = lines, 0
+
+    def build(self, node: yaml.Node, path: tuple, depth: int = 0) -> Any:
+        self.nodes += 1
+        if self.nodes > MAX_NODES:
+            raise SpaceError(
+                f"line {node.start_mark.line + 1}: more than {MAX_NODES:,} values (aliases expanded): not a file of this tool"
+            )
+        if depth > MAX_DEPTH:
+            raise SpaceError(f"line {node.start_mark.line + 1}: nested more than {MAX_DEPTH} levels deep")
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise SpaceError(f"line {key_node.start_mark.line + 1}: a key must be a plain value")
+                key = _scalar(key_node)
+                if key in out:
+                    raise SpaceError(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
+                out[key] = self.build(value_node, path + (key,), depth + 1)
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(child, path + (i,), depth + 1) for i, child in enumerate(node.value)]
+        return _scalar(node)
 
 
 def _scalar(node: yaml.ScalarNode) -> Any:
-    return yaml.SafeLoader(yaml.serialize(node)).get_single_data() if node.tag != "tag:yaml.org,2002:str" else node.value
+    if node.tag == "tag:yaml.org,2002:str":
+        return node.value
+    if node.tag in _NUMBER_TAGS and len(node.value) > MAX_NUMBER_CHARS:
+        raise SpaceError(f"line {node.start_mark.line + 1}: a number of {len(node.value):,} characters is out of range")
+    try:
+        return yaml.SafeLoader(yaml.serialize(node)).get_single_data()
+    except (yaml.YAMLError, ValueError, OverflowError) as exc:
+        raise SpaceError(f"line {node.start_mark.line + 1}: cannot read {node.value[:40]!r} ({exc})") from None
 
 
 def load_text(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
-    """Parse YAML (or JSON, a subset of it) and return (data, {path: line})."""
+    """Parse YAML (or JSON, a subset of it) and return (data, {path: line}); bounded (see MAX_FILE_BYTES)."""
+    if len(text) > MAX_FILE_BYTES:
+        raise SpaceError(f"{source}: {len(text):,} characters, more than the {MAX_FILE_BYTES:,} a file of this tool holds")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
@@ -39,14 +73,27 @@ def load_text(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpaceError(f"{source}{where}: malformed YAML: {problem}") from None
+    except RecursionError:
+        raise SpaceError(f"{source}: nested too deeply to be a file of this tool") from None
     if node is None:
         raise SpaceError(f"{source}: the file is empty")
     lines: dict[tuple, int] = {}
     try:
-        data = _construct(node, (), lines)
+        data = _Builder(lines).build(node, ())
     except SpaceError as exc:
         raise SpaceError(f"{source} {exc}") from None
     return data, lines
+
+
+def load_data(text: str, source: str, error: type[SpaceError] | Any = SpaceError) -> Any:
+    """The plain data of a YAML (or JSON) text, bounded as :func:`load_text`; `error` (an InputError
+    class) for a file that cannot be read."""
+    try:
+        return load_text(text, source)[0]
+    except SpaceError as exc:
+        if error is SpaceError:
+            raise
+        raise error(str(exc)) from None
 
 
 def load_file(path: str | Path) -> tuple[Any, dict[tuple, int]]:

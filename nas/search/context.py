@@ -146,7 +146,7 @@ class SearchContext:
                 entry = entry.with_accuracy(done.accuracy, done.source).with_extra(duplicate_of=done.number)
             else:
                 entry = entry.with_accuracy(*accuracy.get(entry.id, (None, self.problem.accuracy_source)))
-            self.store.finish(trial, entry, self.problem.placeholder_accuracy(), self.problem.budget.constraints(entry.metrics))
+            self.store.finish(trial, entry, self.problem.placeholder_accuracy())
             self.report()
 
     # ---- progress --------------------------------------------------------------------------------

@@ -108,6 +108,7 @@ def search(
     if run_dir is not None:
         _prepare_run_dir(run_dir, resume=resume, shared=settings.storage is not None)
     url = settings.storage or (default_storage(run_dir) if run_dir is not None else None)
+    storage_name = None if settings.storage or run_dir is None else str(run_dir / "study.db")
     stored_settings = {
         **settings.to_dict(),
         **run_info,
@@ -118,13 +119,16 @@ def search(
         "strategy_config": strategy_object.config(),
     }
     store = RunStore(
-        open_storage(url),
+        open_storage(url, storage_name),
         settings.study,
         problem.objectives,
         create=True,
         record=problem.to_record,
         decode=problem.from_record,
         settings=stored_settings,
+        budget=problem.budget,
+        genes=problem.genes(),
+        params=problem.trial_params,
     )
     if store.settings:
         check_shared(store.settings, stored_settings, settings.study)

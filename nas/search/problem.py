@@ -77,6 +77,11 @@ class Problem:
         """The inverse of :meth:`to_record`."""
         return self.decode([int(c) for c in data])
 
+    def trial_params(self, candidate: Any) -> dict[str, int]:
+        """The genes a run stores as the trial's Optuna parameters (for the dashboard's importance and
+        slice plots): every gene's choice index by default."""
+        return {gene.name: code for gene, code in zip(self.genes(), self.encode(candidate))}
+
     @property
     def metric_keys(self) -> tuple[str, ...]:
         """The metric keys of an entry, in the order a result shows them (``accuracy`` last)."""

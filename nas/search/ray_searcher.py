@@ -54,7 +54,7 @@ class StudySearcher(Searcher):
         else:
             value = result.get("accuracy")
             entry = entry.with_accuracy(None if value is None else float(value), problem.accuracy_source)
-        ctx.store.finish(trial, entry, problem.placeholder_accuracy(), problem.budget.constraints(entry.metrics))
+        ctx.store.finish(trial, entry, problem.placeholder_accuracy())
         ctx.report()
 
 

@@ -3,13 +3,13 @@ or a run's front entry chosen by a rule (``--pick``)."""
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
 import search_spaces
 from search_spaces import DEFAULT_SPACE, Arch, SpaceError
+from search_spaces.files import read_json
 
 from ..errors import BadInput
 from ..quantities import parse_quantity
@@ -85,13 +85,10 @@ def _run_entries(run_dir: str) -> tuple[list[dict[str, Any]], list[dict[str, Any
     pareto = directory / PARETO_FILE
     if not pareto.is_file():
         raise BadInput(f"{run_dir}: no search run there (expected {directory / RUN_FILE} or {pareto})")
-    try:
-        result = json.loads(pareto.read_text(encoding="utf-8"))
-        entries = list(result["pareto"])
-        if not all(isinstance(e, dict) and "arch" in e for e in entries):
-            raise ValueError("entries without 'arch'")
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise BadInput(f"{pareto}: not a readable search result ({exc})") from None
+    result = read_json(pareto, "search result", BadInput)
+    entries = result.get("pareto") if isinstance(result, dict) else None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and "arch" in e for e in entries):
+        raise BadInput(f"{pareto}: not a readable search result (expected an object with a 'pareto' list of entries)")
     return entries, None, str(result.get("device", "") or "")
 
 
@@ -107,7 +104,7 @@ def run_entry(run_dir: str, number: str) -> tuple[Arch, dict[str, Any]]:
     """Trial `number` of a run: any evaluated trial, on the front or not (only front entries when the run
     left nothing but its ``pareto.json``)."""
     ref = f"{run_dir}#{number}"
-    if not number.isdigit():
+    if not re.fullmatch(r"[0-9]+", number):  # ASCII digits only (str.isdigit also takes ٣)
         raise BadInput(f"{ref}: expected RUN_DIR#N with N a trial number, got {number!r}")
     front, history, device = _run_entries(run_dir)
     front_numbers = {_number(e) for e in front}

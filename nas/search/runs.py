@@ -19,12 +19,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+import search_spaces
 from search_spaces import Arch
-from search_spaces.files import atomic_write_text
+from search_spaces.files import atomic_write_text, read_text
 from search_spaces.provenance import versions
-from search_spaces.yamlio import dump_yaml
+from search_spaces.yamlio import dump_yaml, load_data
 
 from ..errors import BadInput
 from ..pareto import STANDARD_OBJECTIVES, Normaliser, Objective
@@ -35,6 +34,9 @@ RUN_FILE = "run.yaml"
 PARETO_FILE = "pareto.json"
 STUDY_FILE = "study.db"
 WORKER_KEY = "worker"
+#: Optuna's older constraints attribute (a list), the one optuna-dashboard reads; Optuna 5 writes one
+#: ``constraints:<name>`` attribute per constraint instead. Trials carry both.
+CONSTRAINTS_LIST = "constraints"
 #: Reads a stored candidate back: ``decode(data, where)``.
 Decode = Callable[[Any, str], Any]
 
@@ -54,8 +56,9 @@ def default_storage(run_dir: Path) -> str:
     return f"sqlite:///{(run_dir / STUDY_FILE).resolve()}"
 
 
-def open_storage(url: str | None):
-    """An Optuna storage: in memory for None, otherwise an RDB storage (SQLite, PostgreSQL, MySQL)."""
+def open_storage(url: str | None, what: str | None = None):
+    """An Optuna storage: in memory for None, otherwise an RDB storage (SQLite, PostgreSQL, MySQL); `what`
+    names it in an error (default: the --storage option)."""
     optuna = _optuna()
     if url is None:
         return optuna.storages.InMemoryStorage()
@@ -63,7 +66,7 @@ def open_storage(url: str | None):
     try:
         storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else {})
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds for a bad URL
-        raise BadInput(f"--storage {url!r}: cannot open it ({str(exc).splitlines()[0]})") from None
+        raise BadInput(f"{what or f'--storage {url!r}'}: cannot open it ({str(exc).splitlines()[0]})") from None
     if sqlite:
         _fast_sqlite(storage.engine)
     return storage
@@ -113,6 +116,9 @@ class RunStore:
         record: Callable[[Any], Any],
         decode: Decode,
         settings: dict[str, Any] | None = None,
+        budget: Any = None,
+        genes: Sequence[Any] = (),
+        params: Callable[[Any], dict[str, int]] | None = None,
     ):
         optuna = _optuna()
         self.storage = storage
@@ -120,6 +126,9 @@ class RunStore:
         self.records = tuple(objectives)
         self.objectives = tuple(o.name for o in self.records)
         self.record, self.decode = record, decode
+        self.budget, self.params = budget, params
+        # the genes as Optuna parameters, so the dashboard's importance and slice plots work for every strategy
+        self.distributions = {g.name: optuna.distributions.IntDistribution(0, len(g.choices) - 1) for g in genes}
         exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
         if create and not exists:
             self.study = optuna.create_study(
@@ -193,7 +202,16 @@ class RunStore:
         with its trial number."""
         optuna = _optuna()
         attrs = attrs_of(entry, self.record(entry.candidate))
-        trial = optuna.trial.create_trial(values=self.values_of(entry, accuracy_placeholder), user_attrs=attrs)
+        constraints = self.constraints_of(entry)
+        params = self.params(entry.candidate) if self.params is not None else {}
+        trial = optuna.trial.create_trial(
+            values=self.values_of(entry, accuracy_placeholder),
+            params=params,
+            distributions={name: self.distributions[name] for name in params} if params else None,
+            user_attrs=attrs,
+            system_attrs={CONSTRAINTS_LIST: list(constraints.values())} if constraints else None,
+            constraints=constraints or None,
+        )
         if self._study_id is None:
             self._study_id = self.storage.get_study_id_from_name(self.study_name)
         # The storage's own call (what study.add_trial does) returns the trial's id, so the new entry is
@@ -229,16 +247,26 @@ class RunStore:
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING)
         return sum(1 for t in self.study.get_trials(deepcopy=False, states=states) if t.number < number)
 
-    def finish(
-        self, trial: Any, entry: Entry, accuracy_placeholder: float = 0.0, constraints: Mapping[str, float] | None = None
-    ) -> Entry:
+    def finish(self, trial: Any, entry: Entry, accuracy_placeholder: float = 0.0) -> Entry:
         """Complete a reserved (or asked) trial with an evaluated candidate."""
         for key, value in attrs_of(entry, self.record(entry.candidate)).items():
             trial.set_user_attr(key, value)
-        for name, value in (constraints or {}).items():
+        constraints = self.constraints_of(entry)
+        for name, value in constraints.items():
             trial.set_constraint(name, value)
+        if constraints:  # the older list form too, the one optuna-dashboard (0.21) reads
+            if self._study_id is None:
+                self._study_id = self.storage.get_study_id_from_name(self.study_name)
+            trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._study_id, trial.number)
+            self.storage.set_trial_system_attr(trial_id, CONSTRAINTS_LIST, list(constraints.values()))
         self.study.tell(trial, self.values_of(entry, accuracy_placeholder))
         return self.refresh_one(entry)
+
+    def constraints_of(self, entry: Entry) -> dict[str, float]:
+        """The budget's constraints of an entry, as Optuna stores them (<= 0: within the limit)."""
+        if self.budget is None or not self.budget.limits:
+            return {}
+        return self.budget.constraints(entry.metrics)
 
     def refresh_one(self, entry: Entry) -> Entry:
         """Pick up the trial just written (its number is assigned by the storage)."""
@@ -263,24 +291,38 @@ class RunStore:
 
 
 def attrs_of(entry: Entry, record: Any) -> dict[str, Any]:
-    """The user attributes of a trial: the candidate's `record` (readable in the dashboard), its id, every
-    metric in one ``metrics`` attribute and what the strategy adds in ``search``. Few attributes keep a
-    trial's write cheap (each attribute is a row of the storage)."""
-    metrics = dict(entry.metrics)
-    metrics.update(accuracy_source=entry.source, feasible=bool(entry.feasible), violations=list(entry.violations))
-    attrs = {"arch": record, "arch_id": entry.id, "metrics": metrics}
+    """The user attributes of a trial: the candidate's `record` (readable in the dashboard), its id, each
+    metric as a number of its own (sortable in the dashboard), where the accuracy came from, whether the
+    candidate was within budget (and, when not, why), and what the strategy adds in ``search``."""
+    attrs: dict[str, Any] = {"arch": record, "arch_id": entry.id}
+    attrs.update({key: value for key, value in entry.metrics.items()})
+    attrs.update(accuracy_source=entry.source, feasible=bool(entry.feasible))
+    if entry.violations:
+        attrs["violations"] = list(entry.violations)
     extra = {key: entry.extra[key] for key in EXTRA_KEYS if entry.extra.get(key) is not None}
     if extra:
         attrs["search"] = extra
     return attrs
 
 
+#: User attributes of a trial that are not metrics.
+_NOT_METRICS = frozenset(
+    {"arch", "arch_id", "accuracy_source", "feasible", "violations", "search", WORKER_KEY, "surplus", "metrics"}
+)
+
+
 def entry_from_attrs(number: int, attrs: Mapping[str, Any], decode: Decode) -> Entry:
-    """A stored trial's entry."""
-    stored = dict(attrs.get("metrics", {}))
-    source = stored.pop("accuracy_source", None)
-    feasible = bool(stored.pop("feasible", False))
-    violations = tuple(stored.pop("violations", []))
+    """A stored trial's entry (also of runs written before metrics had attributes of their own, which
+    kept them together under ``metrics``)."""
+    if "metrics" in attrs:
+        stored = dict(attrs["metrics"])
+        source = stored.pop("accuracy_source", None)
+        feasible = bool(stored.pop("feasible", False))
+        violations = tuple(stored.pop("violations", []))
+    else:
+        stored = {k: v for k, v in attrs.items() if k not in _NOT_METRICS}
+        source, feasible = attrs.get("accuracy_source"), bool(attrs.get("feasible"))
+        violations = tuple(attrs.get("violations", []))
     stored.setdefault(ACCURACY, None)
     candidate = decode(attrs["arch"], f"trial {number}")
     return Entry(candidate, attrs["arch_id"], stored, feasible, violations, source, number, dict(attrs.get("search", {})))
@@ -297,7 +339,7 @@ def write_run_file(run_dir: Path, settings: Mapping[str, Any], command: str | No
     path = run_dir / RUN_FILE
     data: dict[str, Any] = {}
     if path.exists():
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = _read_run_file(path)
     data.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
     commands = list(data.get("commands", []))
     commands.append(command or " ".join([Path(sys.argv[0]).name] + sys.argv[1:]))
@@ -316,32 +358,51 @@ def load_run_settings(run_dir: str | Path) -> dict[str, Any]:
     path = run_dir / RUN_FILE
     if not path.is_file():
         raise BadInput(f"{run_dir}: not a search run ({RUN_FILE} not found)")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        settings = dict(data["settings"])
-    except (OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
-        raise BadInput(f"{path}: not a readable run file ({exc})") from None
-    return settings
+    settings = _read_run_file(path).get("settings")
+    required = ("space", "objectives", "budget", "strategy", "reference")
+    missing = [k for k in required if not isinstance(settings, dict) or k not in settings]
+    if missing:
+        raise BadInput(f"{path}: not a readable run file (no settings {', '.join(missing)})")
+    return dict(settings)
+
+
+def _read_run_file(path: Path) -> dict[str, Any]:
+    data = load_data(read_text(path, "run file", BadInput), str(path), BadInput)
+    if not isinstance(data, dict):
+        raise BadInput(f"{path}: not a readable run file (expected a mapping)")
+    return data
 
 
 def load_run(run_dir: str | Path, problem: Any = None) -> tuple[dict[str, Any], RunStore]:
     """A run's settings (from ``run.yaml``) and its store, read from its storage. A run of a problem of
     one's own needs that `problem` to read its candidates back (by default they are architectures)."""
     settings = load_run_settings(run_dir)
-    url = settings.get("storage_url")
-    path = Path(run_dir) / RUN_FILE
-    if not url or url == "memory":
-        raise BadInput(f"{path}: the run kept its trials in memory; nothing to read")
+    url, what = run_storage(run_dir, settings)
     if problem is not None:
         objectives, record, decode = problem.objectives, problem.to_record, problem.from_record
     else:
         objectives = [STANDARD_OBJECTIVES[name] for name in settings["objectives"]]
         record, decode = (lambda c: c.to_dict()), _decode_arch
+        search_spaces.load(settings["space"])  # the run's own space (a file the run names), so its trials read back
     store = RunStore(
-        open_storage(url), settings.get("study", "nas-search"), objectives, create=False, record=record, decode=decode
+        open_storage(url, what), settings.get("study", "nas-search"), objectives, create=False, record=record, decode=decode
     )
     store.refresh()
     return settings, store
+
+
+def run_storage(run_dir: str | Path, settings: Mapping[str, Any]) -> tuple[str, str]:
+    """Where a run's trials are, and how to name it in an error: the RDB URL the user gave with
+    ``--storage``, else the ``study.db`` beside ``run.yaml`` (wherever the directory is now, so a run
+    that is copied reads its copy and one that is moved still reads)."""
+    if settings.get("storage"):
+        return str(settings["storage"]), f"the run's --storage {settings['storage']!r}"
+    if settings.get("storage_url") == "memory":
+        raise BadInput(f"{Path(run_dir) / RUN_FILE}: the run kept its trials in memory; nothing to read")
+    study = Path(run_dir) / STUDY_FILE
+    if not study.is_file():
+        raise BadInput(f"{run_dir}: no {STUDY_FILE} beside {RUN_FILE} (the run's trials)")
+    return default_storage(Path(run_dir)), str(study)
 
 
 def run_result(run_dir: str | Path, problem: Any = None) -> SearchResult:
@@ -375,4 +436,5 @@ __all__ = [
     "run_versions",
     "load_run",
     "run_result",
+    "run_storage",
 ]

@@ -112,22 +112,40 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     state = read_weights(path, "checkpoint")
     if not is_checkpoint(state):
         raise BadInput(f"{path}: not a checkpoint written by nas train")
-    if state.get("version", 0) > VERSION:
-        raise BadInput(f"{path}: checkpoint version {state['version']} is newer than this nas reads ({VERSION})")
-    space = space_of(state["space"])
-    arch = Arch.from_dict(state["arch"]) if state.get("arch") else None
+    version = state.get("version", 0)
+    if not isinstance(version, int) or version > VERSION:
+        raise BadInput(f"{path}: checkpoint version {version!r} is newer than this nas reads ({VERSION})")
+    missing = [key for key in ("kind", "space", "model", "settings", "history") if key not in state]
+    if (
+        missing
+        or state["kind"] not in ("supernet", "subnet")
+        or not isinstance(state["model"], dict)
+        or not isinstance(state["settings"], dict)
+    ):
+        raise BadInput(f"{path}: a damaged nas train checkpoint ({'missing ' + ', '.join(missing) if missing else 'bad fields'})")
+    space = space_of(state["space"], path)
+    try:
+        arch = Arch.from_dict(state["arch"], source=f"{path} arch") if state.get("arch") else None
+        TrainSettings.from_dict(state["settings"])
+    except (SpaceError, TypeError) as exc:
+        raise BadInput(f"{path}: a damaged nas train checkpoint ({str(exc).splitlines()[0]})") from None
     return Checkpoint(path, state["kind"], space, arch, state)
 
 
-def space_of(info: dict[str, Any]) -> Space:
-    """The checkpoint's space by its ref; when its base is a file absent here, from the saved YAML text."""
-    try:
-        return search_spaces.load(info["ref"])
-    except SpaceError:
-        if not info.get("yaml") or info["base_ref"] in search_spaces.list_spaces():
-            raise
-        search_spaces.register_text(info["base_ref"], info["yaml"])
-        return search_spaces.load(info["ref"])
+def space_of(info: Any, where: str | Path = "checkpoint") -> Space:
+    """The checkpoint's space by its ref. A base space that is not shipped (nor loaded already) comes from
+    the YAML text the checkpoint saved, never from the path it names: a checkpoint cannot make the tool
+    open a file."""
+    if not isinstance(info, dict) or not isinstance(info.get("ref"), str) or not isinstance(info.get("base_ref"), str):
+        raise BadInput(f"{where}: a damaged nas train checkpoint (no space reference)")
+    base, ref = info["base_ref"], info["ref"]
+    if ref != base and not ref.startswith(base + "?"):
+        raise BadInput(f"{where}: a damaged nas train checkpoint (space {ref!r} is not derived from {base!r})")
+    if not search_spaces.is_known(base):
+        if not isinstance(info.get("yaml"), str) or not info["yaml"]:
+            raise BadInput(f"{where}: trained on space file {base!r}, absent here and not saved in the checkpoint")
+        search_spaces.register_text(base, info["yaml"])
+    return search_spaces.load(ref)
 
 
 def space_info(space: Space) -> dict[str, Any]:
@@ -138,7 +156,7 @@ def space_info(space: Space) -> dict[str, Any]:
         "name": space.name,
         "base_ref": space.base_ref,
         "overrides": plain_data(space.overrides),
-        "yaml": Path(base.source).read_text(encoding="utf-8") if base.source and Path(base.source).is_file() else "",
+        "yaml": base.yaml_text,
     }
 
 

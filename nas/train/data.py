@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import gzip
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -172,7 +173,24 @@ def _folder_data(source: str, root: Path, seed: int, val_fraction: float) -> Dat
             raise BadInput(f"--data {source}: {len(order)} image; a train/val split needs at least 2")
         pick = [(sorted(order[n_val:]), "train"), (sorted(order[:n_val]), "val")]
         train, val = (Split(whole.labels[idx], files=[whole.files[i] for i in idx]) for idx, _ in pick)
+    if len(classes) < 2:
+        raise BadInput(f"--data {source}: one class ({classes[0]!r}); a classifier needs at least two class folders")
+    for split in (train, val):
+        _check_images(source, split.files)
     return Data(source, root.name, classes, train, val, info={"format": "imagefolder", "path": str(root)})
+
+
+def _check_images(source: str, files: Sequence[Path]) -> None:
+    """Open every image once before any training (a truncated or non-image file would otherwise stop a
+    run partway, when its batch loads); reads headers and checks the file's structure, decodes nothing."""
+    from PIL import Image
+
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                image.verify()
+        except (OSError, SyntaxError, ValueError) as exc:  # PIL raises SyntaxError for some broken headers
+            raise BadInput(f"--data {source}: {path}: not a readable image ({str(exc).splitlines()[0][:120]})") from None
 
 
 def _class_dirs(source: str, root: Path) -> list[str]:
@@ -350,12 +368,28 @@ class Loader:
         else:
             side = self.resolution
             raw = _decoded(self.split, self.resolution, [self._shard(b) for b in self.batches[self.start :]], self.workers)
-        for i, (images, labels) in enumerate(raw, self.start):
+        for i, (images, labels) in enumerate(_one_line_errors(raw), self.start):
             crops = None
             if self.augment:
                 generator = torch.Generator().manual_seed(seed_of(self.seed, 1, self.epoch, i))
                 crops = tuple(self._shard(t) for t in draw_crops(len(self.batches[i]), side, generator))
             yield prepare(images, self.data, self.resolution, crops), labels
+
+
+def _one_line_errors(batches: Iterable[Any]) -> Iterator[Any]:
+    """The batches, with an input error raised in a DataLoader worker re-raised as its own one line (the
+    DataLoader re-raises it with the worker's whole traceback in the message)."""
+    iterator = iter(batches)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except BadInput as exc:
+            lines = [line for line in str(exc).splitlines() if line.strip()]
+            last = lines[-1] if lines else str(exc)
+            raise BadInput(last.split("BadInput: ", 1)[-1]) from None
+        yield batch
 
 
 def _decoded(split: Split, resolution: int, batches: list[torch.Tensor], workers: int):

@@ -36,6 +36,7 @@ from torch import nn
 import search_spaces
 import supernet
 from search_spaces import DEFAULT_SPACE, Arch, Space
+from search_spaces.files import check_writable
 from search_spaces.provenance import versions
 from supernet.runtime import torch_settings
 
@@ -350,6 +351,7 @@ def train(
     ...); None in the processes of a torchrun job other than rank 0.
     """
     out = Path(out)
+    check_writable(out, "checkpoint")
     given = options.to_dict() if isinstance(options, TrainSettings) else dict(options)
     state = None
     if out.exists():

@@ -313,6 +313,7 @@ def test_set_active_rejects_arch_not_offered(net, tmp_path):
     own.write_text(
         tiny_text.replace("widths: [96, 120]", "widths: [96, 128]").replace("name: efficientformerv2-tiny", "name: own")
     )
+    search_spaces.load(str(own))  # a file the user names explicitly (an architecture file alone may not)
     arch = Arch.from_dict({**TINY_ARCH, "space": str(own), "widths": [32, 48, 128, 176]})
     assert search_spaces.load(str(own)).contains(arch) and not SPACE.contains(arch)
     active = net.active

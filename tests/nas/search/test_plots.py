@@ -242,4 +242,4 @@ def test_storage_has_named_objectives_and_readable_architectures(runs):
         arch = trial.user_attrs["arch"]
         assert set(arch) >= {"space", "resolution", "depths", "widths", "ratios", "mixers"}
         assert search_spaces.Arch.from_dict(arch).id == trial.user_attrs["arch_id"]
-        assert trial.values[1] == trial.user_attrs["metrics"]["latency_ms"]
+        assert trial.values[1] == trial.user_attrs["latency_ms"]  # each metric an attribute of its own
