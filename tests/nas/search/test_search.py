@@ -525,9 +525,21 @@ def test_runs_stored_before_metrics_had_attributes_of_their_own_still_read(tiny)
     from nas.search.runs import entry_from_attrs
 
     arch = tiny.smallest()
-    old = {"arch": arch.to_dict(), "arch_id": arch.id, "search": {"generation": 3},
-           "metrics": {"params": 1.0e6, "macs": 2e8, "latency_ms": 0.5, "mes": 100.0, "accuracy": 70.0,
-                       "accuracy_source": "proxy:naswot", "feasible": True, "violations": []}}
+    old = {
+        "arch": arch.to_dict(),
+        "arch_id": arch.id,
+        "search": {"generation": 3},
+        "metrics": {
+            "params": 1.0e6,
+            "macs": 2e8,
+            "latency_ms": 0.5,
+            "mes": 100.0,
+            "accuracy": 70.0,
+            "accuracy_source": "proxy:naswot",
+            "feasible": True,
+            "violations": [],
+        },
+    }
     entry = entry_from_attrs(7, old, lambda data, where: search_spaces.Arch.from_dict(data, source=where))
     assert entry.candidate == arch and entry.number == 7 and entry.feasible and entry.source == "proxy:naswot"
     assert entry.metrics == {"params": 1.0e6, "macs": 2e8, "latency_ms": 0.5, "mes": 100.0, "accuracy": 70.0}
