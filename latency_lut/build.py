@@ -150,7 +150,7 @@ def build_lut(
     space = search_spaces.load(space) if isinstance(space, str) else space
     if ray_address is not None:
         require_extra("ray", "--ray", "ray", LUTError)
-    out = check_writable(out, "table", create=True)  # the user data directory on a first build
+    out = check_writable(out, "table")
     partial_path = out.with_name(out.name + ".partial.json")
     meta = {
         "schema": SCHEMA,

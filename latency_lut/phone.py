@@ -173,7 +173,7 @@ def import_measurements(
     host: str = "",
 ) -> LUT:
     """Build a latency table from phone measurements; nothing is written unless every check passes."""
-    check_writable(out, "table", create=True)
+    check_writable(out, "table")
     space = search_spaces.load(space) if isinstance(space, str) else space
     blocks, models = read_measurements(path)
     known = {spec.key for spec in space.all_layers()}

@@ -6,6 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 from .errors import LUTError
 from .table import LUT
 
@@ -15,8 +17,9 @@ DEFAULT_DEVICE = "iphone12-coreml"
 
 
 def user_dir() -> Path:
-    """User-built tables: ``$NAS_HOME/luts`` (default ``~/.local/share/nas/luts``)."""
-    home = os.environ.get("NAS_HOME") or Path.home() / ".local" / "share" / "nas"
+    """User-built tables: ``$NAS_HOME/luts``, else ``luts`` in the platform's user data directory
+    (``~/.local/share/nas`` on Linux, or ``$XDG_DATA_HOME/nas``; ``~/Library/Application Support/nas`` on macOS)."""
+    home = os.environ.get("NAS_HOME") or platformdirs.user_data_dir("nas", appauthor=False)
     return Path(home) / "luts"
 
 

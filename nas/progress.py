@@ -27,7 +27,7 @@ class ProgressBar:
         self._what: str | None = None
         self.started = time.monotonic()
 
-    def __call__(self, done: int, total: int, what: str = "", **postfix: Any) -> None:
+    def __call__(self, done: int, total: int | None, what: str = "", **postfix: Any) -> None:
         from tqdm import tqdm
 
         if self._bar is None or what != self._what:

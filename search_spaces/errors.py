@@ -24,4 +24,10 @@ class FileWriteError(InputError):
     """An output that cannot be written (missing directory, permission, full disk); nothing was lost."""
 
 
-__all__ = ["InputError", "SpaceError", "FileWriteError"]
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """An exception's message as one short line for a user (its type when the message is empty)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc).__name__)[:limit]
+
+
+__all__ = ["InputError", "SpaceError", "FileWriteError", "first_line"]

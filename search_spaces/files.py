@@ -141,17 +141,12 @@ def atomic_write_dir(path: str | Path, write: Callable[[Path], Any]) -> Path:
     return path
 
 
-def check_writable(path: str | Path, what: str = "output", *, directory: bool = False, create: bool = False) -> Path:
-    """Refuse, before any work, an output path whose directory is missing (unless `create`: then it is
-    made) or not writable, or that is a directory itself unless `directory` (the output is one, e.g. a
-    Core ML package): FileWriteError, one line. Returns the path."""
+def check_writable(path: str | Path, what: str = "output", *, directory: bool = False) -> Path:
+    """Refuse, before any work, an output path whose directory is missing or not writable, or that is
+    a directory itself unless `directory` (the output is one, e.g. a Core ML package): FileWriteError,
+    one line. Returns the path."""
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
-    if create and not parent.exists():
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise write_failure(path, exc) from None
     if path.is_dir() and not directory:
         raise FileWriteError(f"cannot write {what} {path}: it is a directory")
     if not parent.is_dir():

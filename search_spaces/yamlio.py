@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from .errors import SpaceError
+from .errors import SpaceError, first_line
 from .files import read_text
 
 #: Bounds on what the tool reads from a YAML (or JSON) file: the files it reads are small, so a file past
@@ -15,7 +15,7 @@ from .files import read_text
 #: are resolved by reference while composing, and only expanded into Python values here, node by node,
 #: so a "billion laughs" file stops at MAX_NODES instead of growing to gigabytes.
 MAX_FILE_BYTES = 1 << 20
-MAX_NODES = 200_000
+MAX_NODES = 50_000  # the largest space file holds about 1,000 values, a run file a few hundred
 MAX_DEPTH = 64
 MAX_NUMBER_CHARS = 40  # a number longer than this is no count, ratio or latency of this tool
 _NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
@@ -66,12 +66,14 @@ def load_text(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
     """Parse YAML (or JSON, a subset of it) and return (data, {path: line}); bounded (see MAX_FILE_BYTES)."""
     if len(text) > MAX_FILE_BYTES:
         raise SpaceError(f"{source}: {len(text):,} characters, more than the {MAX_FILE_BYTES:,} a file of this tool holds")
+    if _flow_depth(text) > MAX_DEPTH:  # the parser recurses per level: refuse before it starts
+        raise SpaceError(f"{source}: nested more than {MAX_DEPTH} levels deep")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        problem = getattr(exc, "problem", None) or first_line(exc)
         raise SpaceError(f"{source}{where}: malformed YAML: {problem}") from None
     except RecursionError:
         raise SpaceError(f"{source}: nested too deeply to be a file of this tool") from None
@@ -83,6 +85,27 @@ def load_text(text: str, source: str) -> tuple[Any, dict[tuple, int]]:
     except SpaceError as exc:
         raise SpaceError(f"{source} {exc}") from None
     return data, lines
+
+
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of flow brackets (``[`` and ``{``), outside quoted strings."""
+    depth = deepest = 0
+    quote = ""
+    for char in text:
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in "\"'":
+            quote = char
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_DEPTH:
+                    return deepest
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def load_data(text: str, source: str, error: type[SpaceError] | Any = SpaceError) -> Any:

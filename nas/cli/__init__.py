@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_arguments(p)
         if command.json:
             p.add_argument("--json", action="store_true", help="machine-readable output on stdout")
-        p.set_defaults(func=command.run)
+        p.set_defaults(func=command.run, command_object=command)
     return parser
 
 
@@ -81,11 +81,13 @@ def _add_completion(parser: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
+    args = None
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except KeyboardInterrupt:
-        print("nas: interrupted", file=sys.stderr)
+        hint = args.command_object.resume_hint(args, list(argv)) if args is not None else None
+        print("nas: interrupted" + (f"; continue with: {hint}" if hint else ""), file=sys.stderr)
         return 130
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0

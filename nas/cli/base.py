@@ -52,6 +52,10 @@ class Command:
     def run(self, args: argparse.Namespace) -> int:
         raise NotImplementedError
 
+    def resume_hint(self, args: argparse.Namespace, argv: list[str]) -> str | None:
+        """After an interruption: the command that continues the work (None: nothing to continue)."""
+        return None
+
 
 # ---- output ----------------------------------------------------------------------------------------
 def print_json(data: Any) -> None:
@@ -81,6 +85,16 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+def resume_command(argv: list[str], **options: str) -> str:
+    """``nas ARGV --resume`` (with `options` such as ``out=DIR`` added when the user gave none)."""
+    parts = ["nas"] + [a for a in argv if a not in ("--resume",)]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if flag not in parts:
+            parts += [flag, value]
+    return " ".join(parts + ["--resume"])
+
+
 def note(line: str) -> None:
     print(f"nas: note: {line}", file=sys.stderr)
 
@@ -95,4 +109,4 @@ def progress_bar(args: argparse.Namespace, unit: str = "item", *, unit_scale: bo
         yield bar
 
 
-__all__ = ["Command", "Parser", "common_options", "print_json", "report", "si", "table", "note", "progress_bar"]
+__all__ = ["Command", "Parser", "common_options", "print_json", "report", "si", "table", "note", "progress_bar", "resume_command"]

@@ -10,9 +10,20 @@ import search_spaces
 from latency_lut.phone import export_blocks, import_measurements
 from latency_lut.validate import plot_validation, validate
 from search_spaces import DEFAULT_SPACE
+from search_spaces.files import write_failure
 
 from ..errors import BadInput
-from .base import Command, print_json, progress_bar, report, table
+from .base import Command, print_json, progress_bar, report, resume_command, table
+
+
+def _in_user_dir(name: str) -> str:
+    """A table's default place, in the user data directory (made on first use)."""
+    directory = latency_lut.user_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise write_failure(directory / name, exc) from None
+    return str(directory / name)
 
 
 class LutListCommand(Command):
@@ -74,6 +85,9 @@ class LutBuildCommand(Command):
         )
         parser.add_argument("--dry-run", action="store_true", help="only count the layer configurations to measure")
 
+    def resume_hint(self, args: argparse.Namespace, argv: list[str]) -> str | None:
+        return None if args.dry_run else resume_command(argv)
+
     def run(self, args: argparse.Namespace) -> int:
         space = search_spaces.load(args.space)
         if args.dry_run:
@@ -91,7 +105,7 @@ class LutBuildCommand(Command):
             raise BadInput("--device NAME is required (the name to give the table)")
         if args.threads < 1 or args.passes < 1:
             raise BadInput("--threads and --passes must be at least 1")
-        out = args.out or str(latency_lut.user_dir() / f"{args.device}.json")
+        out = args.out or _in_user_dir(f"{args.device}.json")
         with progress_bar(args) as progress:
             lut = latency_lut.build_lut(
                 space,
@@ -208,7 +222,7 @@ class LutImportCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         if not args.device:
             raise BadInput("--device NAME is required (the name to give the table)")
-        out = args.out or str(latency_lut.user_dir() / f"{args.device}.json")
+        out = args.out or _in_user_dir(f"{args.device}.json")
         lut = import_measurements(args.file, args.device, out, space=args.space, backend=args.backend, manifest=args.manifest)
         info = {
             "device": lut.device,

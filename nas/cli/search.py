@@ -17,7 +17,8 @@ from ..search import search
 from ..search.driver import resumed_settings_of
 from ..search.settings import DEFAULT_STUDY, SearchSettings
 from ..search.strategies import DEFAULT_STRATEGY, SAMPLERS, STRATEGIES
-from .base import Command, print_json, progress_bar, si, table
+from ..train.checkpoint import load_checkpoint
+from .base import Command, note, print_json, progress_bar, resume_command, si, table
 
 DEFAULTS = SearchSettings()
 
@@ -42,7 +43,7 @@ class SearchCommand(Command):
             type=int,
             default=None,
             help="evaluations in total, over resumes (default: "
-            + ", ".join(f"{name} {cls.default_trials}" for name, cls in STRATEGIES.items())
+            + ", ".join(f"{name} {cls.default_trials or 'until the budget holds'}" for name, cls in STRATEGIES.items())
             + ")",
         )
         p.add_argument(
@@ -80,6 +81,9 @@ class SearchCommand(Command):
             help="run evaluations as Ray Tune trials (no address: a local Ray instance on loopback)",
         )
 
+    def resume_hint(self, args: argparse.Namespace, argv: list[str]) -> str | None:
+        return _search_resume_hint(args, argv)
+
     def run(self, args: argparse.Namespace) -> int:
         given: dict[str, Any] = {
             "space": args.space,
@@ -89,7 +93,7 @@ class SearchCommand(Command):
             "sampler": args.sampler,
             "accuracy": args.accuracy,
             "proxy": args.proxy,
-            "objectives": parse_objectives(args.objectives) if args.objectives else None,
+            "objectives": parse_objectives(args.objectives) if args.objectives is not None else None,
             "seed": args.seed,
             "population": args.population,
             "storage": args.storage,
@@ -107,12 +111,16 @@ class SearchCommand(Command):
         else:
             if given["budget"] is None:
                 raise BadInput("--budget is required, e.g. --budget params=3M latency=1ms")
+            if given["supernet"] and not given["space"]:  # the natural next step after nas train
+                given["space"] = load_checkpoint(given["supernet"]).space.base_ref
+                note(f"searching space {given['space']}, the one the --supernet checkpoint was trained on (see --space)")
             settings = SearchSettings(**{k: v for k, v in given.items() if v is not None})
+        args.out = args.out or _default_run_dir()
         with progress_bar(args, "eval") as bar:
             result = search(
                 settings.space,
                 settings=settings,
-                out=args.out or _default_run_dir(),
+                out=args.out,
                 resume=args.resume,
                 ray=args.ray,
                 progress=bar,
@@ -128,6 +136,10 @@ class SearchCommand(Command):
             f"(optuna-dashboard {storage if '://' in storage else 'sqlite:///' + storage})"
         )
         return 0
+
+
+def _search_resume_hint(args: argparse.Namespace, argv: list[str]) -> str | None:
+    return resume_command(argv, out=args.out) if getattr(args, "out", None) else None
 
 
 def _default_run_dir() -> str:

@@ -11,7 +11,7 @@ from ..search.refs import resolve_arch
 from ..train import train
 from ..train.data import SOURCES
 from ..train.settings import TrainSettings
-from .base import Command, progress_bar, report
+from .base import Command, note, progress_bar, report, resume_command
 
 #: The options of the command that are training settings.
 TRAIN_OPTIONS = (
@@ -27,7 +27,7 @@ TRAIN_OPTIONS = (
     "workers",
     "drop_path",
     "save_every",
-    "device",
+    "accelerator",
 )
 DEFAULTS = TrainSettings()
 
@@ -93,9 +93,24 @@ class TrainCommand(Command):
             default=None,
             help="DataLoader processes decoding image files (default: 1; in-memory data sets use none)",
         )
-        p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="(default: cuda when available)")
+        p.add_argument(
+            "--accelerator", choices=("cpu", "cuda"), default=None, help="where to train (default: cuda when available)"
+        )
+        p.add_argument(
+            "--device",
+            choices=("cpu", "cuda"),
+            default=None,
+            dest="old_device",
+            help="deprecated spelling of --accelerator (elsewhere --device names a latency table)",
+        )
+
+    def resume_hint(self, args: argparse.Namespace, argv: list[str]) -> str | None:
+        return resume_command(argv)
 
     def run(self, args: argparse.Namespace) -> int:
+        if args.old_device is not None:
+            note("nas train --device is deprecated: use --accelerator (elsewhere in nas, --device names a latency table)")
+            args.accelerator = args.accelerator or args.old_device
         options = {key: getattr(args, key) for key in TRAIN_OPTIONS}
         if args.arch is not None:
             options["arch"] = resolve_arch(args.arch, args.space or DEFAULT_SPACE).to_dict()

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from search_spaces import Arch, Space, SpaceError
+from search_spaces.errors import first_line
 
 from ..errors import BadInput
 from ..train.checkpoint import load_checkpoint
@@ -49,7 +50,7 @@ class SupernetEstimator(Estimator):
             except SpaceError as exc:
                 raise BadInput(
                     f"{self.path}: the supernet's space {ckpt.space.name!r} cannot run architectures of "
-                    f"{space.name!r} ({str(exc).splitlines()[0]})"
+                    f"{space.name!r} ({first_line(exc)})"
                 ) from None
         self.calib_batches = calib_batches if calib_batches is not None else ckpt.settings.calib_batches
         self._cache: dict[str, float] = {}

@@ -11,6 +11,7 @@ import torch
 
 import supernet
 from search_spaces import Arch, Space, SpaceError
+from search_spaces.errors import first_line
 
 from ..errors import BadInput
 from ..train.checkpoint import is_checkpoint, load_checkpoint, read_weights
@@ -60,8 +61,7 @@ def trained_model(arch: Arch, ckpt: str | Path, space: Space | str | None = None
         adapted = checkpoint.adapt(arch)
     except SpaceError as exc:
         raise BadInput(
-            f"--supernet {ckpt}: trained on {checkpoint.space.name!r}, which cannot run this architecture "
-            f"({str(exc).splitlines()[0]})"
+            f"--supernet {ckpt}: trained on {checkpoint.space.name!r}, which cannot run this architecture ({first_line(exc)})"
         ) from None
     if checkpoint.kind == "supernet":
         return adapted, checkpoint.model().extract(adapted)

@@ -8,6 +8,7 @@ workers share the study.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -29,7 +30,7 @@ class SearchContext:
         self,
         problem: Problem,
         store: RunStore,
-        trials: int,
+        trials: int | None,
         seed: int,
         *,
         salt: int = 0,
@@ -51,7 +52,7 @@ class SearchContext:
 
     def reserve(self, study: Any = None) -> Any | None:
         """A slot in a shared study, or None once the total is reached (then nothing remains)."""
-        trial = self.store.reserve(self.trials, study)
+        trial = self.store.reserve(self.trials if self.trials is not None else sys.maxsize, study)
         if trial is None:
             self.exhausted = True
         return trial
@@ -61,6 +62,8 @@ class SearchContext:
             return 0
         if self.shared:
             self.store.refresh()  # other workers' trials count toward the same total
+        if self.trials is None:  # the strategy stops by itself
+            return sys.maxsize
         return max(0, self.trials - self.store.evaluated)
 
     # ---- evaluation ------------------------------------------------------------------------------

@@ -80,6 +80,8 @@ def search(
     elif options or budget is not None or device is not None:
         raise TypeError("search(): give either settings= or the options, not both")
 
+    if progress is not None:  # the bar's clock and total from the start, set-up included
+        progress(0, settings.total_trials, "search")
     if isinstance(target, Problem):
         problem, made_here = target, False
         if settings.budget.limits and problem.budget is not settings.budget:
@@ -154,7 +156,9 @@ def search(
     run_name = str(run_dir) if run_dir is not None else None
 
     def result() -> SearchResult:
-        return result_of(store, problem.normaliser, stored_settings, run_name, problem.to_record, problem.metric_keys)
+        outcome = result_of(store, problem.normaliser, stored_settings, run_name, problem.to_record, problem.metric_keys)
+        outcome.notes = list(ctx.notes)
+        return outcome
 
     try:
         ctx.report(force=True)
@@ -166,9 +170,7 @@ def search(
         if run_dir is not None:
             write_result(run_dir, result().to_dict())
     ctx.report(force=True)
-    final = result()
-    final.notes = ctx.notes
-    return final
+    return result()
 
 
 def _prepare_run_dir(run_dir: Path, *, resume: bool, shared: bool) -> None:

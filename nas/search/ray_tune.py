@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from search_spaces.errors import first_line
 from search_spaces.provenance import require_extra
 
 from ..errors import BadInput
@@ -74,7 +75,7 @@ class RayExecutor:
                         logging_level="ERROR",
                     )
             except (ConnectionError, ValueError, RuntimeError) as exc:
-                raise BadInput(f"--ray {address or ''}: cannot start or reach Ray ({str(exc).splitlines()[0]})") from None
+                raise BadInput(f"--ray {address or ''}: cannot start or reach Ray ({first_line(exc)})") from None
             self._started = True
         self.factory, self.record, self.decode = factory, record, decode
         self.key = uuid.uuid4().hex  # this executor's estimator in every worker's cache (stable, never reused)

@@ -49,6 +49,7 @@ class SearchResult:
             "hypervolume": self.hypervolume,
             "reference": self.reference,
             "pareto": self.pareto,
+            "notes": self.notes,
         }
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import search_spaces
 from search_spaces import Arch
+from search_spaces.errors import first_line
 from search_spaces.files import atomic_write_text, read_text
 from search_spaces.provenance import versions
 from search_spaces.yamlio import dump_yaml, load_data
@@ -66,7 +67,7 @@ def open_storage(url: str | None, what: str | None = None):
     try:
         storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else {})
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds for a bad URL
-        raise BadInput(f"{what or f'--storage {url!r}'}: cannot open it ({str(exc).splitlines()[0]})") from None
+        raise BadInput(f"{what or f'--storage {url!r}'}: cannot open it ({first_line(exc)})") from None
     if sqlite:
         _fast_sqlite(storage.engine)
     return storage

@@ -77,8 +77,8 @@ class SearchSettings:
             raise BadInput("--supernet and --data are for --accuracy supernet or predictor, not the proxy")
 
     @property
-    def total_trials(self) -> int:
-        """The run's trial total: `trials`, or the strategy's default."""
+    def total_trials(self) -> int | None:
+        """The run's trial total: `trials`, or the strategy's default (None: until the strategy stops)."""
         return self.trials if self.trials is not None else STRATEGIES[self.strategy].default_trials
 
     def to_dict(self) -> dict[str, Any]:

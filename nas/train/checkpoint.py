@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import pickle
 import random
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from torch import nn
 import search_spaces
 import supernet
 from search_spaces import Arch, Space, SpaceError
+from search_spaces.errors import first_line
 from search_spaces.files import atomic_write
 
 from ..errors import BadInput
@@ -89,14 +91,16 @@ def read_weights(path: str | Path, what: str) -> Any:
     if not path.is_file():
         raise BadInput(f"{what} {path}: no such file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols of files it then refuses or reads
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise BadInput(
             f"{what} {path}: holds Python objects other than tensors and plain data, which nas does not "
             "unpickle (it could run code); save the state_dict alone: torch.save(net.state_dict(), path)"
         ) from None
     except Exception as exc:  # noqa: BLE001 - torch.load raises many kinds for a file that is not a checkpoint
-        raise BadInput(f"{what} {path}: not a readable torch checkpoint ({str(exc).splitlines()[0][:200]})") from None
+        raise BadInput(f"{what} {path}: not a readable torch checkpoint ({first_line(exc, 200)})") from None
 
 
 def is_checkpoint(data: Any) -> bool:
@@ -128,7 +132,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         arch = Arch.from_dict(state["arch"], source=f"{path} arch") if state.get("arch") else None
         TrainSettings.from_dict(state["settings"])
     except (SpaceError, TypeError) as exc:
-        raise BadInput(f"{path}: a damaged nas train checkpoint ({str(exc).splitlines()[0]})") from None
+        raise BadInput(f"{path}: a damaged nas train checkpoint ({first_line(exc)})") from None
     return Checkpoint(path, state["kind"], space, arch, state)
 
 

@@ -31,6 +31,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from search_spaces.errors import first_line
+
 from ..errors import BadInput
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -190,7 +192,7 @@ def _check_images(source: str, files: Sequence[Path]) -> None:
             with Image.open(path) as image:
                 image.verify()
         except (OSError, SyntaxError, ValueError) as exc:  # PIL raises SyntaxError for some broken headers
-            raise BadInput(f"--data {source}: {path}: not a readable image ({str(exc).splitlines()[0][:120]})") from None
+            raise BadInput(f"--data {source}: {path}: not a readable image ({first_line(exc, 120)})") from None
 
 
 def _class_dirs(source: str, root: Path) -> list[str]:

@@ -36,9 +36,9 @@ class Processes:
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device not in ("cpu", "cuda"):
-            raise BadInput(f"--device {device}: expected cpu or cuda")
+            raise BadInput(f"--accelerator {device}: expected cpu or cuda")
         if device == "cuda" and not torch.cuda.is_available():
-            raise BadInput("--device cuda: no CUDA device here")
+            raise BadInput("--accelerator cuda: no CUDA device here")
         dev = torch.device("cuda", local_rank) if device == "cuda" else torch.device("cpu")
         threads = None
         if device == "cpu" and "OMP_NUM_THREADS" not in os.environ:  # the cores shared by this machine's processes

@@ -18,7 +18,7 @@ DATA_DEFAULTS = {
     "synthetic": {"space": "efficientformerv2-tiny", "resolution": 32},
 }
 #: Settings a resumed run may change; any other must equal the checkpoint's.
-RESUME_MAY_CHANGE = ("epochs", "max_steps", "save_every", "workers", "device")
+RESUME_MAY_CHANGE = ("epochs", "max_steps", "save_every", "workers", "accelerator")
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ class TrainSettings:
     save_every: int = 200
     calib_batches: int = 8
     workers: int | None = None
-    device: str | None = None
+    accelerator: str | None = None  # cpu or cuda (None: cuda when available)
 
     def __post_init__(self) -> None:
         for key, low in (("epochs", 1), ("batch_size", 1), ("random_subnets", 0), ("save_every", 1), ("calib_batches", 1)):
@@ -78,7 +78,10 @@ class TrainSettings:
     def from_dict(cls, data: Mapping[str, Any]) -> TrainSettings:
         """Settings as a checkpoint stores them (keys this version does not know are ignored)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in names}
+        if "device" in data and "accelerator" not in data:  # checkpoints written before the rename
+            values["accelerator"] = data["device"]
+        return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -339,7 +339,7 @@ def train(
     out: str | Path,
     *,
     resume: bool = False,
-    device: str | None = None,
+    accelerator: str | None = None,
     progress: ProgressCallback | None = None,
     log: Callable[[str], None] | None = None,
 ) -> dict[str, Any] | None:
@@ -362,7 +362,7 @@ def train(
         settings = ckpt.settings.resumed(given, str(out))
     else:
         settings = TrainSettings.resolve(given)
-    procs = Processes.start(device or settings.device)
+    procs = Processes.start(accelerator or settings.accelerator)
     try:
         with torch_settings(threads=procs.threads, flush_denormal=True if procs.device.type == "cpu" else None):
             trainer = Trainer(settings, out, procs, state)

@@ -20,7 +20,7 @@ class ActionSearch(Strategy):
     A resumed run replays the path from the stored trials without evaluating any of them again."""
 
     name = "actions"
-    default_trials = 20000
+    default_trials = None  # it stops when the budget holds: a path of finite length, each step shrinks
 
     def run(self, ctx: SearchContext) -> None:
         problem, store = ctx.problem, ctx.store

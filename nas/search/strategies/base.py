@@ -20,8 +20,8 @@ class Strategy(abc.ABC):
 
     #: The name ``--strategy`` takes.
     name: ClassVar[str]
-    #: The trial total when the user gives none.
-    default_trials: ClassVar[int] = 500
+    #: The trial total when the user gives none (None: the strategy stops by itself).
+    default_trials: ClassVar[int | None] = 500
 
     @abc.abstractmethod
     def run(self, ctx: SearchContext) -> None:

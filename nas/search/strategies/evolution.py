@@ -80,7 +80,7 @@ class Evolution(Strategy):
         store = ctx.store
         generations = [e.extra.get("generation") for e in store.entries if e.extra.get("generation") is not None]
         generation = max(generations) if generations else 0  # on resume, replay the last generation
-        size = max(2, min(self.population, ctx.trials))
+        size = max(2, min(self.population, ctx.trials or self.population))
         while ctx.remaining() > 0:
             history = [e for e in store.entries if e.extra.get("generation", -1) < generation]
             rng = np.random.default_rng([ctx.seed, generation, ctx.salt])

@@ -9,6 +9,7 @@ import sys
 import pytest
 import torch
 
+from nas.cli import main
 from search_spaces import Arch
 
 PUBLISHED = {"s0": (3_600_256, 0.396e9), "s1": (6_185_560, 0.652e9), "s2": (12_710_112, 1.247e9), "l": (26_322_288, 2.553e9)}
@@ -222,3 +223,51 @@ def test_version_and_shell_completion(cli):
 def test_debug_after_the_command_shows_the_traceback(cli):
     code, out, err = cli("arch", "show", "s7", "--debug")
     assert code == 2 and "Traceback" in err and err.strip().splitlines()[-1].startswith("nas: error: ")
+
+
+def test_an_interrupted_search_says_how_to_continue(tmp_path, monkeypatch, capsys):
+    import nas.cli.search as search_command
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(search_command, "search", interrupted)
+    code = main(["search", "--budget", "params=3M", "--out", str(tmp_path / "run"), "-q"])
+    err = capsys.readouterr().err.strip()
+    assert (
+        code == 130
+        and err == f"nas: interrupted; continue with: nas search --budget params=3M --out {tmp_path / 'run'} -q --resume"
+    )
+    code = main(["search", "--budget", "params=3M", "-q"])  # no --out: the generated run directory is named
+    err = capsys.readouterr().err.strip()
+    assert code == 130 and "--out runs/search-" in err and err.endswith("--resume")
+
+
+def test_train_accelerator_and_the_deprecated_device_spelling(cli, one_line_error, tmp_path):
+    code, _, err = cli(
+        "train",
+        "--data",
+        "synthetic:train=16,val=8,classes=2",
+        "--out",
+        tmp_path / "a.pt",
+        "--max-steps",
+        "0",
+        "--batch-size",
+        "8",
+        "--device",
+        "cpu",
+        "-q",
+        "--json",
+    )
+    assert code == 0 and "deprecated: use --accelerator" in err
+    one_line_error(*cli("train", "--data", "synthetic", "--out", tmp_path / "b.pt", "--accelerator", "tpu"), "tpu")
+
+
+def test_the_user_data_directory_follows_the_platform_and_nas_home(monkeypatch, tmp_path):
+    import latency_lut
+
+    monkeypatch.delenv("NAS_HOME", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    assert latency_lut.user_dir() == tmp_path / "xdg" / "nas" / "luts"
+    monkeypatch.setenv("NAS_HOME", str(tmp_path / "home"))
+    assert latency_lut.user_dir() == tmp_path / "home" / "luts"

@@ -107,3 +107,27 @@ def test_search_with_a_trained_supernet(ckpt, tmp_path, capsys, accuracy, strate
     # the run's settings name the checkpoint, so --resume rebuilds the same estimator
     assert main(["search", "--out", str(out), "--resume", "--trials", str(trials + 1), "-q", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["evaluated"] <= trials + 1
+
+
+def test_without_space_the_search_runs_in_the_supernets_space(ckpt, tmp_path, capsys):
+    code = main(
+        [
+            "search",
+            "--budget",
+            *BUDGET,
+            "--accuracy",
+            "supernet",
+            "--supernet",
+            str(ckpt),
+            "--trials",
+            "3",
+            "--out",
+            str(tmp_path / "run"),
+            "-q",
+            "--json",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert json.loads(captured.out)["space"] == TINY
+    assert f"searching space {TINY}, the one the --supernet checkpoint was trained on" in captured.err

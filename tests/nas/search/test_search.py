@@ -544,3 +544,23 @@ def test_runs_stored_before_metrics_had_attributes_of_their_own_still_read(tiny)
     assert entry.candidate == arch and entry.number == 7 and entry.feasible and entry.source == "proxy:naswot"
     assert entry.metrics == {"params": 1.0e6, "macs": 2e8, "latency_ms": 0.5, "mes": 100.0, "accuracy": 70.0}
     assert entry.extra == {"generation": 3}
+
+
+def test_progress_knows_its_total_from_the_start_and_ends_current(tiny, lut):
+    calls = []
+    result = search(
+        tiny,
+        BUDGET,
+        lut=lut,
+        estimator=SyntheticAccuracy(tiny),
+        trials=40,
+        seed=0,
+        population=10,
+        progress=lambda done, total, what, **figures: calls.append((done, total, what, figures)),
+    )
+    assert calls[0][:3] == (0, 40, "search")  # before any set-up work
+    assert all(total == 40 and what == "search" for _, total, what, _ in calls)
+    done, _, _, figures = calls[-1]
+    assert done == result.evaluated == 40
+    assert figures["front"] == len(result.pareto) and figures["HV"] == f"{result.hypervolume:.4f}"
+    assert figures["feasible"] == f"{result.feasible / result.evaluated:.0%}"
