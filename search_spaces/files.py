@@ -51,11 +51,27 @@ def read_json(path: str | Path, what: str = "file", error: type[InputError] = In
         raise error(f"{path}: {size:,} bytes, more than the {max_bytes:,} a {what} may hold")
     text = read_text(path, what, error)
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        raise error(f"{path}: {exc.args[0]!r} is given twice in one object of the {what}; keep one") from None
     except json.JSONDecodeError as exc:
         raise error(f"{path}: corrupted or truncated {what} (malformed JSON at line {exc.lineno}: {exc.msg})") from None
     except (ValueError, RecursionError) as exc:  # an integer of thousands of digits, or nesting past the limit
         raise error(f"{path}: not a valid {what} ({str(exc)[:120]})") from None
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice (json keeps the last silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
 
 
 def write_failure(path: str | Path, exc: OSError) -> FileWriteError:

@@ -694,3 +694,75 @@ def test_a_billion_laughs_file_is_refused_in_under_a_second_and_100_mb(tmp_path)
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
     assert seconds < 1.0 and peak < 100, (seconds, peak)
+
+
+def _worker_images(t: Path) -> Path:
+    """Two classes of JPEGs, one of them truncated past its header: it passes the check of every file
+    before training and fails only when a DataLoader worker decodes it."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    root = _images(t, ["a", "b"], n=4)
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8)).save(buffer, "JPEG")
+    _write(root / "a" / "truncated.jpg", buffer.getvalue()[: int(len(buffer.getvalue()) * 0.7)])
+    return root
+
+
+def test_an_image_a_worker_cannot_decode_is_one_line(tmp_path, cli, one_line_error):
+    root = _worker_images(tmp_path)
+    one_line_error(
+        *cli(
+            "train",
+            "--data",
+            root,
+            "--out",
+            tmp_path / "c.pt",
+            "--workers",
+            "1",
+            "--batch-size",
+            "2",
+            "--resolution",
+            "32",
+            "--space",
+            TINY,
+        ),
+        "truncated.jpg",
+    )
+
+
+@pytest.mark.subprocess
+def test_a_write_the_file_system_refuses_is_one_line_and_loses_nothing(tmp_path):
+    """A file-size limit makes every large write fail as a full disk would: the export and the training
+    checkpoint each end in one line, and the file that was there is untouched."""
+    import subprocess
+    import sys
+
+    script = """
+import resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+from nas.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+    root = Path(__file__).resolve().parents[1]
+    for argv, target in (
+        (["export", "s1", "--format", "pt"], tmp_path / "s1.pt"),
+        (
+            ["train", "--data", "synthetic:train=16,val=8", "--max-steps", "1", "--batch-size", "8", "--resume", "-q"],
+            tmp_path / "c.pt",
+        ),
+    ):
+        if argv[0] == "export":
+            target.write_bytes(b"previous")
+        result = subprocess.run(
+            [sys.executable, "-c", script, *argv, "--out", str(target)], capture_output=True, text=True, cwd=root
+        )
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"nas: error: cannot write {target}"), (
+            result.stderr
+        )
+        assert not target.exists() or target.read_bytes() == b"previous"
+        assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial file left behind

@@ -564,3 +564,24 @@ def test_progress_knows_its_total_from_the_start_and_ends_current(tiny, lut):
     assert done == result.evaluated == 40
     assert figures["front"] == len(result.pareto) and figures["HV"] == f"{result.hypervolume:.4f}"
     assert figures["feasible"] == f"{result.feasible / result.evaluated:.0%}"
+
+
+def test_a_copied_or_moved_run_reads_and_resumes_its_own_trials(tiny, lut, tmp_path):
+    import shutil
+
+    args = dict(lut=lut, estimator=SyntheticAccuracy(tiny), seed=0, population=10)
+    first = search(tiny, BUDGET, trials=20, out=tmp_path / "a", **args)
+    shutil.copytree(tmp_path / "a", tmp_path / "copy")
+    grown = search(tiny, BUDGET, trials=30, out=tmp_path / "copy", resume=True, **args)
+    assert grown.evaluated == 30 and run_result(tmp_path / "a").evaluated == 20  # the copy wrote to its own study
+    shutil.move(tmp_path / "a", tmp_path / "moved")
+    moved = run_result(tmp_path / "moved")
+    assert moved.evaluated == 20 and [e.id for e in moved.history] == [e.id for e in first.history]
+    assert search(tiny, BUDGET, trials=25, out=tmp_path / "moved", resume=True, **args).evaluated == 25
+
+
+def test_a_resumed_action_search_evaluates_nothing_again(tiny, lut, tmp_path):
+    args = dict(lut=lut, estimator=SyntheticAccuracy(tiny), seed=0, strategy="actions", out=tmp_path / "run")
+    done = search(tiny, {"params": 1.6e6}, **args)
+    again = search(tiny, {"params": 1.6e6}, resume=True, **args)
+    assert again.evaluated == done.evaluated and again.to_dict()["pareto"] == done.to_dict()["pareto"]
