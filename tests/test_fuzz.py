@@ -36,7 +36,7 @@ MAX_PYTHON_MB = 100.0
 
 # ---- hostile content ------------------------------------------------------------------------------------
 def _laughs() -> str:
-    """A "billion laughs" file: nine levels of nine aliases, 9**9 values once expanded, 340 bytes."""
+    """A "billion laughs" file: nine levels of nine aliases, 9**9 values once expanded, 400 bytes."""
     lines = ["a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
     for i in range(1, 9):
         name, prev = chr(97 + i), chr(96 + i)
