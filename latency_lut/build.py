@@ -7,7 +7,6 @@ finished entry. The final table replaces ``OUT`` only when the build completes.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import random
 import warnings
@@ -24,7 +23,7 @@ from search_spaces.provenance import require_extra, versions
 
 from .backends import host_description, make_runner, measuring
 from .errors import LUTError
-from .table import LUT, SCHEMA, Calibration
+from .table import LUT, Calibration, table_meta
 from .timing import measure_interleaved
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
@@ -152,24 +151,13 @@ def build_lut(
         require_extra("ray", "--ray", "ray", LUTError)
     out = check_writable(out, "table")
     partial_path = out.with_name(out.name + ".partial.json")
-    meta = {
-        "schema": SCHEMA,
-        "device": device,
-        "backend": backend,
-        "threads": threads,
-        "batch": 1,
-        "space": space.ref,
-        "space_name": space.name,
-        "resolutions": list(space.resolutions),
-        "provenance": {
-            "kind": "measured",
-            "host": host_description(),
-            "protocol": f"interleaved passes={passes}, chunk median, median of passes; calibrated on "
-            f"{calibration_samples} random subnets + presets",
-        },
-        "versions": backend_versions(backend),
-        "date": _dt.date.today().isoformat(),
+    provenance = {
+        "kind": "measured",
+        "host": host_description(),
+        "protocol": f"interleaved passes={passes}, chunk median, median of passes; calibrated on "
+        f"{calibration_samples} random subnets + presets",
     }
+    meta = table_meta(device, backend, threads, space, provenance, backend_versions(backend))
     entries: dict[str, dict[str, Any]] = {}
     calibration_points: dict[str, Any] | None = None
     if resume and partial_path.exists():

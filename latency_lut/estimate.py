@@ -34,7 +34,6 @@ fitted constants, the fit, and its leave-one-out errors (each preset predicted b
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import functools
 import time
 from collections.abc import Sequence
@@ -47,7 +46,7 @@ import search_spaces
 from search_spaces import LayerSpec
 from search_spaces.provenance import versions
 
-from .table import LUT, SCHEMA, Calibration
+from .table import LUT, Calibration, table_meta
 
 DEVICE = "iphone12-coreml"
 SPACE = "efficientformerv2"
@@ -333,59 +332,48 @@ def build_estimated_table(out_path: str | Path = DEFAULT_OUT, *, model: str = DE
     }
     roof = "max(macs / peak, bytes / bandwidth)" if np.isinf(p) else f"((macs/peak)^{p} + (bytes/bandwidth)^{p})^(1/{p})"
     spec_model = MODELS[model]
-    meta = {
-        "schema": SCHEMA,
-        "device": DEVICE,
-        "backend": "coreml",
-        "threads": 0,
-        "batch": 1,
-        "space": space.ref,
-        "space_name": space.name,
-        "resolutions": list(space.resolutions),
-        "provenance": {
-            "kind": "estimated",
-            "method": (
-                f"Not a measurement: a per-layer roofline cost model ({model!r}), layer_ms = {roof} + ops * per_op, "
-                "and an architecture's latency = sum of its layers + fixed_ms (the table's calibration offset; "
-                "scale 1). Features from each layer module itself: macs from supernet.count_layer; ops and "
-                "activation traffic from running the module once (batch 1, meta device) under a torch dispatch "
-                "mode, counting only ops that depend on the input (parameter-only ops are folded at conversion), "
-                "views free except transposes, and BatchNorm / activation / per-channel scale or bias right after "
-                "a conv fused into it; bytes = 2 * (params + activation elements read and written), fp16. "
-                f"Fitted constants: {', '.join(spec_model['free'])}; pinned: "
-                f"{', '.join(f'{k} = {v:g}' for k, v in spec_model['pinned'].items())} ({spec_model['why']}). "
-                "Fit: squared log error of the predicted end-to-end latency of the 4 presets against the published "
-                "values below (scipy least_squares, multi-start, bounds "
-                + "; ".join(f"{n} {lo:g}-{hi:g} {unit}" for n, (unit, (lo, hi), _) in CONSTANTS.items())
-                + f"). Result: {_fmt(constants)}; in-sample errors within +-{result['in_sample_max_abs_error_pct']}%, "
-                f"leave-one-out mean absolute error {result['loo_mean_abs_error_pct']}%. The published values are "
-                "rounded to 0.1 ms (+-2 to 6%). Single layers, other mixers and other resolutions are extrapolations "
-                "of this model: replace the table with measurements (nas lut export-blocks / nas lut import) when a "
-                "phone is at hand."
-            ),
-            "sources": [SOURCE],
-            "threads": "0 = not applicable: Core ML schedules the Neural Engine, GPU and CPU itself (all compute units)",
-            "model": model,
-            "fitted_constants": {name: round(constants[name], 6) for name in CONSTANTS},
-            "constant_units": {name: CONSTANTS[name][0] for name in CONSTANTS},
-            "smooth_max_p": "inf (hard max)" if np.isinf(p) else p,
-            "fit_points": [{k: r[k] for k in ("preset", "published_ms", "predicted_ms")} for r in result["fit_points"]],
-            "in_sample_error_pct": {r["preset"]: r["error_pct"] for r in result["fit_points"]},
-            "leave_one_out": result["leave_one_out"],
-            "loo_mean_abs_error_pct": result["loo_mean_abs_error_pct"],
-            "other_models": {
-                m: {
-                    "fitted_constants": {k: round(v, 6) for k, v in r["constants"].items()},
-                    "in_sample_error_pct": {x["preset"]: x["error_pct"] for x in r["fit_points"]},
-                    "loo_error_pct": {x["preset"]: x["error_pct"] for x in r["leave_one_out"]},
-                    "loo_mean_abs_error_pct": r["loo_mean_abs_error_pct"],
-                }
-                for m, r in others.items()
-            },
+    provenance = {
+        "kind": "estimated",
+        "method": (
+            f"Not a measurement: a per-layer roofline cost model ({model!r}), layer_ms = {roof} + ops * per_op, "
+            "and an architecture's latency = sum of its layers + fixed_ms (the table's calibration offset; "
+            "scale 1). Features from each layer module itself: macs from supernet.count_layer; ops and "
+            "activation traffic from running the module once (batch 1, meta device) under a torch dispatch "
+            "mode, counting only ops that depend on the input (parameter-only ops are folded at conversion), "
+            "views free except transposes, and BatchNorm / activation / per-channel scale or bias right after "
+            "a conv fused into it; bytes = 2 * (params + activation elements read and written), fp16. "
+            f"Fitted constants: {', '.join(spec_model['free'])}; pinned: "
+            f"{', '.join(f'{k} = {v:g}' for k, v in spec_model['pinned'].items())} ({spec_model['why']}). "
+            "Fit: squared log error of the predicted end-to-end latency of the 4 presets against the published "
+            "values below (scipy least_squares, multi-start, bounds "
+            + "; ".join(f"{n} {lo:g}-{hi:g} {unit}" for n, (unit, (lo, hi), _) in CONSTANTS.items())
+            + f"). Result: {_fmt(constants)}; in-sample errors within +-{result['in_sample_max_abs_error_pct']}%, "
+            f"leave-one-out mean absolute error {result['loo_mean_abs_error_pct']}%. The published values are "
+            "rounded to 0.1 ms (+-2 to 6%). Single layers, other mixers and other resolutions are extrapolations "
+            "of this model: replace the table with measurements (nas lut export-blocks / nas lut import) when a "
+            "phone is at hand."
+        ),
+        "sources": [SOURCE],
+        "threads": "0 = not applicable: Core ML schedules the Neural Engine, GPU and CPU itself (all compute units)",
+        "model": model,
+        "fitted_constants": {name: round(constants[name], 6) for name in CONSTANTS},
+        "constant_units": {name: CONSTANTS[name][0] for name in CONSTANTS},
+        "smooth_max_p": "inf (hard max)" if np.isinf(p) else p,
+        "fit_points": [{k: r[k] for k in ("preset", "published_ms", "predicted_ms")} for r in result["fit_points"]],
+        "in_sample_error_pct": {r["preset"]: r["error_pct"] for r in result["fit_points"]},
+        "leave_one_out": result["leave_one_out"],
+        "loo_mean_abs_error_pct": result["loo_mean_abs_error_pct"],
+        "other_models": {
+            m: {
+                "fitted_constants": {k: round(v, 6) for k, v in r["constants"].items()},
+                "in_sample_error_pct": {x["preset"]: x["error_pct"] for x in r["fit_points"]},
+                "loo_error_pct": {x["preset"]: x["error_pct"] for x in r["leave_one_out"]},
+                "loo_mean_abs_error_pct": r["loo_mean_abs_error_pct"],
+            }
+            for m, r in others.items()
         },
-        "versions": versions("torch", "numpy", "scipy"),
-        "date": _dt.date.today().isoformat(),
     }
+    meta = table_meta(DEVICE, "coreml", 0, space, provenance, versions("torch", "numpy", "scipy"))
     fixed = round(constants["fixed_ms"], 6)
     calibration = Calibration(
         scale=1.0,

@@ -32,7 +32,7 @@ from search_spaces.provenance import require_extra
 from .build import Progress, calibration_archs
 from .convert import coreml_model
 from .errors import LUTError
-from .table import LUT, SCHEMA, Calibration
+from .table import LUT, SCHEMA, Calibration, table_meta
 
 MANIFEST = "manifest.json"
 
@@ -188,23 +188,12 @@ def import_measurements(
         raise LUTError(
             f"{path}: no measurement for {len(missing)} of {len(known)} layer keys of space {space.name!r}, e.g. {missing[0]!r}"
         )
-    meta = {
-        "schema": SCHEMA,
-        "device": device,
-        "backend": backend,
-        "threads": 0,
-        "batch": 1,
-        "space": space.ref,
-        "space_name": space.name,
-        "resolutions": list(space.resolutions),
-        "provenance": {
-            "kind": "measured",
-            "host": host or "measured on the device from exported Core ML packages",
-            "imported_from": str(path),
-        },
-        "versions": {},
-        "date": _dt.date.today().isoformat(),
+    provenance = {
+        "kind": "measured",
+        "host": host or "measured on the device from exported Core ML packages",
+        "imported_from": str(path),
     }
+    meta = table_meta(device, backend, 0, space, provenance, {})
     lut = LUT(meta, blocks)
     if models:
         archs = {}

@@ -7,6 +7,7 @@ per-device calibration fitted from end-to-end measurements. An architecture's pr
 
 from __future__ import annotations
 
+import datetime
 import json
 import weakref
 from collections.abc import Iterable
@@ -130,6 +131,25 @@ def _calibration(cal: Any, source: str) -> Calibration:
     return Calibration(
         **{k: cal[k] for k in ("scale", "per_layer_ms", "offset_ms", "fitted_on") if k in cal}, details=cal.get("details", {})
     )
+
+
+def table_meta(
+    device: str, backend: str, threads: int, space: Space, provenance: dict[str, Any], versions: dict[str, str]
+) -> dict[str, Any]:
+    """A new table's header: what it measured, where and how (the fields every table file starts with)."""
+    return {
+        "schema": SCHEMA,
+        "device": device,
+        "backend": backend,
+        "threads": threads,
+        "batch": 1,
+        "space": space.ref,
+        "space_name": space.name,
+        "resolutions": list(space.resolutions),
+        "provenance": provenance,
+        "versions": versions,
+        "date": datetime.date.today().isoformat(),
+    }
 
 
 class LUT:
