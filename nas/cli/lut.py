@@ -164,6 +164,10 @@ class LutValidateCommand(Command):
             f"MAPE {result['mape'] * 100:.2f}%   within ±10%: {result['within_10pct'] * 100:.0f}%   "
             f"Kendall tau {result['kendall_tau']:.3f}   Spearman {result['spearman']:.3f}"
         )
+        print(
+            f"this machine now runs at {result['speed_ratio']:.3f}x the table's times (median measured / predicted); "
+            f"rescaled by that, MAPE {result['mape_rescaled'] * 100:.2f}%"
+        )
         print("worst cases:")
         rows = [
             [r["id"], f"{r['predicted_ms']:.3f}", f"{r['measured_ms']:.3f}", f"{r['error_pct']:+.1f}%"] for r in result["worst"]

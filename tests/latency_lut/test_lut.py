@@ -162,6 +162,9 @@ def test_validate_reports_statistics_and_plot(tiny_lut, tmp_path):
     assert 0 <= report["within_10pct"] <= 1 and -1 <= report["kendall_tau"] <= 1 and report["mape"] >= 0
     row = report["rows"][0]
     assert row["error_pct"] == pytest.approx((row["predicted_ms"] - row["measured_ms"]) / row["measured_ms"] * 100)
+    ratios = np.array([r["measured_ms"] / r["predicted_ms"] for r in report["rows"]])
+    assert report["speed_ratio"] == pytest.approx(np.median(ratios))
+    assert report["mape_rescaled"] == pytest.approx(np.abs(1 - report["speed_ratio"] / ratios).mean())
     png = plot_validation(report, tmp_path / "v.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
