@@ -18,9 +18,10 @@ LAYER_KINDS = {
     "mhsa": "EfficientFormerV2 MHSA (talking heads, local V, optional stride attention); residual",
     "separable": "MobileViTv2 separable self-attention with GroupNorm pre-norm; residual",
     "additive": "SwiftFormer efficient additive attention; residual",
+    "sepvit": "SepViT depthwise separable self-attention (window tokens, attention within then among windows); residual",
     "head": "BN + global average pool + classifier (+ distillation classifier)",
 }
-MIXER_KINDS = ("none", "mhsa", "separable", "additive")
+MIXER_KINDS = ("none", "mhsa", "separable", "additive", "sepvit")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class LayerSpec:
     ratio: float = 0  # FFN expansion ratio (ffn only)
     stride: int = 1  # 2 for stride attention (mhsa) and downsampling
     distillation: bool = False  # head only: a second (distillation) classifier
+    heads: int = 0  # sepvit only: attention heads (32 channels each)
+    window: int = 0  # sepvit only: window side in pixels (at most the grid; the map is padded to a multiple)
     name: str = field(default="", compare=False)
     stage: int = field(default=0, compare=False)  # 0 for the stem, 1..4 for stages, 5 for the head
 
@@ -54,6 +57,8 @@ class LayerSpec:
             parts.append(f"e{_num(self.ratio)}")
         if self.stride != 1:
             parts.append(f"s{self.stride}")
+        if self.kind == "sepvit":
+            parts += [f"h{self.heads}", f"w{self.window}"]
         if self.distillation:
             parts.append("dist")
         return ":".join(parts)

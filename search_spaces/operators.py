@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .space import Space
 
 #: Mixers from the most to the least expensive at equal width, for `largest()`, `smallest()` and shrinking.
-MIXER_SIZE_ORDER = ("mhsa", "additive", "separable", "none")
+MIXER_SIZE_ORDER = ("mhsa", "sepvit", "additive", "separable", "none")
 
 
 def as_random(rng: Any) -> random.Random:

@@ -19,7 +19,9 @@ from .yamlio import load_text
 
 SPACES_DIR = Path(__file__).parent / "spaces"
 SPACE_KEYS = ("name", "description", "resolutions", "num_classes", "distillation", "stages", "presets")
-STAGE_KEYS = ("depths", "widths", "ratios", "mixers", "downsample", "mhsa_stride")
+STAGE_KEYS = ("depths", "widths", "ratios", "mixers", "downsample", "mhsa_stride", "sepvit_heads", "sepvit_window")
+#: bounds on the SepViT settings (a hostile file must not make the supernet allocate without limit)
+SEPVIT_MAX_HEADS, SEPVIT_WINDOWS = 32, (2, 64)
 SPACE_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
 _SPACES: dict[str, Space] = {}
@@ -147,6 +149,13 @@ def parse_space(data: Any, lines: dict[tuple, int], source: str, ref: str) -> Sp
         if s == 0 and any(w % 2 for w in widths):
             raise f.fail(path + ("widths",), "stage 1 widths must be even (the stem's first conv has half of them)")
         mixers = f.items(path + ("mixers",), st["mixers"], f.mixer, what="choices", unique=True)  # file order
+        heads = f.positive_int(path + ("sepvit_heads",), st.get("sepvit_heads", StageSpace.sepvit_heads))
+        if heads > SEPVIT_MAX_HEADS:
+            raise f.fail(path + ("sepvit_heads",), f"expected at most {SEPVIT_MAX_HEADS} heads, got {heads}")
+        window = f.positive_int(path + ("sepvit_window",), st.get("sepvit_window", StageSpace.sepvit_window))
+        if not SEPVIT_WINDOWS[0] <= window <= SEPVIT_WINDOWS[1]:
+            low, high = SEPVIT_WINDOWS
+            raise f.fail(path + ("sepvit_window",), f"expected a window side of {low} to {high}, got {window}")
         stages.append(
             StageSpace(
                 depths=choices(path + ("depths",), st["depths"], f.positive_int),
@@ -155,6 +164,8 @@ def parse_space(data: Any, lines: dict[tuple, int], source: str, ref: str) -> Sp
                 mixers=mixers,
                 downsample=downsample,
                 mhsa_stride=stride,
+                sepvit_heads=heads,
+                sepvit_window=window,
             )
         )
 
@@ -164,6 +175,14 @@ def parse_space(data: Any, lines: dict[tuple, int], source: str, ref: str) -> Sp
         if res % multiple:
             raise f.fail(
                 ("resolutions", i), f"{res} is not a multiple of {multiple} (needed by this space's stages and stride attention)"
+            )
+    for s, stage in enumerate(stages):
+        grid = max(resolutions) // 2 ** (s + 2)
+        if "sepvit" in stage.mixers and grid <= stage.sepvit_window:
+            raise f.fail(
+                ("stages", s, "mixers"),
+                f"sepvit needs a map of several windows, but stage {s + 1}'s map is at most {grid} px for a window of "
+                f"{stage.sepvit_window} (one window is plain attention: use mhsa, or a smaller sepvit_window)",
             )
     num_classes = f.positive_int(("num_classes",), data.get("num_classes", 1000))
     distillation = f.boolean(("distillation",), data.get("distillation", True))

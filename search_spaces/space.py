@@ -43,6 +43,16 @@ class StageSpace:
     mixers: tuple[str, ...]
     downsample: str = "conv"  # how the stage is entered (the first stage is entered by the stem)
     mhsa_stride: int = 1  # 2: MHSA attends on a map halved by a strided depthwise conv
+    sepvit_heads: int = 2  # SepViT attention heads of 32 channels (fixed per stage, as in the paper)
+    sepvit_window: int = 7  # SepViT window side (the paper's 7); a smaller map is one window
+
+    def mixer_spec(self, kind: str, width: int, grid: int, *, name: str, stage: int) -> LayerSpec:
+        """The layer of mixer `kind` in this stage: the one place a mixer's settings reach its spec."""
+        if kind == "sepvit":
+            return LayerSpec(
+                kind, width, width, grid, heads=self.sepvit_heads, window=min(self.sepvit_window, grid), name=name, stage=stage
+            )
+        return LayerSpec(kind, width, width, grid, stride=self.mhsa_stride if kind == "mhsa" else 1, name=name, stage=stage)
 
 
 class Space:
@@ -145,15 +155,7 @@ class Space:
             if spec.kind == "mixer":  # placeholder from _plan: one slot, one variant per mixer
                 stage = self.stages[spec.stage - 1]
                 variants = {
-                    m: LayerSpec(
-                        m,
-                        spec.cin,
-                        spec.cout,
-                        spec.grid,
-                        stride=stage.mhsa_stride if m == "mhsa" else 1,
-                        name=spec.name,
-                        stage=spec.stage,
-                    )
+                    m: stage.mixer_spec(m, spec.cout, spec.grid, name=spec.name, stage=spec.stage)
                     for m in stage.mixers
                     if m != "none"
                 }
@@ -202,9 +204,10 @@ class Space:
             for i in range(depths[s]):
                 name = f"stage{s + 1}_block{i}"
                 chosen = "mixer" if mixer is None else mixer(s, i)
-                if chosen != "none":
-                    stride = stage.mhsa_stride if chosen == "mhsa" else 1
-                    specs.append(LayerSpec(chosen, width, width, grid, stride=stride, name=f"{name}_mixer", stage=s + 1))
+                if chosen == "mixer":  # a slot placeholder (see slot_layers)
+                    specs.append(LayerSpec("mixer", width, width, grid, name=f"{name}_mixer", stage=s + 1))
+                elif chosen != "none":
+                    specs.append(stage.mixer_spec(chosen, width, grid, name=f"{name}_mixer", stage=s + 1))
                 specs.append(LayerSpec("ffn", width, width, grid, ratio=ratio(s, i), name=f"{name}_ffn", stage=s + 1))
             cin = width
         specs.append(
@@ -362,6 +365,8 @@ class Space:
                     "mixers": list(st.mixers),
                     "downsample": st.downsample if s else "stem",
                     "mhsa_stride": st.mhsa_stride,
+                    "sepvit_heads": st.sepvit_heads,
+                    "sepvit_window": st.sepvit_window,
                 }
                 for s, st in enumerate(self.stages)
             ],

@@ -10,7 +10,7 @@ from .batchnorm import recalibrate_bn
 from .counting import Counts, count, count_layer, count_tables
 from .elastic import SubnetView, SuperNet, build
 from .layers import LAYER_CLASSES, build_layer
-from .mixers import MHSA, Additive, Separable
+from .mixers import MHSA, Additive, Separable, SepViT
 from .subnet import SubNet, drop_path_rates
 
 __all__ = [
@@ -29,4 +29,5 @@ __all__ = [
     "MHSA",
     "Separable",
     "Additive",
+    "SepViT",
 ]

@@ -14,7 +14,7 @@ from torch import nn
 from search_spaces import LayerSpec
 
 from .blocks import RelativePositionBias, conv_bn, conv_bn_params, layer_scale, residual
-from .mixers import MHSA, Additive, Separable
+from .mixers import MHSA, Additive, Separable, SepViT
 
 
 class Stem(nn.Module):
@@ -184,6 +184,7 @@ LAYER_CLASSES: dict[str, type[nn.Module]] = {
     "mhsa": MHSA,
     "separable": Separable,
     "additive": Additive,
+    "sepvit": SepViT,
     "head": Head,
 }
 
@@ -204,5 +205,6 @@ __all__ = [
     "MHSA",
     "Separable",
     "Additive",
+    "SepViT",
     "RelativePositionBias",
 ]

@@ -63,12 +63,18 @@ class SpacesCommand(Command):
                 ", ".join(st["mixers"]),
                 st["downsample"],
                 str(st["mhsa_stride"]),
+                _sepvit(st) if "sepvit" in st["mixers"] else "-",
             ]
             for i, st in enumerate(info["stages"])
         ]
-        print(table(rows, ["stage", "depths", "widths", "ratios", "mixers", "entered by", "mhsa stride"]))
+        print(table(rows, ["stage", "depths", "widths", "ratios", "mixers", "entered by", "mhsa stride", "sepvit"]))
         print(f"presets: {', '.join(info['presets']) or 'none'}")
         return 0
+
+
+def _sepvit(stage: dict) -> str:
+    heads, window = stage["sepvit_heads"], stage["sepvit_window"]
+    return f"{heads} head{'s' if heads > 1 else ''}, {window}x{window} windows"
 
 
 def _choices(values: list) -> str:

@@ -20,7 +20,7 @@ from search_spaces import Arch, Space
 
 from .base import Estimator
 
-_MIXER_BONUS = {"none": 0.0, "separable": 0.25, "additive": 0.35, "mhsa": 0.5}
+_MIXER_BONUS = {"none": 0.0, "separable": 0.25, "additive": 0.35, "sepvit": 0.45, "mhsa": 0.5}
 
 
 class SyntheticAccuracy(Estimator):

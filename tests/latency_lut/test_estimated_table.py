@@ -31,7 +31,7 @@ def test_loads_estimated_with_its_sources(lut):
 
 def test_covers_every_key_of_the_space(lut, space):
     keys = {s.key for s in space.all_layers()}
-    assert len(keys) == 714
+    assert len(keys) == 762
     assert set(lut.entries) == keys
     assert all(e["ms"] > 0 and e["spread_ms"] == 0.0 for e in lut.entries.values())
 

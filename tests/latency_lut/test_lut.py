@@ -202,21 +202,26 @@ def test_build_on_a_local_ray_instance(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("backend", ["torch", "torchscript", "onnxruntime"])
-def test_cpu_backends_run_the_layer_they_time(backend):
+@pytest.mark.parametrize(
+    "spec",
+    [search_spaces.LayerSpec("mhsa", 32, 32, 14, stride=2), search_spaces.LayerSpec("sepvit", 32, 32, 12, heads=2, window=7)],
+    ids=lambda spec: spec.key,
+)
+def test_cpu_backends_run_the_layer_they_time(backend, spec):
     import torch
 
     import supernet
     from latency_lut import make_runner, measure_interleaved
 
-    spec = search_spaces.LayerSpec("mhsa", 32, 32, 14, stride=2)
     torch.manual_seed(0)
     module = supernet.build_layer(spec).eval()
     with torch.no_grad():
         module.layer_scale.fill_(1.0)
-    run_once = make_runner(backend, module, (1, 32, 14, 14))
+    shape = (1, spec.cin, spec.grid, spec.grid)
+    run_once = make_runner(backend, module, shape)
     out = run_once()
     out = torch.as_tensor(out[0] if isinstance(out, list) else out)
-    assert out.shape == (1, 32, 14, 14) and torch.isfinite(out).all()
+    assert out.shape == shape and torch.isfinite(out).all()
     timing = measure_interleaved({"layer": run_once}, passes=3, chunk_ms=5)["layer"]
     assert timing.ms > 0 and timing.spread_ms >= 0 and timing.passes == 3
 

@@ -8,7 +8,9 @@ import pytest
 
 import latency_lut
 import search_spaces
+import supernet
 from latency_lut import LUTError
+from latency_lut.convert import coreml_model
 from latency_lut.phone import export_blocks, import_measurements
 from nas.cli import main
 
@@ -38,6 +40,22 @@ def test_export_blocks_writes_packages_and_manifest(tmp_path):
     mtime = (tmp_path / manifest["blocks"][0]["file"]).stat().st_mtime
     export_blocks(TINY, tmp_path, limit=2, calibration_models=1)
     assert (tmp_path / manifest["blocks"][0]["file"]).stat().st_mtime == mtime
+
+
+@pytest.mark.slow
+def test_a_sepvit_block_converts_to_an_ml_program(tmp_path):
+    """The per-layer packages of SepViT blocks (stage 1 at 224 px: a 56x56 map in 8x8 windows of 7; a map
+    whose side 7 does not divide, padded) are ML programs with the mixer's operations in them."""
+    ct = pytest.importorskip("coremltools")
+    specs = [s for s in search_spaces.load("efficientformerv2").all_layers() if s.kind == "sepvit"]
+    for spec in (next(s for s in specs if s.grid == 56), next(s for s in specs if s.grid % s.window)):
+        package = coreml_model(supernet.build_layer(spec), (1, spec.cin, spec.grid, spec.grid))
+        package.save(str(tmp_path / "b.mlpackage"))
+        program = ct.utils.load_spec(str(tmp_path / "b.mlpackage"))
+        assert program.WhichOneof("Type") == "mlProgram"
+        block = next(iter(program.mlProgram.functions["main"].block_specializations.values()))
+        ops = {op.type for op in block.operations}
+        assert {"layer_norm", "softmax", "gelu"} <= ops, (spec.key, sorted(ops))
 
 
 def test_import_json_round_trip_with_calibration(tmp_path, synthetic):

@@ -87,7 +87,7 @@ def test_shipped_spaces_are_listed_and_load(space, tiny):
     # The default space holds the published models' choices.
     assert space.resolutions == (192, 224, 256)
     assert space.stages[3].downsample == "attention" and space.stages[2].mhsa_stride == 2
-    assert set(space.stages[2].mixers) == {"none", "mhsa", "separable", "additive"}
+    assert set(space.stages[2].mixers) == {"none", "mhsa", "separable", "additive", "sepvit"}
 
 
 def test_load_by_path_matches_load_by_name(space):
@@ -396,7 +396,7 @@ def test_largest_and_smallest(space):
     big, small = space.largest(), space.smallest()
     assert big.depths == (5, 5, 15, 10) and big.widths == (48, 80, 192, 384) and big.resolution == 256
     assert all(r == 4 for st in big.ratios for r in st)
-    assert big.mixers[2][0] == "mhsa" and big.mixers[0][0] == "additive"
+    assert big.mixers[2][0] == "mhsa" and big.mixers[0][0] == "sepvit" and big.mixers[3][0] == "mhsa"
     assert small.depths == (1, 1, 2, 2) and small.widths == (16, 32, 64, 128) and small.resolution == 192
     assert all(m == "none" for st in small.mixers for m in st)
 
@@ -546,6 +546,45 @@ def test_space_stride_attention_needs_an_even_attention_grid(tmp_path):
     mhsa = [spec for spec in ok.layers(ok.largest()) if spec.stage == 4 and spec.kind == "mhsa"]
     assert mhsa and all(spec.stride == 2 and spec.grid % 2 == 0 for spec in mhsa)
     assert mhsa[0].key == "mhsa:c80:g6:s2"
+
+
+def test_space_sepvit_settings(tmp_path):
+    """Heads and window per stage reach the layer specs and keys; a map smaller than the window is one
+    window (a derived space at a small resolution); a stage whose map never holds two windows is refused."""
+    text = SPACE_4_STAGES.replace(
+        "    widths: [16]\n    ratios: [4]\n    mixers: [none]\n",
+        "    widths: [16]\n    ratios: [4]\n    mixers: [none, sepvit]\n    sepvit_heads: 2\n    sepvit_window: 5\n",
+    )
+    sp = search_spaces.load(str(write(tmp_path / "ok.yaml", text)))
+    assert (sp.stages[0].sepvit_heads, sp.stages[0].sepvit_window) == (2, 5)
+    assert sp.describe()["stages"][0]["sepvit_heads"] == 2
+    arch = sp.make(128, [1, 1, 1, 1], [16, 32, 48, 64], [[4]] * 4, [["sepvit"], ["none"], ["mhsa"], ["none"]])
+    (spec,) = [spec for spec in arch.layers() if spec.kind == "sepvit"]
+    assert spec.key == "sepvit:c16:g32:h2:w5" and (spec.heads, spec.window) == (2, 5)
+    small = sp.derive(resolutions=[32])  # stage 1's map is 8x8: two 5x5 windows a side, padded
+    layers = small.layers(small.make(32, arch.depths, arch.widths, arch.ratios, arch.mixers))
+    assert [(x.grid, x.window) for x in layers if x.kind == "sepvit"] == [(8, 5)]
+    assert sp.stages[0].mixer_spec("sepvit", 16, 4, name="x", stage=1).window == 4  # a map under the window: one window
+    bad = {
+        "sepvit_heads: 2": ("sepvit_heads: 0", "positive"),
+        "sepvit_window: 5": ("sepvit_window: 1", "2 to 64"),
+    }
+    for old, (new, needle) in bad.items():
+        assert_error_at(
+            write(tmp_path / "bad.yaml", text.replace(old, new)), 8 if "heads" in old else 9, needle, loader=search_spaces.load
+        )
+    assert_error_at(
+        write(tmp_path / "h.yaml", text.replace("sepvit_heads: 2", "sepvit_heads: 33")),
+        8,
+        "at most 32",
+        loader=search_spaces.load,
+    )
+    # stage 4's map is 5x5 at 160 px: one 7x7 window, plain attention, so the file is refused
+    one_window = SPACE_4_STAGES.replace(
+        "    widths: [64, 80]\n    ratios: [4]\n    mixers: [none]\n",
+        "    widths: [64, 80]\n    ratios: [4]\n    mixers: [none, sepvit]\n",
+    )
+    assert_error_at(write(tmp_path / "one.yaml", one_window), 19, "several windows", "mhsa", loader=search_spaces.load)
 
 
 def test_space_duplicate_choice_names_line(tmp_path):

@@ -18,7 +18,7 @@ import supernet
 from search_spaces import LayerSpec
 from supernet.blocks import RelativePositionBias
 from supernet.layers import FFN, LAYER_CLASSES, AttnDown, ConvDown, Head, Stem
-from supernet.mixers import MHSA, Additive, Separable
+from supernet.mixers import MHSA, Additive, Separable, SepViT
 
 TOL = dict(atol=1e-10, rtol=1e-9)
 
@@ -92,6 +92,14 @@ def assert_close_f32(out, ref):
     assert diff <= 1e-5 * scale, f"max difference {diff} at output scale {scale}"
 
 
+def assert_matches_reference(m, ref_fn, x):
+    """float64 module against its float64 reference; the mixer keeps the map's shape."""
+    with torch.no_grad():
+        out, ref = m(x), ref_fn(m, x)
+    assert out.shape == x.shape
+    torch.testing.assert_close(out, ref, **TOL)
+
+
 def gelu(x):
     return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
 
@@ -105,13 +113,13 @@ def l2norm(x, dim, eps=1e-12):
     return x / torch.sqrt((x * x).sum(dim=dim, keepdim=True)).clamp_min(eps)
 
 
-def bilinear(x, H, W):
-    """Bilinear resize with half-pixel centres (align_corners=False), written out per axis."""
+def _bilinear(x, H, W, source):
+    """Bilinear resize written out per axis; `source(o, n_in, n_out)` is output pixel o's source position."""
 
     def axis(n_in, n_out):
         weights = torch.zeros(n_out, n_in, dtype=torch.float64)
         for o in range(n_out):
-            src = max((o + 0.5) * n_in / n_out - 0.5, 0.0)
+            src = source(o, n_in, n_out)
             i0 = min(int(math.floor(src)), n_in - 1)
             i1 = min(i0 + 1, n_in - 1)
             lam = src - i0
@@ -120,6 +128,27 @@ def bilinear(x, H, W):
         return weights
 
     return torch.einsum("Yh,bchw,Xw->bcYX", axis(x.shape[2], H), x, axis(x.shape[3], W))
+
+
+def bilinear(x, H, W):
+    """Half-pixel centres (align_corners=False)."""
+    return _bilinear(x, H, W, lambda o, n_in, n_out: max((o + 0.5) * n_in / n_out - 0.5, 0.0))
+
+
+def bilinear_corners(x, H, W):
+    """Corners aligned (align_corners=True: source = o * (n_in - 1) / (n_out - 1))."""
+    return _bilinear(x, H, W, lambda o, n_in, n_out: o * (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0)
+
+
+def layer_norm(x, m: nn.LayerNorm):
+    """LayerNorm over the last dimension."""
+    mu = x.mean(dim=-1, keepdim=True)
+    var = ((x - mu) ** 2).mean(dim=-1, keepdim=True)
+    return (x - mu) / torch.sqrt(var + m.eps) * m.weight + m.bias
+
+
+def linear(z, lin: nn.Linear):
+    return torch.einsum("oc,...c->...o", lin.weight, z) + lin.bias
 
 
 def offset_bias(table, q_hw, k_hw, step=1):
@@ -140,27 +169,66 @@ def separable_ref(m: Separable, x):
     mu = x.mean(dim=(1, 2, 3), keepdim=True)
     var = ((x - mu) ** 2).mean(dim=(1, 2, 3), keepdim=True)
     y = (x - mu) / torch.sqrt(var + m.norm.eps) * m.norm.weight.view(1, -1, 1, 1) + m.norm.bias.view(1, -1, 1, 1)
+    # an odd side: MobileViTv2 resizes the map (bilinear, corners aligned) to the next even side
+    He, We = H + H % 2, W + W % 2
+    if (He, We) != (H, W):
+        y = bilinear_corners(y, He, We)
     q, k, v = conv1x1(y, m.q), conv1x1(y, m.k), conv1x1(y, m.v)
-    # 2x2 patches: P = 4 patch positions (a, b), each over its N = HW/4 pixels; odd maps: P = 1.
-    step = 2 if H % 2 == 0 and W % 2 == 0 else 1
+    # 2x2 patches: P = 4 patch positions (a, b), each over its N = HW/4 pixels
     mixed = torch.zeros_like(v)
-    for a in range(step):
-        for b in range(step):
-            qs = q[:, :, a::step, b::step].flatten(2)  # [B, 1, N]
+    for a in range(2):
+        for b in range(2):
+            qs = q[:, :, a::2, b::2].flatten(2)  # [B, 1, N]
             cs = softmax(qs, dim=-1)  # context scores, softmax over N
-            ks = k[:, :, a::step, b::step].flatten(2)  # [B, C, N]
+            ks = k[:, :, a::2, b::2].flatten(2)  # [B, C, N]
             cv = (ks * cs).sum(dim=-1)  # context vector [B, C]
-            mixed[:, :, a::step, b::step] = torch.relu(v[:, :, a::step, b::step]) * cv[:, :, None, None]
-    return x + m.layer_scale.view(1, -1, 1, 1) * conv1x1(mixed, m.out)
+            mixed[:, :, a::2, b::2] = torch.relu(v[:, :, a::2, b::2]) * cv[:, :, None, None]
+    out = conv1x1(mixed, m.out)
+    if (He, We) != (H, W):
+        out = bilinear_corners(out, H, W)  # ...and the result back to the map's size
+    return x + m.layer_scale.view(1, -1, 1, 1) * out
+
+
+def attention(q, k, v):
+    """softmax(q k^T / sqrt(d)) v per head: q (B, Lq, h, d), k and v (B, Lk, h, d) -> (B, Lq, h, d)."""
+    a = softmax(torch.einsum("bihd,bjhd->bhij", q, k) * q.shape[-1] ** -0.5, dim=-1)
+    return torch.einsum("bhij,bjhd->bihd", a, v)
+
+
+def sepvit_ref(m: SepViT, x):
+    """DSA within each window (its real pixels and the window token), then PSA among windows, by loops."""
+    B, C, H, W = x.shape
+    s, h, d = m.window, m.heads, 32
+    y = layer_norm(x.permute(0, 2, 3, 1), m.norm)  # [B, H, W, C]
+    windows = [(r, c) for r in range(math.ceil(H / s)) for c in range(math.ceil(W / s))]
+    tokens, pixels = [], []  # per window: DSA output of its token [B, h, d] and of its s x s positions
+    for r, c in windows:
+        real = y[:, r * s : (r + 1) * s, c * s : (c + 1) * s]  # only real pixels (slicing stops at the edge)
+        rh, rw = real.shape[1:3]
+        seq = torch.cat([m.window_token.expand(B, 1, C), real.reshape(B, rh * rw, C)], dim=1)
+        q, k, v = (linear(seq, lin).reshape(B, -1, h, d) for lin in (m.q, m.k, m.v))
+        out = attention(q, k, v)
+        tokens.append(out[:, 0])
+        z = torch.zeros(B, s, s, h, d, dtype=x.dtype)  # padded positions hold zeros
+        z[:, :rh, :rw] = out[:, 1:].reshape(B, rh, rw, h, d)
+        pixels.append(z)
+    n = len(windows)
+    if n > 1:
+        wt = gelu(layer_norm(torch.stack(tokens, dim=1).reshape(B, n, h * d), m.token_norm))
+        wq, wk = linear(wt, m.token_q).reshape(B, n, h, d), linear(wt, m.token_k).reshape(B, n, h, d)
+        among = softmax(torch.einsum("bihd,bjhd->bhij", wq, wk) * d**-0.5, dim=-1)  # [B, h, n, n]
+        z_all = torch.stack(pixels, dim=1)  # [B, n, s, s, h, d]
+        pixels = list(torch.einsum("bhij,bjyxhd->biyxhd", among, z_all).unbind(dim=1))
+    full = torch.zeros(B, math.ceil(H / s) * s, math.ceil(W / s) * s, h * d, dtype=x.dtype)
+    for (r, c), z in zip(windows, pixels):
+        full[:, r * s : (r + 1) * s, c * s : (c + 1) * s] = z.reshape(B, s, s, h * d)
+    out = linear(full[:, :H, :W], m.proj).permute(0, 3, 1, 2)
+    return x + m.layer_scale.view(1, -1, 1, 1) * out
 
 
 def additive_ref(m: Additive, x):
     B, C, H, W = x.shape
     t = x.flatten(2).transpose(1, 2)  # [B, N, C]
-
-    def linear(z, lin):
-        return torch.einsum("oc,bnc->bno", lin.weight, z) + lin.bias
-
     Q = l2norm(linear(t, m.to_query), dim=-1)
     K = l2norm(linear(t, m.to_key), dim=-1)
     A = l2norm(torch.einsum("bnc,c->bn", Q, m.w_g[:, 0]) * C**-0.5, dim=1)  # L2 over tokens
@@ -223,10 +291,7 @@ def stem_ref(m: Stem, x):
 # ---- separable -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("C,H,W", [(8, 4, 4), (12, 6, 6), (16, 4, 6), (8, 5, 5), (8, 7, 7), (8, 6, 5)])
 def test_separable_matches_reference(C, H, W):
-    m = randomize(Separable(C), seed=C + H)
-    x = rand_input(2, C, H, W)
-    with torch.no_grad():
-        torch.testing.assert_close(m(x), separable_ref(m, x), **TOL)
+    assert_matches_reference(randomize(Separable(C), seed=C + H), separable_ref, rand_input(2, C, H, W))
 
 
 def test_separable_softmax_is_per_patch_position():
@@ -253,11 +318,72 @@ def test_separable_softmax_is_per_patch_position():
     assert changed[mask].max() == 0
 
 
-def test_separable_float32_matches_reference():
-    m = randomize(Separable(16), seed=4)
-    x = rand_input(2, 16, 6, 6)
+def test_separable_odd_map_is_resized_to_even_and_back():
+    """7x7 (stage 4 at 224 px) equals the reference that resizes to 8x8, attends in 2x2 patches and
+    resizes back; the count has q/k/v on the 8x8 map and the output conv on the 7x7 one."""
+    m = randomize(Separable(8), seed=21)
+    x = rand_input(1, 8, 7, 7)
+    assert_matches_reference(m, separable_ref, x)
+    macs = supernet.count_layer(LayerSpec("separable", 8, 8, 7)).macs
+    assert macs == 8 * 8 * (2 * 64 + 8) + 7 * 7 * 64  # q/k/v on the 8x8 map, the output conv on 7x7
+
+
+# ---- SepViT ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "C,heads,window,H,W",
+    [
+        (8, 1, 4, 8, 8),  # 2x2 windows, no padding
+        (16, 2, 3, 7, 8),  # padded: 3x3 windows over 9x9
+        (12, 2, 5, 12, 12),  # padded: 3x3 windows of 5 over 15x15
+        (8, 1, 4, 4, 4),  # one window: PSA is the identity
+        (8, 3, 2, 6, 4),  # non-square map, three heads
+    ],
+)
+def test_sepvit_matches_reference(C, heads, window, H, W):
+    assert_matches_reference(randomize(SepViT(C, heads, window), seed=C + heads + window), sepvit_ref, rand_input(2, C, H, W))
+
+
+def test_sepvit_with_one_window_is_plain_attention():
+    """A window holding the whole map: multi-head attention over the map's pixels plus one learned token."""
+    C, heads = 16, 2
+    m = randomize(SepViT(C, heads, 5), seed=23)
+    x = rand_input(1, C, 5, 5)
+    seq = torch.cat([m.window_token.expand(1, 1, C), layer_norm(x.flatten(2).transpose(1, 2), m.norm)], dim=1)
+    q, k, v = (linear(seq, lin).reshape(1, 26, heads, 32) for lin in (m.q, m.k, m.v))
+    out = linear(attention(q, k, v)[:, 1:].reshape(1, 25, heads * 32), m.proj)
+    expected = x + out.transpose(1, 2).reshape(1, C, 5, 5)
     with torch.no_grad():
-        ref = separable_ref(m, x)
+        torch.testing.assert_close(m(x), expected, **TOL)
+
+
+def test_sepvit_window_tokens_and_psa_matter():
+    """Each documented ingredient changes the output: the window token, and attention among windows."""
+    m = randomize(SepViT(8, 1, 2), seed=24)
+    x = rand_input(1, 8, 4, 4)
+    with torch.no_grad():
+        base = m(x)
+        m.token_q.weight.mul_(3.0)  # sharper attention among windows
+        assert (m(x) - base).abs().max() > 1e-4
+        m.token_q.weight.div_(3.0)
+        m.window_token.add_(1.0)
+        assert (m(x) - base).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize(
+    "make, ref_fn, shape",
+    [
+        (lambda: Separable(16), separable_ref, (2, 16, 6, 6)),
+        (lambda: SepViT(16, 2, 4), sepvit_ref, (2, 16, 7, 9)),
+        (lambda: Additive(16), additive_ref, (2, 16, 4, 4)),
+        (lambda: MHSA(16, 8, 2), mhsa_ref, (2, 16, 8, 8)),
+    ],
+    ids=["separable", "sepvit", "additive", "mhsa"],
+)
+def test_float32_mixers_match_the_float64_reference(make, ref_fn, shape):
+    m = randomize(make(), seed=shape[1] + shape[3])
+    x = rand_input(*shape)
+    with torch.no_grad():
+        ref = ref_fn(m, x)
         out = m.float()(x.float())
     assert_close_f32(out, ref)
 
@@ -265,19 +391,7 @@ def test_separable_float32_matches_reference():
 # ---- additive --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("C,H,W", [(8, 4, 4), (16, 6, 6), (12, 5, 3)])
 def test_additive_matches_reference(C, H, W):
-    m = randomize(Additive(C), seed=C)
-    x = rand_input(2, C, H, W)
-    with torch.no_grad():
-        torch.testing.assert_close(m(x), additive_ref(m, x), **TOL)
-
-
-def test_additive_float32_matches_reference():
-    m = randomize(Additive(16), seed=5)
-    x = rand_input(2, 16, 4, 4)
-    with torch.no_grad():
-        ref = additive_ref(m, x)
-        out = m.float()(x.float())
-    assert_close_f32(out, ref)
+    assert_matches_reference(randomize(Additive(C), seed=C), additive_ref, rand_input(2, C, H, W))
 
 
 # ---- MHSA ------------------------------------------------------------------------------------------------
@@ -292,22 +406,7 @@ def test_additive_float32_matches_reference():
     ],
 )
 def test_mhsa_matches_reference(C, grid, stride, H):
-    m = randomize(MHSA(C, grid, stride), seed=C + grid + stride)
-    x = rand_input(2, C, H, H)
-    with torch.no_grad():
-        out = m(x)
-        ref = mhsa_ref(m, x)
-    assert out.shape == x.shape
-    torch.testing.assert_close(out, ref, **TOL)
-
-
-def test_mhsa_float32_matches_reference():
-    m = randomize(MHSA(16, 8, 2), seed=6)
-    x = rand_input(2, 16, 8, 8)
-    with torch.no_grad():
-        ref = mhsa_ref(m, x)
-        out = m.float()(x.float())
-    assert_close_f32(out, ref)
+    assert_matches_reference(randomize(MHSA(C, grid, stride), seed=C + grid + stride), mhsa_ref, rand_input(2, C, H, H))
 
 
 def test_mhsa_talking_heads_and_bias_matter():
@@ -450,6 +549,10 @@ COUNT_SPECS = [
     LayerSpec("separable", 96, 96, 14),
     LayerSpec("additive", 16, 16, 8),
     LayerSpec("additive", 176, 176, 7),
+    LayerSpec("sepvit", 16, 16, 56, heads=1, window=7),  # 8x8 windows
+    LayerSpec("sepvit", 32, 32, 48, heads=2, window=7),  # padded to 49
+    LayerSpec("sepvit", 96, 96, 12, heads=4, window=7),  # padded to 14: 2x2 windows
+    LayerSpec("sepvit", 64, 64, 6, heads=2, window=6),  # one window: no PSA
     LayerSpec("head", 24, 10, 4, distillation=True),
     LayerSpec("head", 24, 10, 4, distillation=False),
 ]
@@ -512,6 +615,9 @@ def test_reference_mixer_sizes():
     }
     for (kind, c, g, s), expected in macs.items():
         got = supernet.count_layer(LayerSpec(kind, c, c, g, stride=s)).macs
+        if (kind, g) == ("separable", 7):
+            # the published 4.6M counts 49 pixels; resized to 8x8 as MobileViTv2 does, q/k/v run on 64
+            expected *= (64 * (2 * c + 1) + 49 * c) / (49 * (3 * c + 1))
         assert abs(got - expected) / expected < 0.02, (kind, c, got, expected)
 
 

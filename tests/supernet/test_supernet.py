@@ -46,7 +46,7 @@ def randomize_(module: nn.Module, seed: int = 0) -> None:
             elif name.endswith("attention_biases"):
                 normal(p, 0.5)
         for m in module.modules():
-            if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+            if isinstance(m, (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm)):
                 uniform(m.weight, 0.5, 1.5)
                 normal(m.bias, 0.1)
             if isinstance(m, nn.BatchNorm2d):
@@ -82,8 +82,11 @@ def assert_agree(a: torch.Tensor, b: torch.Tensor):
 
 # ---- the sampled architectures cover what they must ----------------------------------------------------
 def test_sampled_archs_cover_every_mixer_and_resolution():
-    assert mixers_of(ARCHS) == {"none", "mhsa", "separable", "additive"}
-    assert mixers_of(MAC_ARCHS) == {"none", "mhsa", "separable", "additive"}
+    assert mixers_of(ARCHS) == {"none", "mhsa", "separable", "additive", "sepvit"}
+    assert mixers_of(MAC_ARCHS) == {"none", "mhsa", "separable", "additive", "sepvit"}
+    # SepViT in 30+ of them, in each of its stages (7x7 windows: padded at 192 and 256 px, exact at 224)
+    assert sum("sepvit" in mixers_of([a]) for a in ARCHS) >= 30
+    assert all(any("sepvit" in a.mixers[s] for a in ARCHS) for s in range(3))
     assert {a.resolution for a in ARCHS} == set(SPACE.resolutions)
     # MHSA both as stride attention (stage 3) and plain (stage 4)
     assert any("mhsa" in a.mixers[2] for a in ARCHS) and any("mhsa" in a.mixers[3] for a in ARCHS)

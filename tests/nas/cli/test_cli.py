@@ -64,10 +64,11 @@ def test_spaces_list_and_show(cli):
     assert names["efficientformerv2-tiny"]["size"] == 276_480
     code, out, _ = cli("spaces", "efficientformerv2", "--json")
     info = json.loads(out)
-    assert code == 0 and info["presets"] == ["s0", "s1", "s2", "l"]
-    assert info["stages"][2]["mixers"] == ["none", "mhsa", "separable", "additive"]
+    assert code == 0 and info["presets"] == ["s0", "s1", "s2", "l", "s0_sepvit"]
+    assert info["stages"][2]["mixers"] == ["none", "mhsa", "separable", "additive", "sepvit"]
+    assert [(s["sepvit_heads"], s["sepvit_window"]) for s in info["stages"][:3]] == [(1, 7), (2, 7), (4, 7)]
     code, out, _ = cli("spaces", "efficientformerv2")
-    assert code == 0 and "stage4" in out and "attention" in out
+    assert code == 0 and "stage4" in out and "attention" in out and "sepvit" in out
 
 
 BAD_ARCH = """space: efficientformerv2

@@ -150,6 +150,25 @@ def test_shared_net_runs_the_active_supernets_numbers(side):
             )
         )
     assert {m for a in archs for stage in a.mixers for m in stage} == {"none", "mhsa", "separable", "additive"}
+    _assert_shared_layers_agree(net, archs, side)
+
+
+@pytest.mark.parametrize("side", [48, 64])
+def test_shared_net_runs_sepvit(side):
+    """SepViT on slices, on maps smaller than the architecture's (7x7 windows): at 48 px stage 1's 12x12
+    map is padded to two windows a side and stage 2's 6x6 map to one window (no PSA); at 64 px 16x16
+    makes three windows a side and 8x8 two."""
+    space = search_spaces.load("efficientformerv2")
+    net = proxy_network(space, 0, absolute=False, training=True)
+    base = space.preset("s0_sepvit").to_dict()
+    archs = [space.preset("s0_sepvit")]
+    for width in (16, 48):
+        mixers = [["sepvit"] * 2, ["sepvit", "none"], ["none", "sepvit"] * 3, ["none", "none", "mhsa", "mhsa"]]
+        archs.append(search_spaces.Arch.from_dict({**base, "widths": [width, 32, 64, 128], "mixers": mixers}))
+    _assert_shared_layers_agree(net, archs, side)
+
+
+def _assert_shared_layers_agree(net, archs, side):
     x = torch.randn(4, 3, side, side, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         for arch in archs:

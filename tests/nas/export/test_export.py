@@ -13,6 +13,7 @@ import torch
 import latency_lut
 import search_spaces
 import supernet
+from latency_lut.convert import onnx_bytes
 from nas.estimate import SyntheticAccuracy
 from nas.search import search
 from search_spaces import Arch
@@ -23,6 +24,7 @@ TINY = "efficientformerv2-tiny"
 def small(mixer: str) -> Arch:
     """A small architecture of the default space with `mixer` wherever the space allows it."""
     early = "none" if mixer == "mhsa" else mixer
+    late = "none" if mixer == "sepvit" else mixer  # stage 4's map is one 7x7 window: no SepViT there
     return Arch.from_dict(
         {
             "space": "efficientformerv2",
@@ -30,7 +32,7 @@ def small(mixer: str) -> Arch:
             "depths": [1, 1, 2, 2],
             "widths": [16, 32, 64, 128],
             "ratios": [[2], [2], [2, 2], [2, 2]],
-            "mixers": [[early], [early], ["none", mixer], ["none", mixer]],
+            "mixers": [[early], [early], ["none", mixer], ["none", late]],
         }
     )
 
@@ -81,8 +83,9 @@ def test_pt_whole_module_and_state_dict(cli, tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
-def test_torchscript_is_frozen_and_carries_metadata(cli, tmp_path):
-    arch = small("additive")
+@pytest.mark.parametrize("mixer", ["additive", "sepvit"])
+def test_torchscript_is_frozen_and_carries_metadata(cli, tmp_path, mixer):
+    arch = small(mixer)
     source = _arch_file(tmp_path, arch)
     export_json(cli, str(source), "--format", "pt", "--out", str(tmp_path / "m.pt"))
     info = export_json(cli, str(source), "--format", "torchscript", "--out", str(tmp_path / "m.ts"))
@@ -96,10 +99,11 @@ def test_torchscript_is_frozen_and_carries_metadata(cli, tmp_path):
     assert info["max_abs_diff"] < 1e-4
 
 
-def test_onnx_runs_in_onnx_runtime_with_metadata(cli, tmp_path):
+@pytest.mark.parametrize("mixer", ["separable", "sepvit"])
+def test_onnx_runs_in_onnx_runtime_with_metadata(cli, tmp_path, mixer):
     onnx = pytest.importorskip("onnx")
     ort = pytest.importorskip("onnxruntime")
-    arch = small("separable")
+    arch = small(mixer)
     source = _arch_file(tmp_path, arch)
     export_json(cli, str(source), "--format", "pt", "--out", str(tmp_path / "m.pt"))
     reference = torch.load(tmp_path / "m.pt", weights_only=False)
@@ -120,8 +124,42 @@ def test_onnx_runs_in_onnx_runtime_with_metadata(cli, tmp_path):
 
 
 @pytest.mark.slow
+def test_onnx_runtime_equals_pytorch_on_random_sepvit_architectures():
+    """Windows exact (224 px) and padded (192, 256 px), one to four heads, widths and ratios at random;
+    stages cut to at most three blocks (the first ones of a random architecture) to keep exports short."""
+    ort = pytest.importorskip("onnxruntime")
+    space = search_spaces.load("efficientformerv2")
+    archs = []
+    for i in range(400):
+        d = space.sample(i).to_dict()
+        keep = [min(n, 3) for n in d["depths"]]
+        d.update(
+            depths=keep, ratios=[r[:k] for r, k in zip(d["ratios"], keep)], mixers=[m[:k] for m, k in zip(d["mixers"], keep)]
+        )
+        arch = Arch.from_dict(d)
+        if space.contains(arch) and any("sepvit" in m for m in arch.mixers) and len(archs) < 30:
+            archs.append(arch)
+    assert len(archs) == 30 and {a.resolution for a in archs} == {192, 224, 256}
+    assert {s.heads for a in archs for s in a.layers() if s.kind == "sepvit"} == {1, 2, 4}
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    worst = 0.0
+    for i, arch in enumerate(archs):
+        torch.manual_seed(i)
+        model = supernet.SubNet(arch).eval()
+        shape = (1, 3, arch.resolution, arch.resolution)
+        session = ort.InferenceSession(onnx_bytes(model, shape), options, providers=["CPUExecutionProvider"])
+        x = torch.randn(*shape, generator=torch.Generator().manual_seed(i))
+        with torch.no_grad():
+            want = model(x).numpy()
+        worst = max(worst, float(np.abs(session.run(None, {"input": x.numpy()})[0] - want).max()))
+    assert worst < 1e-4
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
-    "mixer, extra", [("mhsa", []), ("separable", ["--precision", "fp32", "--target", "iOS17"]), ("additive", [])]
+    "mixer, extra",
+    [("mhsa", []), ("separable", ["--precision", "fp32", "--target", "iOS17"]), ("additive", []), ("sepvit", [])],
 )
 def test_coreml_package_of_each_mixer(cli, tmp_path, mixer, extra):
     ct = pytest.importorskip("coremltools")
@@ -137,7 +175,9 @@ def test_coreml_package_of_each_mixer(cli, tmp_path, mixer, extra):
     assert Arch.from_dict(json.loads(meta["arch"])) == arch and int(meta["params"]) == info["params"]
     assert float(meta["latency_ms"]) > 0 and "random" in meta["weights"]
     block = next(iter(spec.mlProgram.functions["main"].block_specializations.values()))
-    marker = {"mhsa": "upsample_bilinear", "separable": "pixel_unshuffle", "additive": "reduce_l2_norm"}[mixer]
+    marker = {"mhsa": "upsample_bilinear", "separable": "pixel_unshuffle", "additive": "reduce_l2_norm", "sepvit": "layer_norm"}[
+        mixer
+    ]
     assert marker in {op.type for op in block.operations}  # the mixer is in the program (stage 3 MHSA: stride attention)
     assert (info["precision"], info["target"]) == (("fp32", "iOS17") if extra else ("fp16", "iOS16"))
     if extra:

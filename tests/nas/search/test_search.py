@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -403,6 +404,23 @@ def test_neighbours_are_one_gene_away_and_shrink_actions_shrink(tiny):
         after = supernet.count(smaller)
         assert after.params < before.params or after.macs < before.macs, name
     assert {name.split(":")[0] for name, _ in space.shrink_actions(arch)} == {"A_N", "A_C", "A_E", "A_R"}
+
+
+def test_mutation_swaps_mixers_to_sepvit_only_where_the_space_allows_it():
+    from nas.search.plots import arch_summary
+
+    space = search_spaces.load("efficientformerv2")
+    arch = space.preset("s0")  # MHSA and none only
+    reached: dict[int, int] = {}
+    rng = random.Random(0)
+    for _ in range(400):
+        child = space.mutate(arch, rng, prob=0.2)
+        assert space.contains(child)
+        for s, mixers in enumerate(child.mixers, 1):
+            reached[s] = reached.get(s, 0) + mixers.count("sepvit")
+    assert all(reached[s] > 0 for s in (1, 2, 3)) and reached[4] == 0, reached
+    summary = arch_summary(space.preset("s0_sepvit"))
+    assert "s1 1×none + 1×sepvit" in summary and "s3 4×none + 2×sepvit" in summary, summary
 
 
 @pytest.mark.ray
