@@ -68,8 +68,9 @@ def run_dir(tmp_path_factory):
 
 
 # ---- each format in its runtime ------------------------------------------------------------------
-def test_pt_whole_module_and_state_dict(cli, tmp_path):
-    arch = small("mhsa")
+@pytest.mark.parametrize("mixer", ["mhsa", "sepvit"])
+def test_pt_whole_module_and_state_dict(cli, tmp_path, mixer):
+    arch = small(mixer)
     info = export_json(cli, str(_arch_file(tmp_path, arch)), "--format", "pt", "--out", str(tmp_path / "m.pt"))
     model = torch.load(tmp_path / "m.pt", weights_only=False)
     assert type(model) is supernet.SubNet and model.arch == arch
