@@ -20,7 +20,7 @@ from ..progress import ProgressCallback
 from .entry import Entry
 from .problem import Problem
 from .result import front
-from .runs import RunStore, worker_name
+from .runs import BUSY, RunStore, worker_name
 
 
 class SearchContext:
@@ -71,8 +71,13 @@ class SearchContext:
         """Estimate the accuracy of those within budget (all, with `force_accuracy`), record each as a
         trial (with `extra` strategy attributes), and return the recorded entries; stops early at the
         run's trial total."""
-        batch = [e.with_extra(**extra) for e in entries][: self.remaining()]
+        batch = [e.with_extra(**extra) for e in entries]
+        if self.shared:  # one claim per candidate
+            first = {e.id: i for i, e in reversed(list(enumerate(batch)))}
+            batch = [e for i, e in enumerate(batch) if first[e.id] == i]
+        batch = batch[: self.remaining()]
         slots = []
+        reused: dict[str, Entry] = {}
         if self.shared:  # claim the slots first, so that workers stop at the total and do not race
             for _ in batch:
                 trial = self.reserve()
@@ -80,8 +85,11 @@ class SearchContext:
                     break
                 slots.append(trial)
             batch = batch[: len(slots)]
+            batch, slots, reused, released = self._settle(batch, slots)
+            if released:  # slots given back: the total may be open again, and this worker must fill it
+                self.exhausted = False
         if not batch:
-            return []
+            return list(reused.values())
         wanted = [e for e in batch if force_accuracy or e.feasible]
         accuracy = self._estimate(wanted, screen=not force_accuracy)
         recorded = []
@@ -91,7 +99,30 @@ class SearchContext:
             e = e.with_accuracy(value, source)
             recorded.append(self.store.finish(slots[i], e, placeholder) if slots else self.store.add(e, placeholder))
             self.report()
-        return recorded
+        return recorded + list(reused.values())
+
+    def _settle(self, batch: list[Entry], slots: list[Any]) -> tuple[list[Entry], list[Any], dict[str, Entry], int]:
+        """Claim each reserved slot's candidate in the shared study and keep those this worker evaluates (see
+        ``RunStore.settle``): a candidate another worker evaluated gives its slot back and is returned with
+        that worker's values; one another worker is evaluating now gives its slot back and is left out
+        (its result reaches this worker's history when it is done). Also returns how many slots went back."""
+        for trial, entry in zip(slots, batch):
+            self.store.claim(trial, entry.id)
+        settled = self.store.settle({t.number: (t, e.id) for t, e in zip(slots, batch)}, wait=False)
+        keep, kept_slots, reused, released = [], [], {}, 0
+        for trial, entry in zip(slots, batch):
+            done = settled[trial.number]
+            if done is None:
+                keep.append(entry)
+                kept_slots.append(trial)
+                continue
+            released += 1
+            if done is BUSY:
+                self.store.release(trial, "evaluated by another worker now")
+            else:
+                self.store.release(trial, f"evaluated in trial {done.number}")
+                reused[entry.id] = done
+        return keep, kept_slots, reused, released
 
     def _measure(self, candidates: Sequence[Any]) -> list[float]:
         """Accuracy measurements: here, or on the executor's workers (then the driver's estimator learns
@@ -135,12 +166,17 @@ class SearchContext:
         if not self.shared:
             self.store.mark_worker(trial)  # lets a resume tell a killed trial from a live one
         codes = [trial.suggest_int(gene.name, 0, len(gene.choices) - 1) for gene in self.problem.genes()]
-        return trial, self.problem.cheap([self.problem.decode(codes)])[0]
+        entry = self.problem.cheap([self.problem.decode(codes)])[0]
+        if self.shared:
+            self.store.claim(trial, entry.id)
+        return trial, entry
 
     def finish_trials(self, asked: Sequence[tuple[Any, Entry]]) -> None:
         """Finish asked trials: estimate the accuracy of the new candidates within budget (one batch),
         and tell each trial. A repeat of a candidate already evaluated reuses its metrics (it is not
         estimated again) and is marked ``duplicate_of``."""
+        if self.shared:  # wait for another worker's evaluation of the same candidate rather than repeat it
+            self.store.settle({t.number: (t, e.id) for t, e in asked})
         wanted = [e for _, e in asked if e.feasible and e.id not in self.store.by_id]
         accuracy = self._estimate(wanted)
         for trial, entry in asked:

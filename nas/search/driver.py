@@ -9,7 +9,6 @@ the feasible trials.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -140,7 +139,7 @@ def search(
     shared = settings.storage is not None
     if resume or shared:
         store.fail_dead_trials()
-    salt = 0 if (resume or not store.entries or not shared) else int.from_bytes(os.urandom(4), "little")
+    salt = store.register_worker() if shared else 0  # each worker of a shared study its own proposals
     if run_dir is not None:
         write_run_file(run_dir, stored_settings, command)
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import socket
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +37,17 @@ RUN_FILE = "run.yaml"
 PARETO_FILE = "pareto.json"
 STUDY_FILE = "study.db"
 WORKER_KEY = "worker"
+#: A shared study's workers: each joins with a FAIL trial holding this attribute (its process) and
+#: ``seed_offset``, the offset of its proposal stream (0 for the study's first trial, else the trial's id).
+REGISTRATION_KEY = "worker_registration"
+#: A RUNNING trial holding the candidate's id has claimed it: no other worker evaluates it meanwhile.
+CLAIM_KEY = "arch_id"
+#: Set on a claimed trial that waits for another worker's evaluation of the same candidate.
+WAITING_KEY = "waiting"
+#: How long a worker waits for another's evaluation of the same candidate before doing it itself.
+CLAIM_TIMEOUT_S = 600.0
+#: ``RunStore.settle``'s answer for a candidate that another worker is evaluating now.
+BUSY = "busy"
 #: Optuna's older constraints attribute (a list), the one optuna-dashboard reads; Optuna 5 writes one
 #: ``constraints:<name>`` attribute per constraint instead. Trials carry both.
 CONSTRAINTS_LIST = "constraints"
@@ -57,15 +70,43 @@ def default_storage(run_dir: Path) -> str:
     return f"sqlite:///{(run_dir / STUDY_FILE).resolve()}"
 
 
+#: How a database reports that another process created the same table, type or row a moment before.
+_CREATION_RACE = ("already exists", "unique", "duplicate key", "database is locked")
+#: Attempts (with growing random pauses) at creating a fresh storage's schema or study while others do.
+CREATION_ATTEMPTS = 8
+
+
+def _racing(exc: BaseException) -> bool:
+    return any(word in str(exc).lower() for word in _CREATION_RACE)
+
+
+def retry_creation(make: Callable[[], Any], give_up: type[BaseException] | tuple[type[BaseException], ...] = ()) -> Any:
+    """`make()`, again after a short random pause while it fails because another worker is creating the same
+    schema or study (PostgreSQL: a unique violation on ``pg_type``; SQLite: ``table studies already
+    exists``). Workers started at the same moment on a fresh storage all get through."""
+    for attempt in range(CREATION_ATTEMPTS):
+        try:
+            return make()
+        except Exception as exc:  # noqa: BLE001 - SQLAlchemy wraps each driver's own error types
+            if attempt == CREATION_ATTEMPTS - 1 or isinstance(exc, give_up) or not _racing(exc):
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 def open_storage(url: str | None, what: str | None = None):
     """An Optuna storage: in memory for None, otherwise an RDB storage (SQLite, PostgreSQL, MySQL); `what`
-    names it in an error (default: the --storage option)."""
+    names it in an error (default: the --storage option). Several workers may open a fresh one at once."""
     optuna = _optuna()
     if url is None:
         return optuna.storages.InMemoryStorage()
     sqlite = url.startswith("sqlite")
+    kwargs = {"connect_args": {"timeout": 60}} if sqlite else {"pool_pre_ping": True}
     try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else {})
+        storage = retry_creation(lambda: optuna.storages.RDBStorage(url, engine_kwargs=kwargs))
+    except ModuleNotFoundError as exc:  # the URL names a driver that is not installed
+        extra = ' (pip install "nas-mobile-vit[postgres]")' if url.startswith("postgres") else ""
+        raise BadInput(f"{what or f'--storage {url!r}'}: its database driver {exc.name!r} is not installed{extra}") from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises many kinds for a bad URL
         raise BadInput(f"{what or f'--storage {url!r}'}: cannot open it ({first_line(exc)})") from None
     if sqlite:
@@ -131,25 +172,38 @@ class RunStore:
         # the genes as Optuna parameters, so the dashboard's importance and slice plots work for every strategy
         self.distributions = {g.name: optuna.distributions.IntDistribution(0, len(g.choices) - 1) for g in genes}
         exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
-        if create and not exists:
-            self.study = optuna.create_study(
-                storage=storage, study_name=study_name, directions=[o.direction for o in self.records]
-            )
-            self.study.set_metric_names(list(self.objectives))
-            if settings:
-                self.study.set_user_attr("nas", settings)
-        elif not exists:
-            names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
-            raise BadInput(f"no study {study_name!r} in the storage (studies: {names})")
-        else:
-            self.study = optuna.load_study(study_name=study_name, storage=storage)
-            stored = self.study.metric_names or []
-            if list(stored) != list(self.objectives) and settings is not None:
+        study = self._create(settings) if create and not exists else None
+        if study is None:
+            if not exists and not create:
+                names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
+                raise BadInput(f"no study {study_name!r} in the storage (studies: {names})")
+            study = optuna.load_study(study_name=study_name, storage=storage)
+            stored = study.metric_names or []  # empty for a moment while another worker creates the study
+            if stored and list(stored) != list(self.objectives) and settings is not None:
                 raise BadInput(f"study {study_name!r} has objectives {','.join(stored)}, not {','.join(self.objectives)}")
+        self.study = study
         self.entries: list[Entry] = []
         self._numbers: set[int] = set()
         self.by_id: dict[str, Entry] = {}
         self._study_id: int | None = None
+
+    def _create(self, settings: dict[str, Any] | None) -> Any | None:
+        """A new study with the run's objectives and settings; None when another worker created it first."""
+        optuna = _optuna()
+
+        def make() -> Any:
+            return optuna.create_study(
+                storage=self.storage, study_name=self.study_name, directions=[o.direction for o in self.records]
+            )
+
+        try:
+            study = retry_creation(make, give_up=optuna.exceptions.DuplicatedStudyError)
+        except optuna.exceptions.DuplicatedStudyError:
+            return None
+        study.set_metric_names(list(self.objectives))
+        if settings:
+            study.set_user_attr("nas", settings)
+        return study
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -213,11 +267,9 @@ class RunStore:
             system_attrs={CONSTRAINTS_LIST: list(constraints.values())} if constraints else None,
             constraints=constraints or None,
         )
-        if self._study_id is None:
-            self._study_id = self.storage.get_study_id_from_name(self.study_name)
         # The storage's own call (what study.add_trial does) returns the trial's id, so the new entry is
         # known without reading every trial back.
-        trial_id = self.storage.create_new_trial(self._study_id, template_trial=trial)
+        trial_id = self.storage.create_new_trial(self._id(), template_trial=trial)
         number = self.storage.get_trial_number_from_id(trial_id)
         recorded = entry.recorded(number)
         if number not in self._numbers:
@@ -242,6 +294,89 @@ class RunStore:
             return None
         return trial
 
+    def register_worker(self) -> int:
+        """Join a shared study: a FAIL trial records this process and its proposal stream's offset, which it
+        returns (0 for a fresh study's first worker, so that one worker alone proposes as without sharing;
+        otherwise the registration trial's storage id, unique to it). Workers started at the same moment
+        with one seed thus propose different candidates."""
+        optuna = _optuna()
+        template = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, user_attrs={REGISTRATION_KEY: worker_name()})
+        trial_id = self.storage.create_new_trial(self._id(), template_trial=template)
+        offset = 0 if self.storage.get_trial_number_from_id(trial_id) == 0 else int(trial_id)
+        self.storage.set_trial_user_attr(trial_id, "seed_offset", offset)
+        self.storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+        return offset
+
+    def _id(self) -> int:
+        if self._study_id is None:
+            self._study_id = self.storage.get_study_id_from_name(self.study_name)
+        return self._study_id
+
+    def claim(self, trial: Any, candidate_id: str) -> None:
+        """Mark a reserved trial as evaluating `candidate_id` (see :meth:`settle`)."""
+        trial.set_user_attr(CLAIM_KEY, candidate_id)
+
+    def release(self, trial: Any, reason: str) -> None:
+        """Give a reserved slot back (a FAIL trial saying why), so that it counts toward no total."""
+        trial.set_user_attr("released", reason)
+        self.study.tell(trial, state=_optuna().trial.TrialState.FAIL)
+
+    def settle(
+        self,
+        claims: Mapping[int, tuple[Any, str]],
+        *,
+        wait: bool = True,
+        timeout: float = CLAIM_TIMEOUT_S,
+        poll: float = 0.25,
+    ) -> dict[int, Entry | str | None]:
+        """Who evaluates the claimed candidates (trial number -> (trial, candidate id), claimed with
+        :meth:`claim`): None where this worker does, the finished entry of another worker's trial to reuse,
+        or :data:`BUSY` (only without `wait`) where another worker is evaluating it now.
+
+        A claim is written before the study is read, so two workers can both see each other's claim but
+        never both miss it: one that sees none evaluates. Without `wait`, one that sees another's running
+        claim gives way at once (both may; the candidate is then left to a later proposal). With `wait` it
+        marks itself waiting and waits for that trial to finish, and when every running claim on the
+        candidate waits, the lowest trial number evaluates; a worker waits with one claim at a time (an
+        Optuna trial), since two batches each waiting on the other would never finish. A candidate is thus
+        evaluated once, unless a claim's worker died without a trace for `timeout` seconds (then this
+        worker evaluates it).
+        """
+        optuna = _optuna()
+        complete, running = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING
+        pending, out, waiting = dict(claims), {}, set()
+        ids = {cid for _, cid in pending.values()}
+        deadline = time.monotonic() + timeout
+        while pending:
+            holders: dict[str, list[Any]] = {}
+            for t in self.study.get_trials(deepcopy=False, states=(complete, running)):
+                if t.user_attrs.get(CLAIM_KEY) in ids:
+                    holders.setdefault(t.user_attrs[CLAIM_KEY], []).append(t)
+            marked = False
+            for number, (trial, cid) in list(pending.items()):
+                others = [t for t in holders.get(cid, []) if t.number not in claims]  # this worker's own evaluate once
+                if any(t.state == complete and "arch" in t.user_attrs for t in others):
+                    self.refresh()
+                    out[number] = self.by_id.get(cid)
+                elif not (live := [t for t in others if t.state == running]) or time.monotonic() > deadline:
+                    out[number] = None
+                elif not wait:
+                    out[number] = BUSY
+                elif number not in waiting:
+                    trial.set_user_attr(WAITING_KEY, True)
+                    waiting.add(number)
+                    marked = True
+                    continue
+                elif all(t.user_attrs.get(WAITING_KEY) for t in live) and number < min(t.number for t in live):
+                    out[number] = None
+                else:
+                    continue
+                del pending[number]
+            if pending and not marked:
+                self.fail_dead_trials()  # a killed worker's claim on this host ends here, not at the timeout
+                time.sleep(poll)
+        return out
+
     def claimed_before(self, number: int) -> int:
         """Trials complete or running (claimed by some worker) with a number below `number`."""
         optuna = _optuna()
@@ -256,9 +391,7 @@ class RunStore:
         for name, value in constraints.items():
             trial.set_constraint(name, value)
         if constraints:  # the older list form too, the one optuna-dashboard (0.21) reads
-            if self._study_id is None:
-                self._study_id = self.storage.get_study_id_from_name(self.study_name)
-            trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._study_id, trial.number)
+            trial_id = self.storage.get_trial_id_from_study_id_trial_number(self._id(), trial.number)
             self.storage.set_trial_system_attr(trial_id, CONSTRAINTS_LIST, list(constraints.values()))
         self.study.tell(trial, self.values_of(entry, accuracy_placeholder))
         return self.refresh_one(entry)
@@ -309,6 +442,7 @@ def attrs_of(entry: Entry, record: Any) -> dict[str, Any]:
 #: User attributes of a trial that are not metrics.
 _NOT_METRICS = frozenset(
     {"arch", "arch_id", "accuracy_source", "feasible", "violations", "search", WORKER_KEY, "surplus", "metrics"}
+    | {WAITING_KEY, "released", REGISTRATION_KEY, "seed_offset"}
 )
 
 
