@@ -6,8 +6,6 @@ Runners of the torch backends use the process's torch settings: time them inside
 
 from __future__ import annotations
 
-import os
-import platform
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +19,7 @@ from supernet.runtime import torch_settings
 
 from .convert import coreml_model, onnx_bytes
 from .errors import BackendError
+from .host import host_description
 
 Runner = Callable[[], object]
 
@@ -121,19 +120,6 @@ def measuring(threads: int) -> Iterator[None]:
     denormals flushed (ONNX Runtime sessions set their own), restored when the measurement ends."""
     with torch_settings(threads=threads, flush_denormal=True):
         yield
-
-
-def host_description() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
 
 
 __all__ = ["BackendError", "Runner", "RUNNERS", "make_runner", "measuring", "host_description"]

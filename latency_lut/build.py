@@ -21,8 +21,9 @@ from search_spaces import Arch, LayerSpec, Space
 from search_spaces.files import atomic_write_text, check_writable, read_json
 from search_spaces.provenance import require_extra, versions
 
-from .backends import host_description, make_runner, measuring
+from .backends import make_runner, measuring
 from .errors import LUTError
+from .host import host_description
 from .table import LUT, Calibration, table_meta
 from .timing import measure_interleaved
 
@@ -61,10 +62,11 @@ RAY_DEVICE_RESOURCE = "nas_lut_device"
 
 
 def _run_batches(batches: list[list[LayerSpec]], backend: str, threads: int, passes: int, seed: int, ray_address: str | None):
-    """Yield (batch, timings) as batches finish: here one after another, or on a Ray cluster's devices."""
+    """Yield (batch, timings, node) as batches finish: here one after another (node None), or on a Ray
+    cluster's devices (node: the measuring node's id and host)."""
     if ray_address is None:
         for i, batch in enumerate(batches):
-            yield batch, measure_specs(batch, backend, threads, passes, seed + i)
+            yield batch, measure_specs(batch, backend, threads, passes, seed + i), None
         return
     import ray
 
@@ -85,11 +87,21 @@ def _run_batches(batches: list[list[LayerSpec]], backend: str, threads: int, pas
             f"the Ray cluster at {ray_address!r} has no node with the {RAY_DEVICE_RESOURCE!r} resource; start "
             f"measuring nodes with: ray start --address ADDRESS --resources '{{\"{RAY_DEVICE_RESOURCE}\": 1}}'"
         )
-    task = ray.remote(num_cpus=threads, resources={RAY_DEVICE_RESOURCE: 1}, max_retries=2)(measure_specs)
+    task = ray.remote(num_cpus=threads, resources={RAY_DEVICE_RESOURCE: 1}, max_retries=2)(_measure_on_node)
     pending = {task.remote(batch, backend, threads, passes, seed + i): batch for i, batch in enumerate(batches)}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
-        yield pending.pop(ready[0]), ray.get(ready[0])
+        timings, node = ray.get(ready[0])
+        yield pending.pop(ready[0]), timings, node
+
+
+def _measure_on_node(batch: list[LayerSpec], backend: str, threads: int, passes: int, seed: int):
+    """A batch measured on a Ray node, with the node it ran on (its id and its host's description): a
+    table records the machines that measured it, not the driver's."""
+    import ray
+
+    node = {"node": ray.get_runtime_context().get_node_id(), "host": host_description()}
+    return measure_specs(batch, backend, threads, passes, seed), node
 
 
 def calibration_archs(space: Space, count: int, seed: int) -> list[Arch]:
@@ -172,6 +184,8 @@ def build_lut(
                 )
         entries = state["entries"]
         calibration_points = state.get("calibration_points")
+        if "measured_on" in state["meta"].get("provenance", {}):
+            provenance["measured_on"] = dict(state["meta"]["provenance"]["measured_on"])
     elif partial_path.exists() and not resume:
         raise LUTError(f"{partial_path} exists from an interrupted build: pass --resume to continue it, or delete it")
 
@@ -189,8 +203,12 @@ def build_lut(
 
     batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
     done = total - len(todo)
-    for batch, timings in _run_batches(batches, backend, threads, passes, seed, ray_address):
+    for batch, timings, node in _run_batches(batches, backend, threads, passes, seed, ray_address):
         entries.update(timings)
+        if node is not None:  # the machines that measured the table, not the driver's
+            record = provenance.setdefault("measured_on", {}).setdefault(node["node"], {"host": node["host"], "batches": 0})
+            record["batches"] += 1
+            provenance["host"] = "; ".join(sorted({r["host"] for r in provenance["measured_on"].values()}))
         save_partial()
         done += len(batch)
         if progress:

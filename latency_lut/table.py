@@ -22,6 +22,7 @@ from search_spaces import Arch, Space
 from search_spaces.files import atomic_write_text, read_json
 
 from .errors import LUTError
+from .host import host_mismatch
 
 SCHEMA = 1
 BACKENDS = ("torch", "torchscript", "onnxruntime", "cuda", "coreml")
@@ -183,6 +184,10 @@ class LUT:
         if self._space is None:
             self._space = search_spaces.load(self.meta["space"])
         return self._space
+
+    def host_notice(self) -> str | None:
+        """A one-line notice when this measured CPU table comes from another CPU model than this host's."""
+        return host_mismatch(self.backend, self.meta.get("provenance", {}), self.device)
 
     def __repr__(self) -> str:
         return f"LUT({self.device!r}, {self.backend}, {self.provenance}, {len(self.entries)} entries)"

@@ -48,6 +48,7 @@ def validate(
         "mape_rescaled": float(np.abs(rescaled).mean()),
         "kendall_tau": float(tau),
         "spearman": float(rho),
+        "host_notice": lut.host_notice(),
         "rows": rows,
         "worst": sorted(rows, key=lambda r: -abs(r["error_pct"]))[:5],
     }

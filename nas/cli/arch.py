@@ -37,6 +37,8 @@ class ArchShowCommand(Command):
         stages = stage_breakdown(arch, lut)
         if missing:
             note(missing)
+        if lut is not None and (mismatch := lut.host_notice()):
+            note(mismatch)
         if args.json:
             print_json({"arch": arch.to_dict(), **metrics, "stages": stages})
             return 0

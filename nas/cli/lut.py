@@ -160,6 +160,8 @@ class LutValidateCommand(Command):
             print_json(result)
             return 0
         print(f"{lut.device} ({lut.backend}, {lut.threads} thread(s)): {result['samples']} random subnets of {lut.space.name}")
+        if result["host_notice"]:
+            print(f"note: {result['host_notice']}")
         print(
             f"MAPE {result['mape'] * 100:.2f}%   within ±10%: {result['within_10pct'] * 100:.0f}%   "
             f"Kendall tau {result['kendall_tau']:.3f}   Spearman {result['spearman']:.3f}"

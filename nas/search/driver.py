@@ -81,6 +81,7 @@ def search(
 
     if progress is not None:  # the bar's clock and total from the start, set-up included
         progress(0, settings.total_trials, "search")
+    host_note = None
     if isinstance(target, Problem):
         problem, made_here = target, False
         if settings.budget.limits and problem.budget is not settings.budget:
@@ -95,6 +96,7 @@ def search(
             estimator = estimator_from_settings(settings.to_dict())
         problem = SpaceProblem(space, lut, settings.budget, estimator, settings.objectives, settings.mes_alpha, settings.mes_unit)
         run_info = {"device": lut.device, "device_provenance": lut.provenance, "lut": str(lut.path or "")}
+        host_note = lut.host_notice()
     problem.check_feasible()
     trials = settings.total_trials
     strategy_object = strategy_object or make_strategy(
@@ -152,11 +154,15 @@ def search(
         )
         executor = RayExecutor(factory, record=Arch.to_dict, decode=Arch.from_dict, address=None if ray is True else str(ray))
     ctx = SearchContext(problem, store, trials, settings.seed, salt=salt, shared=shared, progress=progress, executor=executor)
+    if host_note:
+        ctx.note(host_note)
     run_name = str(run_dir) if run_dir is not None else None
 
     def result() -> SearchResult:
         outcome = result_of(store, problem.normaliser, stored_settings, run_name, problem.to_record, problem.metric_keys)
         outcome.notes = list(ctx.notes)
+        if executor is not None:
+            outcome.ray_nodes = dict(executor.nodes)
         return outcome
 
     try:

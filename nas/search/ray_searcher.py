@@ -49,6 +49,7 @@ class StudySearcher(Searcher):
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             return
         problem = ctx.problem
+        ctx.executor.count_node(result)
         if done is not None:
             entry = entry.with_accuracy(done.accuracy, done.source).with_extra(duplicate_of=done.number)
         else:

@@ -29,13 +29,16 @@ _ESTIMATORS: dict[str, Any] = {}  # per worker process: factory key -> estimator
 def _evaluate(config: dict[str, Any], factory: Callable[[], Any], key: str, decode: Callable[[Any], Any]) -> dict[str, Any]:
     """One Tune trial: the accuracy of the candidate ``config["arch"]``, unless the driver says it is not
     needed (over budget, or already evaluated)."""
+    import ray
+
     config = config.get("cfg", config)  # a batch's grid wraps each candidate's config
+    node = ray.get_runtime_context().get_node_id()  # which node did the work, for the run's record
     if not config.get("estimate", True):
-        return {"index": config.get("index"), "accuracy": None}
+        return {"index": config.get("index"), "accuracy": None, "node": node}
     estimator = _ESTIMATORS.get(key)
     if estimator is None:
         estimator = _ESTIMATORS[key] = factory()
-    return {"index": config.get("index"), "accuracy": float(estimator.estimate([decode(config["arch"])])[0])}
+    return {"index": config.get("index"), "accuracy": float(estimator.estimate([decode(config["arch"])])[0]), "node": node}
 
 
 def require_ray() -> None:
@@ -82,6 +85,12 @@ class RayExecutor:
         self.parallelism = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self._dir = tempfile.mkdtemp(prefix="nas-ray-")
         self._round = 0
+        self.nodes: dict[str, int] = {}  # Ray node id -> accuracy estimates made there
+
+    def count_node(self, result: dict[str, Any]) -> None:
+        """Record where a Tune trial ran (only trials that estimated an accuracy count)."""
+        if result.get("accuracy") is not None and result.get("node"):
+            self.nodes[result["node"]] = self.nodes.get(result["node"], 0) + 1
 
     def _trainable(self) -> Any:
         from ray import tune
@@ -114,6 +123,7 @@ class RayExecutor:
         accuracy = {}
         for result in results:
             accuracy[result.metrics["index"]] = result.metrics["accuracy"]
+            self.count_node(result.metrics)
         return [accuracy[i] for i in range(len(candidates))]
 
     def run_study(self, ctx: Any, sampler: Any) -> None:

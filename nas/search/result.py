@@ -28,6 +28,8 @@ class SearchResult:
     reference: dict[str, float]
     pareto: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: with Ray: accuracy estimates per Ray node id in this worker's run (in the JSON only then)
+    ray_nodes: dict[str, int] = field(default_factory=dict)
     #: every evaluated entry in trial order; not part of the JSON
     history: list[Entry] = field(default_factory=list, repr=False)
     #: how the run normalises objectives for its hypervolume, and the settings it was started with
@@ -36,6 +38,7 @@ class SearchResult:
     settings: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
+        ray = {"ray_nodes": dict(self.ray_nodes)} if self.ray_nodes else {}
         return {
             "run": self.run,
             "space": self.space,
@@ -50,6 +53,7 @@ class SearchResult:
             "reference": self.reference,
             "pareto": self.pareto,
             "notes": self.notes,
+            **ray,
         }
 
 

@@ -162,6 +162,7 @@ def test_validate_reports_statistics_and_plot(tiny_lut, tmp_path):
     assert 0 <= report["within_10pct"] <= 1 and -1 <= report["kendall_tau"] <= 1 and report["mape"] >= 0
     row = report["rows"][0]
     assert row["error_pct"] == pytest.approx((row["predicted_ms"] - row["measured_ms"]) / row["measured_ms"] * 100)
+    assert report["host_notice"] is None  # built on this host
     ratios = np.array([r["measured_ms"] / r["predicted_ms"] for r in report["rows"]])
     assert report["speed_ratio"] == pytest.approx(np.median(ratios))
     assert report["mape_rescaled"] == pytest.approx(np.abs(1 - report["speed_ratio"] / ratios).mean())
@@ -241,3 +242,39 @@ def test_cuda_and_coreml_say_why_they_cannot_run_here():
     if sys.platform != "darwin":
         with pytest.raises(BackendError, match="macOS"):
             make_runner("coreml", module, (1, 16, 7, 7))
+
+
+# ---- a table from another CPU model ------------------------------------------------------------------
+XEON = "Intel(R) Xeon(R) CPU @ 2.20GHz, 2 logical CPUs, Linux 6.1"
+
+
+def test_host_mismatch_names_both_cpu_models_and_only_for_measured_cpu_tables(monkeypatch):
+    from latency_lut import host
+
+    monkeypatch.setattr(host, "host_description", lambda: XEON)
+    measured = {"kind": "measured", "host": "AMD EPYC, 2 logical CPUs, Linux 6.18"}
+    notice = host.host_mismatch("onnxruntime", measured, "ci-cpu-onnxruntime")
+    assert "AMD EPYC" in notice and "Intel(R) Xeon(R) CPU @ 2.20GHz" in notice and "nas lut build" in notice
+    assert host.host_mismatch("onnxruntime", {"kind": "measured", "host": XEON}, "x") is None  # same model
+    assert host.host_mismatch("coreml", measured, "phone") is None  # a phone's table is not about this host
+    assert host.host_mismatch("onnxruntime", {"kind": "estimated"}, "x") is None
+    farm = {"kind": "measured", "host": f"AMD EPYC, 8 logical CPUs, Linux; {XEON}"}  # a table measured on a Ray cluster
+    assert host.host_mismatch("torch", farm, "farm") is None
+
+
+def test_arch_show_validate_and_search_say_when_the_table_is_from_another_cpu(monkeypatch, cli, tmp_path):
+    from latency_lut import host
+    from nas.estimate import SyntheticAccuracy
+    from nas.search import search
+
+    monkeypatch.setattr(host, "host_description", lambda: "Some Other CPU, 2 logical CPUs, Linux")
+    lut = latency_lut.load("ci-cpu-onnxruntime")
+    recorded = lut.meta["provenance"]["host"].split(",")[0]
+    code, _, err = cli("arch", "show", "s0", "--device", "ci-cpu-onnxruntime")
+    assert code == 0 and "nas: note:" in err and recorded in err and "Some Other CPU" in err
+    space = search_spaces.load("efficientformerv2")
+    result = search(space, {"params": 3e6}, lut=lut, estimator=SyntheticAccuracy(space), trials=4, population=2)
+    assert any(recorded in n and "Some Other CPU" in n for n in result.notes)
+    monkeypatch.setattr(host, "host_description", lambda: lut.meta["provenance"]["host"])
+    code, _, err = cli("arch", "show", "s0", "--device", "ci-cpu-onnxruntime")
+    assert code == 0 and "note" not in err
