@@ -3,11 +3,13 @@
 Three ways of spending a step on the same batches, timed in interleaved rounds (medians of the rounds):
 - ``sandwich``: the supernet step of ``nas train`` (largest, smallest and two random subnets, distillation);
 - ``largest-in-supernet``: only the largest subnet, run through the supernet (weight slicing);
-- ``largest-alone``: the largest subnet as a plain extracted module (what ``nas train --arch`` trains).
+- ``largest-alone``: the largest subnet as a plain extracted module (what ``nas train --arch`` trains);
+- ``sandwich-bf16``: the sandwich step under bf16 autocast (``nas train --precision bf16``).
 Also the time to prepare one batch (indexing, crop/flip, resize, normalise) in the main process, as a
 share of the sandwich step: it tells whether DataLoader worker processes would pay off.
 
     python bench/bench_train.py [--data fashion-mnist] [--space efficientformerv2-tiny] [--resolution 32]
+    python bench/bench_train.py --device cuda      # the same on a GPU (timings synchronised)
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--flush-denormal", type=int, default=1, help="1: flush denormals, as nas train does")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     args = parser.parse_args()
 
     torch.set_flush_denormal(bool(args.flush_denormal))
-    procs = Processes.start("cpu")
+    procs = Processes.start(args.device)
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     base = TrainSettings.resolve(
         {"data": args.data, "space": args.space, "resolution": args.resolution, "batch_size": args.batch_size, "epochs": 1}
     )
@@ -47,23 +51,26 @@ def main() -> None:
     in_supernet = Trainer(base, out, procs)
     in_supernet.archs = lambda step: [largest]  # the same supernet step with one subnet
     alone = Trainer(dataclasses.replace(base, arch=largest.to_dict(), space=sandwich.space.base_ref), out, procs)
+    bf16 = Trainer(dataclasses.replace(base, precision="bf16"), out, procs)
     loader = Loader(sandwich.data, "train", resolution=sandwich.resolution, batch_size=args.batch_size, train=True)
     batches = []
     for x, y in loader:
-        batches.append((x, y))
+        batches.append((x.to(procs.device), y.to(procs.device)))
         if len(batches) == args.steps:
             break
 
-    modes = {"sandwich": sandwich, "largest-in-supernet": in_supernet, "largest-alone": alone}
+    modes = {"sandwich": sandwich, "largest-in-supernet": in_supernet, "largest-alone": alone, "sandwich-bf16": bf16}
     for trainer in modes.values():  # warm-up: first calls build caches
         trainer.train_step(*batches[0])
     rates: dict[str, list[float]] = {m: [] for m in modes}
     prep: list[float] = []
     for _ in range(args.rounds):
         for name, trainer in modes.items():
+            sync()
             start = time.perf_counter()
             for x, y in batches:
                 trainer.train_step(x, y)
+            sync()
             rates[name].append(args.steps * args.batch_size / (time.perf_counter() - start))
         start = time.perf_counter()
         for _, _ in zip(range(args.steps), loader):
@@ -82,6 +89,7 @@ def main() -> None:
         f"(a sandwich step costs {med['largest-alone'] / med['sandwich']:.2f} largest-alone steps)"
     )
     print(f"  sandwich / largest-in-supernet = {med['sandwich'] / med['largest-in-supernet']:.3f}")
+    print(f"  sandwich-bf16 / sandwich = {med['sandwich-bf16'] / med['sandwich']:.3f}")
     step_s = args.batch_size / med["sandwich"]
     print(
         f"  batch preparation {statistics.median(prep) * 1e3:.1f} ms = {100 * statistics.median(prep) / step_s:.1f}% "

@@ -10,6 +10,7 @@ from search_spaces import DEFAULT_SPACE
 from ..search.refs import resolve_arch
 from ..train import train
 from ..train.data import SOURCES
+from ..train.precision import PRECISIONS
 from ..train.settings import TrainSettings
 from .base import Command, note, progress_bar, report, resume_command
 
@@ -28,6 +29,7 @@ TRAIN_OPTIONS = (
     "drop_path",
     "save_every",
     "accelerator",
+    "precision",
 )
 DEFAULTS = TrainSettings()
 
@@ -92,6 +94,12 @@ class TrainCommand(Command):
             type=int,
             default=None,
             help="DataLoader processes decoding image files (default: 1; in-memory data sets use none)",
+        )
+        p.add_argument(
+            "--precision",
+            choices=PRECISIONS,
+            default=None,
+            help="fp32, or bf16 / fp16 autocast (fp16 with a gradient scaler; for GPUs) (default: fp32)",
         )
         p.add_argument(
             "--accelerator", choices=("cpu", "cuda"), default=None, help="where to train (default: cuda when available)"

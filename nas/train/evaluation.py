@@ -18,6 +18,7 @@ from search_spaces import Arch
 
 from ..errors import BadInput
 from .data import Data, Loader, seed_of
+from .precision import autocast
 
 
 def logits_of(out: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor:
@@ -35,15 +36,18 @@ def resize(x: torch.Tensor, resolution: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> float:
-    """Top-1 accuracy in percent of `model` (eval mode; two heads averaged) over (inputs, labels) batches."""
+def evaluate(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], *, precision: str = "fp32") -> float:
+    """Top-1 accuracy in percent of `model` (eval mode; two heads averaged) over (inputs, labels) batches,
+    under `precision`'s autocast (as it trains)."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     correct = total = 0
     try:
         for x, y in loader:
-            pred = logits_of(model(x.to(device))).argmax(dim=1).cpu()
+            with autocast(precision, device):
+                out = model(x.to(device))
+            pred = logits_of(out).float().argmax(dim=1).cpu()
             correct += int((pred == y).sum())
             total += len(y)
     finally:
@@ -62,14 +66,16 @@ def evaluate_subnet(
     calib_batches: int = 8,
     limit: int | None = None,
     seed: int = 0,
+    precision: str = "fp32",
 ) -> float:
     """Top-1 (%) on the validation split of `arch` with the supernet's weights: the subnet is extracted,
     its BatchNorm statistics re-estimated on `calib_batches` training batches (un-augmented, a fixed
     seeded draw), then it is evaluated on the first `limit` validation images (all by default)."""
     model = net.extract(arch)
-    supernet.recalibrate_bn(model, calibration_batches(data, arch.resolution, batch_size, calib_batches, seed))
+    with autocast(precision, next(model.parameters()).device):  # the statistics of the activations it runs on
+        supernet.recalibrate_bn(model, calibration_batches(data, arch.resolution, batch_size, calib_batches, seed))
     val = Loader(data, "val", resolution=arch.resolution, batch_size=batch_size, train=False, limit=limit)
-    return evaluate(model, val)
+    return evaluate(model, val, precision=precision)
 
 
 def calibration_batches(data: Data, resolution: int, batch_size: int = 256, batches: int = 8, seed: int = 0) -> Loader:

@@ -11,6 +11,7 @@ import search_spaces
 
 from ..errors import BadInput
 from ..resume import resumed_settings
+from .precision import PRECISIONS
 
 #: Defaults for small data sets, chosen so one epoch of Fashion-MNIST takes minutes on two CPU cores.
 DATA_DEFAULTS = {
@@ -18,7 +19,7 @@ DATA_DEFAULTS = {
     "synthetic": {"space": "efficientformerv2-tiny", "resolution": 32},
 }
 #: Settings a resumed run may change; any other must equal the checkpoint's.
-RESUME_MAY_CHANGE = ("epochs", "max_steps", "save_every", "workers", "accelerator")
+RESUME_MAY_CHANGE = ("epochs", "max_steps", "save_every", "workers", "accelerator", "precision")
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,15 @@ class TrainSettings:
     calib_batches: int = 8
     workers: int | None = None
     accelerator: str | None = None  # cpu or cuda (None: cuda when available)
+    precision: str = "fp32"  # fp32, bf16 or fp16 autocast (nas.train.precision)
 
     def __post_init__(self) -> None:
         for key, low in (("epochs", 1), ("batch_size", 1), ("random_subnets", 0), ("save_every", 1), ("calib_batches", 1)):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise BadInput(f"--{key.replace('_', '-')} {value}: expected an integer >= {low}")
+        if self.precision not in PRECISIONS:
+            raise BadInput(f"--precision {self.precision}: expected one of {', '.join(PRECISIONS)}")
         if self.max_steps is not None and self.max_steps < 0:
             raise BadInput(f"--max-steps {self.max_steps}: expected an integer >= 0")
         if not self.lr > 0 or not 0 <= self.drop_path < 1 or not 0 <= self.warmup < 1:

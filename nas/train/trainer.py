@@ -57,6 +57,7 @@ from .checkpoint import (
 from .data import Loader, load_data, seed_of
 from .distributed import Processes
 from .evaluation import evaluate, evaluate_subnet, logits_of, resize
+from .precision import autocast, grad_scaler
 from .settings import TrainSettings
 
 
@@ -87,6 +88,7 @@ class Trainer:
             )
         self.total_steps = s.epochs * self.steps_per_epoch
         self.optimizer = torch.optim.AdamW(_param_groups(self.model, s.weight_decay), lr=s.lr)
+        self.scaler = grad_scaler(s.precision, procs.device)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.step = self.epoch = self.batch = 0
         self.history: list[dict[str, Any]] = []
@@ -174,20 +176,27 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         teacher, first = None, 0.0
         for arch in self.archs(self.step):
-            heads = self._forward(arch, x)
-            heads = heads if isinstance(heads, tuple) else (heads,)
+            with autocast(s.precision, self.procs.device):
+                heads = self._forward(arch, x)
+            heads = tuple(h.float() for h in (heads if isinstance(heads, tuple) else (heads,)))  # losses in fp32
             if teacher is None:
                 loss = sum(F.cross_entropy(h, y, label_smoothing=s.label_smoothing) for h in heads) / len(heads)
                 teacher = F.softmax(logits_of(heads), dim=1).detach()
                 first = loss.item()
             else:  # in-place distillation from the largest subnet
                 loss = sum(F.kl_div(F.log_softmax(h, dim=1), teacher, reduction="batchmean") for h in heads) / len(heads)
-            loss.backward()
+            (self.scaler.scale(loss) if self.scaler else loss).backward()
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)  # true gradients for the all-reduce and the clip
         # Gradients are complete locally; average them once over the processes (see nas.train.distributed).
         self.procs.allreduce_mean([p.grad for p in self.params if p.grad is not None])
         if s.clip:
             nn.utils.clip_grad_norm_(self.params, s.clip)
-        self.optimizer.step()
+        if self.scaler:
+            self.scaler.step(self.optimizer)  # skipped when a gradient overflowed fp16
+            self.scaler.update()
+        else:
+            self.optimizer.step()
         self.scheduler.step()
         self.step += 1
         return first
@@ -199,10 +208,10 @@ class Trainer:
         s = self.settings
         if self.arch is not None:
             val = Loader(self.data, "val", resolution=self.arch.resolution, batch_size=256, train=False)
-            return {"top1": evaluate(self.model, val)}
+            return {"top1": evaluate(self.model, val, precision=s.precision)}
         net = self.model
         return {
-            name: evaluate_subnet(net, arch, self.data, calib_batches=s.calib_batches, seed=s.seed)
+            name: evaluate_subnet(net, arch, self.data, calib_batches=s.calib_batches, seed=s.seed, precision=s.precision)
             for name, arch in (("largest", self.space.largest()), ("smallest", self.space.smallest()))
         }
 

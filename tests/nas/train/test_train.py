@@ -202,3 +202,52 @@ def test_torchrun_two_processes(tmp_path):
     assert result["steps"] == 2 and not result["complete"]
     state = _state(out)  # saving checks that both processes hold the same weights
     assert state["step"] == 2 and state["batch"] == 2
+
+
+# ---- precision ---------------------------------------------------------------------------------------
+def test_bf16_and_fp16_steps_stay_close_to_fp32():
+    """The same sandwich step from the same weights: bf16 autocast within 2% of the fp32 loss and its
+    weights moved as fp32's (fp32 master weights), fp16 with its gradient scaler finite; evaluation under
+    bf16 autocast gives fp32's top-1 within 3 points."""
+    x, y = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0)), torch.arange(16) % 4
+    losses, weights, tops = {}, {}, {}
+    for precision in ("fp32", "bf16", "fp16"):
+        trainer = Trainer(TrainSettings.resolve({**OPTIONS, "precision": precision}), Path("unused.pt"), Processes())
+        losses[precision] = trainer.train_step(x, y)
+        weights[precision] = torch.cat([p.detach().flatten() for p in trainer.params])
+        assert all(p.dtype == torch.float32 for p in trainer.params)
+        assert (trainer.scaler is not None) == (precision == "fp16")
+        tops[precision] = trainer.validate()["largest"]
+    assert abs(losses["bf16"] - losses["fp32"]) <= 0.02 * losses["fp32"], losses
+    assert torch.isfinite(torch.tensor(losses["fp16"]))
+    moved32, moved16 = weights["fp32"], weights["bf16"]
+    assert torch.nn.functional.cosine_similarity(moved32, moved16, dim=0) > 0.999
+    assert abs(tops["bf16"] - tops["fp32"]) <= 3.0, tops
+
+
+def test_precision_is_checked_recorded_and_may_change_on_resume(tmp_path, capsys):
+    with pytest.raises(Exception, match="--precision fp8"):
+        TrainSettings.resolve({**OPTIONS, "precision": "fp8"})
+    out = tmp_path / "bf16.pt"
+    code = main(
+        [
+            "train",
+            "--data",
+            DATA,
+            "--batch-size",
+            "16",
+            "--epochs",
+            "1",
+            "--max-steps",
+            "2",
+            "--precision",
+            "bf16",
+            "--out",
+            str(out),
+            "--json",
+        ]
+    )
+    assert code == 0 and _state(out)["settings"]["precision"] == "bf16"
+    capsys.readouterr()
+    code = main(["train", "--data", DATA, "--resume", "--out", str(out), "--precision", "fp32", "--max-steps", "3", "--json"])
+    assert code == 0 and _state(out)["settings"]["precision"] == "fp32" and _state(out)["step"] == 3
