@@ -34,12 +34,11 @@ def host_mismatch(backend: str, provenance: dict, device: str) -> str | None:
     this host's: the same table validated on an Intel Xeon after an AMD EPYC build was off by 42%."""
     if provenance.get("kind") != "measured" or backend not in CPU_BACKENDS or not provenance.get("host"):
         return None
-    recorded = cpu_models(str(provenance["host"]))
-    here = host_description().split(",")[0].strip()
-    if here in recorded:
+    recorded, here = cpu_models(str(provenance["host"])), cpu_models(host_description())
+    if here & recorded:
         return None
     return (
-        f"table {device!r} was measured on {', '.join(sorted(recorded))}, and this host is {here}: its "
+        f"table {device!r} was measured on {', '.join(sorted(recorded))}, and this host is {', '.join(here)}: its "
         f"latencies do not hold here (build one for this host: nas lut build --device NAME --backend {backend})"
     )
 

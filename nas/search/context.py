@@ -72,9 +72,8 @@ class SearchContext:
         trial (with `extra` strategy attributes), and return the recorded entries; stops early at the
         run's trial total."""
         batch = [e.with_extra(**extra) for e in entries]
-        if self.shared:  # one claim per candidate
-            first = {e.id: i for i, e in reversed(list(enumerate(batch)))}
-            batch = [e for i, e in enumerate(batch) if first[e.id] == i]
+        if self.shared:  # one claim per candidate (repeats in a batch are the same candidate)
+            batch = list({e.id: e for e in batch}.values())
         batch = batch[: self.remaining()]
         slots = []
         reused: dict[str, Entry] = {}
