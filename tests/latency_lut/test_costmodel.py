@@ -1,0 +1,125 @@
+"""The op-aware cost model: featurising any nn.Module, fitting known constants back, leave-one-family-out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from latency_lut import costmodel
+from latency_lut.costmodel import FEATURES
+
+COL = {name: i for i, name in enumerate(FEATURES)}
+
+
+class Block(nn.Module):
+    """conv-BN-ReLU (fused: counted once), depthwise conv, then a two-head attention over the 4x4 grid."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(8)
+        self.act = nn.ReLU(inplace=True)
+        self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.qkv = nn.Linear(8, 24)
+        self.drop = nn.Dropout(0.5)
+
+    def forward(self, x):
+        x = self.dw(self.act(self.bn(self.conv(x))))
+        t = x.flatten(2).transpose(1, 2)  # (1, 16, 8): a transpose the device must copy
+        q, k, v = self.qkv(t).chunk(3, dim=-1)
+        a = (q @ k.transpose(-2, -1)).softmax(dim=-1)
+        return self.drop(a @ v)
+
+
+def test_features_of_a_hand_counted_module():
+    row = costmodel.module_features(Block(), torch.zeros(1, 3, 4, 4))
+    assert row[COL["dense_gmacs"]] * 1e9 == pytest.approx(16 * 8 * 27)  # out elements x (cin x 3 x 3)
+    assert row[COL["depthwise_gmacs"]] * 1e9 == pytest.approx(16 * 8 * 9)
+    assert row[COL["linear_gmacs"]] * 1e9 == pytest.approx(16 * 24 * 8)
+    assert row[COL["attention_gmacs"]] * 1e9 == pytest.approx(16 * 16 * 8 + 16 * 8 * 16)  # q k^T and a v
+    assert row[COL["weight_melem"]] * 1e6 == pytest.approx(8 * 27 + 8 * 9 + 24 * 8)
+    assert row[COL["norm_melem"]] * 1e6 == pytest.approx(2 * 16 * 16)  # softmax reads and writes 16x16
+    # conv, dw, transpose(x) , linear, transpose(k), matmul, softmax, matmul: BN and ReLU fused, dropout gone
+    assert row[COL["ops"]] == 8
+    assert row[COL["movement_melem"]] * 1e6 == pytest.approx(2 * 128 + 2 * 128)
+
+
+def test_blocks_split_a_model_and_sum_to_the_whole():
+    model = nn.Sequential(Block(), nn.Flatten(), nn.Linear(128, 10))
+    names, rows = costmodel.block_features(model, torch.zeros(1, 3, 4, 4))
+    assert names == ["0", "1", "2"]
+    np.testing.assert_allclose(rows.sum(axis=0), costmodel.module_features(model, torch.zeros(1, 3, 4, 4)))
+    assert rows[2, COL["linear_gmacs"]] * 1e9 == pytest.approx(1280)
+
+
+def test_layer_features_of_the_space_match_the_whole_model(space):
+    arch = space.preset("s0")
+    import supernet
+
+    whole = costmodel.module_features(supernet.SubNet(arch), torch.zeros(1, 3, 224, 224))
+    np.testing.assert_allclose(costmodel.arch_features(arch), whole, rtol=1e-9, atol=1e-9)
+
+
+def synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, float], float]:
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0.0, 1.0, (n, len(FEATURES))) * np.array([2, 0.05, 0.2, 0.05, 10, 2, 10, 2, 300])
+    true = dict(zip(FEATURES, [0.4, 6.0, 1.5, 2.0, 0.03, 0.1, 0.01, 0.08, 2e-4]))
+    y = x @ np.array([true[f] for f in FEATURES]) + 0.5
+    return x, y, true, 0.5
+
+
+def test_fit_recovers_known_constants_from_synthetic_timings():
+    x, y, true, fixed = synthetic(60)
+    model = costmodel.fit_cost_model(x, y)
+    for name in FEATURES:
+        assert model.coefficients[name] == pytest.approx(true[name], rel=1e-3), name
+    assert model.fixed_ms == pytest.approx(fixed, rel=1e-3)
+    np.testing.assert_allclose(model.predict(x), y, rtol=1e-5)
+
+
+def test_robust_loss_shrugs_off_an_outlier():
+    x, y, true, _ = synthetic(60, seed=1)
+    y[0] *= 3  # one wrong timing
+    robust = costmodel.fit_cost_model(x, y)
+    plain = costmodel.fit_cost_model(x, y, loss="linear")
+    err = lambda m: np.median(np.abs(m.predict(x[1:]) / y[1:] - 1))  # noqa: E731
+    assert err(robust) < 0.002 and err(plain) > 5 * err(robust)
+
+
+def test_lower_bound_keeps_compute_from_being_free():
+    # latency explained by weights alone: the fit would make compute free; the bound charges MACs at the peak
+    x = np.zeros((8, len(FEATURES)))
+    x[:, COL["weight_melem"]] = np.arange(1, 9)
+    x[:, COL["dense_gmacs"]] = [0.3, 0.1, 0.8, 0.2, 0.5, 0.4, 0.9, 0.6]
+    y = 0.05 * x[:, COL["weight_melem"]] + 0.3
+    model = costmodel.fit_cost_model(x, y, use=("dense_gmacs", "weight_melem"))
+    assert model.coefficients["dense_gmacs"] == pytest.approx(1 / costmodel.LOWER_PEAK_TMACS)
+    assert costmodel.fit_cost_model(x, y, use=("dense_gmacs", "weight_melem"), peak_tmacs=None).coefficients[
+        "dense_gmacs"
+    ] == pytest.approx(0, abs=1e-4)
+
+
+def test_leave_one_family_out_on_a_small_synthetic_set():
+    # three families; the third alone uses depthwise convs: held out, nothing teaches its coefficient
+    x = np.zeros((9, len(FEATURES)))
+    x[:, COL["dense_gmacs"]] = [1, 2, 3, 1, 2, 3, 1, 2, 3]
+    x[:, COL["depthwise_gmacs"]] = [0, 0, 0, 0, 0, 0, 0.1, 0.1, 0.1]
+    y = 0.5 * x[:, COL["dense_gmacs"]] + 5.0 * x[:, COL["depthwise_gmacs"]] + 0.2
+    groups = ["a"] * 3 + ["b"] * 3 + ["c"] * 3
+    result = costmodel.leave_group_out(x, y, groups, use=("dense_gmacs", "depthwise_gmacs"), peak_tmacs=None)
+    err = result["group_mean_signed_pct"]
+    assert abs(err["a"]) < 0.1 and abs(err["b"]) < 0.1
+    expected_c = 100 * np.mean((0.5 * x[6:, 0] + 0.2) / y[6:] - 1)  # depthwise cost unknown: fitted at 0
+    assert err["c"] == pytest.approx(expected_c, abs=0.1)
+    use, records = costmodel.select_features(
+        x, y, groups, candidates=[("dense_gmacs",), ("dense_gmacs", "depthwise_gmacs")], peak_tmacs=None
+    )
+    assert len(records) == 2 and all("worst_group_pct" in r for r in records)
+
+
+def test_rank_metrics_by_hand():
+    m = costmodel.rank_metrics([1.1, 2.0, 2.5], [1.0, 2.0, 3.0])
+    assert m["mape_pct"] == pytest.approx((10 + 0 + 16.6667) / 3, abs=0.01)
+    assert m["within_10_pct"] == pytest.approx(66.7) and m["kendall_tau"] == 1.0
