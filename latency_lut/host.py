@@ -32,7 +32,7 @@ def cpu_models(hosts: str) -> set[str]:
 def host_mismatch(backend: str, provenance: dict, device: str) -> str | None:
     """A one-line notice when a table measured with a CPU backend was measured on another CPU model than
     this host's: the same table validated on an Intel Xeon after an AMD EPYC build was off by 42%."""
-    if provenance.get("kind") != "measured" or backend not in CPU_BACKENDS or not provenance.get("host"):
+    if provenance.get("kind") not in ("measured", "fitted") or backend not in CPU_BACKENDS or not provenance.get("host"):
         return None
     recorded, here = cpu_models(str(provenance["host"])), cpu_models(host_description())
     if here & recorded:

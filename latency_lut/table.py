@@ -26,7 +26,7 @@ from .host import host_mismatch
 
 SCHEMA = 1
 BACKENDS = ("torch", "torchscript", "onnxruntime", "cuda", "coreml")
-PROVENANCES = ("measured", "estimated")
+PROVENANCES = ("measured", "estimated", "fitted")
 REQUIRED = (
     "schema",
     "device",
@@ -277,7 +277,7 @@ class LUT:
             raise LUTError(f"{source}: unknown backend {data['backend']!r} (accepted: {', '.join(BACKENDS)})")
         prov = data["provenance"]
         if not isinstance(prov, dict) or prov.get("kind") not in PROVENANCES:
-            raise LUTError(f"{source}: provenance must be an object whose kind is measured or estimated")
+            raise LUTError(f"{source}: provenance must be an object whose kind is measured, estimated or fitted")
         entries = data["entries"]
         if not isinstance(entries, dict) or not entries:
             raise LUTError(f"{source}: no entries")

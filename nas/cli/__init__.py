@@ -18,7 +18,15 @@ from ..errors import exit_code_of
 from .arch import ArchShowCommand
 from .base import Command, Parser, common_options
 from .export import ExportCommand
-from .lut import LutBuildCommand, LutExportBlocksCommand, LutImportCommand, LutListCommand, LutValidateCommand
+from .lut import (
+    LutBuildCommand,
+    LutExportBlocksCommand,
+    LutExportModelsCommand,
+    LutFitCommand,
+    LutImportCommand,
+    LutListCommand,
+    LutValidateCommand,
+)
 from .pareto import ParetoCommand
 from .search import SearchCommand
 from .spaces import SpacesCommand
@@ -33,6 +41,8 @@ COMMANDS: tuple[type[Command], ...] = (
     LutValidateCommand,
     LutExportBlocksCommand,
     LutImportCommand,
+    LutExportModelsCommand,
+    LutFitCommand,
     ExportCommand,
     TrainCommand,
     SearchCommand,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import latency_lut
 import search_spaces
+from latency_lut.fitting import FORMATS, build_fitted, export_models, fit_table
 from latency_lut.phone import export_blocks, import_measurements
 from latency_lut.validate import plot_validation, validate
 from search_spaces import DEFAULT_SPACE
@@ -84,6 +85,12 @@ class LutBuildCommand(Command):
             "without ADDRESS a local Ray instance on loopback",
         )
         parser.add_argument("--dry-run", action="store_true", help="only count the layer configurations to measure")
+        parser.add_argument(
+            "--fit",
+            type=int,
+            metavar="N",
+            help="instead of timing every layer, time N whole subnets chosen to condition the fit and fit the cost model",
+        )
 
     def resume_hint(self, args: argparse.Namespace, argv: list[str]) -> str | None:
         return None if args.dry_run else resume_command(argv)
@@ -106,6 +113,8 @@ class LutBuildCommand(Command):
         if args.threads < 1 or args.passes < 1:
             raise BadInput("--threads and --passes must be at least 1")
         out = args.out or _in_user_dir(f"{args.device}.json")
+        if args.fit is not None:
+            return self._fit(args, space, out)
         with progress_bar(args) as progress:
             lut = latency_lut.build_lut(
                 space,
@@ -135,6 +144,48 @@ class LutBuildCommand(Command):
             f"per layer {lut.calibration.per_layer_ms:.4f} ms, offset {lut.calibration.offset_ms:.3f} ms",
         )
         return 0
+
+    def _fit(self, args: argparse.Namespace, space: search_spaces.Space, out: str) -> int:
+        if args.fit < 3:
+            raise BadInput(f"--fit needs at least 3 models, got {args.fit}")
+        if args.ray or args.resume:
+            raise BadInput("--fit times whole models here: it takes neither --ray nor --resume")
+        with progress_bar(args) as progress:
+            lut = build_fitted(
+                space,
+                args.device,
+                args.backend,
+                out,
+                n=args.fit,
+                threads=args.threads,
+                passes=args.passes,
+                seed=args.seed,
+                progress=progress,
+            )
+        return _report_fitted(args, lut)
+
+
+def _report_fitted(args: argparse.Namespace, lut: latency_lut.LUT) -> int:
+    prov = lut.meta["provenance"]
+    err = prov["error"]
+    info = {
+        "device": lut.device,
+        "backend": lut.backend,
+        "entries": len(lut.entries),
+        "path": str(lut.path),
+        "models": len(prov["points"]),
+        "fitted_features": prov["fitted_features"],
+        "error": err,
+        **({"measuring_s": prov["measuring_s"]} if "measuring_s" in prov else {}),
+    }
+    report(
+        args,
+        info,
+        f"wrote {info['path']}: {info['entries']} entries fitted to {info['models']} whole models "
+        f"(features {', '.join(prov['fitted_features'])}); cross-validated MAPE {err['mape_pct']}%, "
+        f"{err['within_10_pct']}% within ±10%, Kendall tau {err['kendall_tau']}",
+    )
+    return 0
 
 
 class LutValidateCommand(Command):
@@ -240,4 +291,57 @@ class LutImportCommand(Command):
         return 0
 
 
-__all__ = ["LutListCommand", "LutBuildCommand", "LutValidateCommand", "LutExportBlocksCommand", "LutImportCommand"]
+class LutExportModelsCommand(Command):
+    name = "lut export-models"
+    help = "a few whole subnets to time on a device, chosen so that 'nas lut fit' is well-conditioned"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--backend", default="coreml", choices=list(FORMATS), help="format to write (default: %(default)s)")
+        parser.add_argument("--n", type=int, default=20, help="number of models (default: %(default)s)")
+        parser.add_argument("--out", required=True, help="directory to write the models and manifest.json to")
+        parser.add_argument("--space", default=DEFAULT_SPACE, help="space to cover (default: %(default)s)")
+        parser.add_argument("--precision", default="fp16", choices=("fp16", "fp32"), help="Core ML precision")
+        parser.add_argument("--seed", type=int, default=0)
+
+    def run(self, args: argparse.Namespace) -> int:
+        if args.n < 3:
+            raise BadInput(f"--n must be at least 3, got {args.n}")
+        with progress_bar(args, "model") as progress:
+            manifest = export_models(
+                args.space, args.backend, args.n, args.out, seed=args.seed, precision=args.precision, progress=progress
+            )
+        info = {"out": args.out, "models": len(manifest["models"]), "manifest": str(Path(args.out) / "manifest.json")}
+        report(
+            args,
+            info,
+            f"wrote {info['models']} models to {args.out} (manifest {info['manifest']}); time them on the device, then "
+            f"'nas lut fit --device NAME --measurements FILE --manifest {info['manifest']}'",
+        )
+        return 0
+
+
+class LutFitCommand(Command):
+    name = "lut fit"
+    help = "a table for a device from whole-model timings of 'nas lut export-models'"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--device", required=True, help="name of the table to write")
+        parser.add_argument("--measurements", required=True, help="JSON {models: {id: ms}} or CSV key,ms")
+        parser.add_argument("--manifest", required=True, help="the export's manifest.json")
+        parser.add_argument("--out", help="table file to write (default: $NAS_HOME/luts/DEVICE.json)")
+
+    def run(self, args: argparse.Namespace) -> int:
+        out = args.out or _in_user_dir(f"{args.device}.json")
+        lut = fit_table(args.measurements, args.manifest, args.device, out)
+        return _report_fitted(args, lut)
+
+
+__all__ = [
+    "LutExportModelsCommand",
+    "LutFitCommand",
+    "LutListCommand",
+    "LutBuildCommand",
+    "LutValidateCommand",
+    "LutExportBlocksCommand",
+    "LutImportCommand",
+]

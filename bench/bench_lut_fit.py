@@ -1,0 +1,112 @@
+"""A per-layer table against tables fitted to a few whole-model timings, on this CPU, in one run.
+
+python bench/bench_lut_fit.py                      # ONNX Runtime, 1 thread, default space (~15 min)
+python bench/bench_lut_fit.py --space efficientformerv2-tiny --fits 10 20 --validate 30   # quicker
+
+In order: the fitted tables (each from its own N chosen whole models, timed interleaved), then the full
+per-layer build (every layer key timed, calibrated on 16 subnets), then one interleaved measurement of
+the same held-out random subnets that every table predicts. The fitted tables are measured first, so
+any drift of the machine's speed during the run counts against them, not for them. Prints, per table:
+share within +-10%, MAPE, Kendall tau, and its measuring time; writes the report as JSON with --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import latency_lut  # noqa: E402
+import search_spaces  # noqa: E402
+from latency_lut.build import measure_archs  # noqa: E402
+from latency_lut.fitting import build_fitted, choose_models  # noqa: E402
+from latency_lut.host import host_description  # noqa: E402
+
+
+def scores(predicted: np.ndarray, measured: np.ndarray) -> dict[str, float]:
+    err = predicted / measured - 1
+    return {
+        "within_10_pct": round(float(np.mean(np.abs(err) <= 0.10) * 100), 1),
+        "mape_pct": round(float(np.mean(np.abs(err)) * 100), 2),
+        "kendall_tau": round(float(stats.kendalltau(predicted, measured).statistic), 3),
+        "speed_ratio": round(float(np.median(measured / predicted)), 3),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--space", default="efficientformerv2")
+    parser.add_argument("--backend", default="onnxruntime")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--passes", type=int, default=7)
+    parser.add_argument("--fits", type=int, nargs="+", default=[10, 20, 40])
+    parser.add_argument("--validate", type=int, default=50, help="held-out random subnets (default: %(default)s)")
+    parser.add_argument("--skip-per-layer", action="store_true", help="only the fitted tables")
+    parser.add_argument("--out", type=Path, help="write the report here (JSON)")
+    args = parser.parse_args()
+    space = search_spaces.load(args.space)
+    tables: dict[str, latency_lut.LUT] = {}
+    seconds: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.fits:
+            started = time.perf_counter()
+            tables[f"fit {n}"] = build_fitted(
+                space, f"fit-{n}", args.backend, Path(tmp) / f"fit{n}.json", n=n, threads=args.threads, passes=args.passes
+            )
+            seconds[f"fit {n}"] = time.perf_counter() - started
+            print(f"fit {n}: built in {seconds[f'fit {n}']:.0f} s", flush=True)
+        if not args.skip_per_layer:
+            started = time.perf_counter()
+            tables["per-layer"] = latency_lut.build_lut(
+                space, "per-layer", args.backend, Path(tmp) / "per-layer.json", threads=args.threads, passes=args.passes
+            )
+            seconds["per-layer"] = time.perf_counter() - started
+            print(f"per-layer: built in {seconds['per-layer']:.0f} s", flush=True)
+    chosen = {a.id for n in args.fits for a in choose_models(space, n)}
+    rng = random.Random(12345)
+    held_out: list = []
+    while len(held_out) < args.validate:
+        arch = space.sample(rng)
+        if arch.id not in chosen and arch.id not in {a.id for a in held_out}:
+            held_out.append(arch)
+    started = time.perf_counter()
+    measured = np.array(measure_archs(held_out, args.backend, args.threads, args.passes, seed=99))
+    validate_s = time.perf_counter() - started
+    report = {
+        "host": host_description(),
+        "space": space.name,
+        "backend": args.backend,
+        "threads": args.threads,
+        "held_out": len(held_out),
+        "validation_measuring_s": round(validate_s, 1),
+        "tables": {},
+    }
+    base = seconds.get("per-layer")
+    print(f"\n{report['host']}; {args.backend}, {args.threads} thread(s); {len(held_out)} held-out subnets of {space.name}")
+    print(f"{'table':10s} {'within10%':>9s} {'MAPE%':>7s} {'tau':>6s} {'speed':>6s} {'measuring s':>11s} {'share':>7s}")
+    for name, lut in tables.items():
+        row = scores(lut.predict_many(held_out), measured)
+        measuring = lut.meta["provenance"].get("measuring_s", seconds[name])
+        row.update(measuring_s=round(seconds[name], 1), timing_s=measuring, cv_error=lut.meta["provenance"].get("error"))
+        report["tables"][name] = row
+        share = f"{100 * seconds[name] / base:.1f}%" if base else "-"
+        print(
+            f"{name:10s} {row['within_10_pct']:9.1f} {row['mape_pct']:7.2f} {row['kendall_tau']:6.3f} "
+            f"{row['speed_ratio']:6.3f} {seconds[name]:11.0f} {share:>7s}"
+        )
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
