@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -114,21 +115,32 @@ def calibration_archs(space: Space, count: int, seed: int) -> list[Arch]:
 
 
 def measure_archs(
-    archs: list[Arch], backend: str, threads: int, passes: int, seed: int = 0, progress: Progress | None = None
+    archs: list[Arch],
+    backend: str,
+    threads: int,
+    passes: int,
+    seed: int = 0,
+    progress: Progress | None = None,
+    seconds: dict[str, float] | None = None,
 ) -> list[float]:
-    """End-to-end latency (ms) of whole architectures, interleaved."""
+    """End-to-end latency (ms) of whole architectures, interleaved. `seconds`, when given, receives the
+    wall time spent preparing the runners (conversion, sessions) and timing them."""
+    started = time.perf_counter()
     with measuring(threads):
         runners = {}
         for i, arch in enumerate(archs):
             runners[str(i)] = runner_for(backend, arch, threads)
             if progress:
                 progress(i + 1, len(archs), "preparing models")
+        prepared = time.perf_counter()
         timings = measure_interleaved(
             runners,
             passes=passes,
             seed=seed,
             on_pass=(lambda p: progress(p + 1, passes, "measuring models")) if progress else None,
         )
+    if seconds is not None:
+        seconds.update(preparing_s=prepared - started, timing_s=time.perf_counter() - prepared)
     return [timings[str(i)].ms for i in range(len(archs))]
 
 

@@ -138,7 +138,9 @@ def export_models(
     elif backend == "onnxruntime":
         require_extra("onnx", "export-models --backend onnxruntime", "export", LUTError)
     space = search_spaces.load(space) if isinstance(space, str) else space
-    out = Path(out_dir)
+    out = check_writable(out_dir, "models", directory=True)
+    if out.exists() and not out.is_dir():
+        raise LUTError(f"cannot write models to {out}: it is a file, not a directory")
     archs = choose_models(space, n, seed=seed)
     out.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {
@@ -334,10 +336,13 @@ def build_fitted(
     out = check_writable(out, "table")
     archs = choose_models(space, n, seed=seed)
     started = time.perf_counter()
-    measured = measure_archs(archs, backend, threads, passes, seed, progress)
+    seconds: dict[str, float] = {}
+    measured = measure_archs(archs, backend, threads, passes, seed, progress, seconds)
     extra = {
         "host": host_description(),
         "protocol": f"{n} whole models chosen by D-optimal design, interleaved passes={passes}, median of passes",
         "measuring_s": round(time.perf_counter() - started, 1),
+        "preparing_s": round(seconds["preparing_s"], 1),
+        "timing_s": round(seconds["timing_s"], 1),
     }
     return _write_table(space, device, backend, threads, archs, measured, out, extra, backend_versions(backend))

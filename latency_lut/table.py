@@ -180,6 +180,19 @@ class LUT:
         return self.meta["provenance"]["kind"]
 
     @property
+    def provenance_label(self) -> str:
+        """How outputs name the table's kind: ``measured``, or ``ESTIMATED`` / ``FITTED`` in capitals (a model)."""
+        return self.provenance if self.provenance == "measured" else self.provenance.upper()
+
+    @property
+    def error_pct(self) -> float | None:
+        """The typical relative error of this table's end-to-end estimates, in percent: the held-out (or
+        cross-validated) mean absolute error an estimated or fitted table stores; None for measured ones."""
+        error = self.meta.get("provenance", {}).get("error")
+        value = error.get("mape_pct") if isinstance(error, dict) else None
+        return float(value) if _is_number(value) and value >= 0 else None
+
+    @property
     def space(self) -> Space:
         if self._space is None:
             self._space = search_spaces.load(self.meta["space"])

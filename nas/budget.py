@@ -210,4 +210,18 @@ def check_feasible(
     return minima
 
 
-__all__ = ["Budget", "Limit", "STANDARD_BOUNDS", "smallest_achievable", "check_feasible"]
+def latency_straddle(latencies: list[float], limit_ms: float | None, error_pct: float | None) -> str | None:
+    """A note when estimated latencies sit so close to a latency budget that the table's own typical
+    error (`error_pct`, held out) could put them on the other side: the budget decides nothing for them."""
+    if limit_ms is None or error_pct is None or not latencies:
+        return None
+    near = [ms for ms in latencies if ms * (1 - error_pct / 100) <= limit_ms < ms * (1 + error_pct / 100)]
+    if not near:
+        return None
+    return (
+        f"{len(near)} of {len(latencies)} front entries lie within the latency table's typical error (±{error_pct:g}%) "
+        f"of the {limit_ms:g} ms budget: on the device they may be over it (or others under it)"
+    )
+
+
+__all__ = ["Budget", "Limit", "STANDARD_BOUNDS", "smallest_achievable", "check_feasible", "latency_straddle"]

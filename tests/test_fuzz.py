@@ -557,6 +557,60 @@ def _cases() -> list[tuple[str, str, Callable[[Path], list[str]]]]:
         ],
     )
     add("lut import", "no-device", lambda t: ["lut", "import", str(_write(t / "m.json", "{}"))])
+    for name, content in {
+        "malformed": "{",
+        "list": "[1]",
+        "non-numeric": '{"models": {"MODEL": "fast"}}',
+        "negative": '{"models": {"MODEL": -1}}',
+        "zero": '{"MODEL": 0}',
+        "nan": '{"models": {"MODEL": NaN}}',
+        "unknown-model": '{"models": {"MODEL": 1.0, "nosuchmodel": 1.0}}',
+        "missing-model": "{}",
+        "csv-header": "id,ms\nMODEL,1\n",
+        "csv-duplicate": "key,ms\nMODEL,1\nMODEL,2\n",
+        "binary": bytes(range(256)),
+    }.items():
+        suffix = ".csv" if name.startswith("csv") else ".json"
+        add(
+            "lut fit",
+            f"measurements:{name}",
+            lambda t, content=content, suffix=suffix: _fit_argv(t, content, suffix),
+        )
+    for name, content in {"malformed": "{", "blocks-manifest": '{"blocks": [], "models": []}', "missing": None}.items():
+        add(
+            "lut fit",
+            f"manifest:{name}",
+            lambda t, content=content: [
+                "lut",
+                "fit",
+                "--device",
+                "p",
+                "--measurements",
+                str(_write(t / "m.json", "{}")),
+                "--manifest",
+                str(t / "none.json") if content is None else str(_write(t / "man.json", content)),
+                "--out",
+                str(t / "p.json"),
+            ],
+        )
+    for name, extra in {"n-too-small": ["--n", "2"], "backend": ["--backend", "tpu"], "space": ["--space", "nosuch"]}.items():
+        add("lut export-models", name, lambda t, extra=extra: ["lut", "export-models", "--out", str(t / "models"), *extra])
+    add(
+        "lut export-models",
+        "out-is-a-file",
+        lambda t: [
+            "lut",
+            "export-models",
+            "--backend",
+            "torchscript",
+            "--n",
+            "3",
+            "--space",
+            TINY,
+            "--out",
+            str(_write(t / "f", "x")),
+        ],
+    )
     for option, value in {"--threads": "0", "--passes": "0", "--backend": "tpu"}.items():
         add(
             "lut build",
@@ -602,6 +656,37 @@ def _cases() -> list[tuple[str, str, Callable[[Path], list[str]]]]:
     for argv in (["frobnicate"], ["lut", "frobnicate"], ["arch"], ["spaces", "--frobnicate"], ["search", "--budget"]):
         add("usage", "argv:" + " ".join(argv), lambda t, argv=argv: list(argv))
     return cases
+
+
+def _fit_argv(t: Path, content: str | bytes, suffix: str) -> list[str]:
+    """``nas lut fit`` on a manifest of three tiny-space models and `content` as the measurements
+    (``MODEL`` in it stands for the first model's id; the others are measured correctly)."""
+    import random
+
+    import search_spaces
+
+    space = search_spaces.load(TINY)
+    archs = [space.sample(random.Random(i)) for i in range(3)]
+    manifest = {"kind": "fit-models", "models": [{"id": a.id, "arch": a.to_dict()} for a in archs]}
+    if isinstance(content, str):
+        rest = "".join(f', "{a.id}": 1.0' for a in archs[1:])
+        content = content.replace("MODEL", archs[0].id)
+        if content.startswith('{"models": {') and content.endswith("}}"):
+            content = content[:-2] + rest + "}}"
+        elif content.startswith("{") and content.endswith("}") and content != "{}" and "models" not in content:
+            content = content[:-1] + rest + "}"
+    return [
+        "lut",
+        "fit",
+        "--device",
+        "p",
+        "--measurements",
+        str(_write(t / f"m{suffix}", content)),
+        "--manifest",
+        str(_write(t / "manifest.json", json.dumps(manifest))),
+        "--out",
+        str(t / "p.json"),
+    ]
 
 
 def _tiny_blocks() -> dict[str, float]:

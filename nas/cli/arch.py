@@ -46,9 +46,11 @@ class ArchShowCommand(Command):
         print(f"params {metrics['params']:,} ({si(metrics['params'])})   MACs {metrics['macs']:,} ({si(metrics['macs'])})")
         if lut is not None:
             threads = f", {lut.threads} thread(s)" if lut.threads else ""
+            error = "" if lut.error_pct is None else f" ± {metrics['latency_error_ms']:.3f}"
+            typical = "" if lut.error_pct is None else f", typical error ±{lut.error_pct:g}% held out"
             print(
-                f"latency {metrics['latency_ms']:.3f} ms on {lut.device} ({lut.backend}{threads}, "
-                f"{lut.provenance.upper() if lut.provenance == 'estimated' else lut.provenance})   MES {metrics['mes']:.1f}"
+                f"latency {metrics['latency_ms']:.3f}{error} ms on {lut.device} ({lut.backend}{threads}, "
+                f"{lut.provenance_label}{typical})   MES {metrics['mes']:.1f}"
             )
         rows = []
         for row in stages:

@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..budget import Budget
+from ..budget import Budget, latency_straddle
 from ..errors import BadInput
 from ..estimate import DEFAULT_KIND, DEFAULT_PROXY, KINDS, PROXIES
 from ..mes import parse_mes_options
@@ -148,7 +148,11 @@ def _default_run_dir() -> str:
 
 def print_front(result: Any, notes: list[str] | None = None) -> None:
     """A run's front as a table, with its device, budget, counts and hypervolume."""
-    estimated = " (ESTIMATED latencies)" if result.device_provenance == "estimated" else " (measured latencies)"
+    kind = result.device_provenance or "measured"
+    error = result.latency_error_pct
+    estimated = f" ({kind if kind == 'measured' else kind.upper()} latencies" + (
+        f", typical error ±{error:g}%)" if error else ")"
+    )
     shown = {
         "params": lambda v: f"params<={v:,.0f}",
         "macs": lambda v: f"macs<={si(v)}",
@@ -166,7 +170,7 @@ def print_front(result: Any, notes: list[str] | None = None) -> None:
             e["id"],
             f"{e['params']:,}",
             si(e["macs"]),
-            f"{e['latency_ms']:.3f}",
+            f"{e['latency_ms']:.3f}" + (f" ±{e['latency_error_ms']:.2f}" if e.get("latency_error_ms") is not None else ""),
             f"{e['mes']:.1f}",
             "-" if e["accuracy"] is None else f"{e['accuracy']:.4g}",
             e["accuracy_source"] or "-",
@@ -175,7 +179,8 @@ def print_front(result: Any, notes: list[str] | None = None) -> None:
     ]
     if rows:
         print(table(rows, ["id", "params", "MACs", "latency ms", "MES", "accuracy", "source"]))
-    for line in notes or []:
+    straddle = latency_straddle([e["latency_ms"] for e in result.pareto], result.budget.get("latency_ms"), error)
+    for line in [*(notes or []), *([straddle] if straddle else [])]:
         print(f"note: {line}")
 
 

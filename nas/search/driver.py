@@ -86,7 +86,7 @@ def search(
         problem, made_here = target, False
         if settings.budget.limits and problem.budget is not settings.budget:
             problem.budget = settings.budget
-        run_info = {"device": "", "device_provenance": "", "lut": ""}
+        run_info = {"device": "", "device_provenance": "", "lut": "", "latency_error_pct": None}
     else:
         space = target if isinstance(target, Space) else search_spaces.load(settings.space)
         lut = lut or latency_lut.load(settings.device)
@@ -95,7 +95,12 @@ def search(
         if made_here:
             estimator = estimator_from_settings(settings.to_dict())
         problem = SpaceProblem(space, lut, settings.budget, estimator, settings.objectives, settings.mes_alpha, settings.mes_unit)
-        run_info = {"device": lut.device, "device_provenance": lut.provenance, "lut": str(lut.path or "")}
+        run_info = {
+            "device": lut.device,
+            "device_provenance": lut.provenance,
+            "lut": str(lut.path or ""),
+            "latency_error_pct": lut.error_pct,
+        }
         host_note = lut.host_notice()
     problem.check_feasible()
     trials = settings.total_trials

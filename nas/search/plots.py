@@ -69,12 +69,25 @@ class Points:
     y: list[float] = field(default_factory=list)
     params: list[float] = field(default_factory=list)
     text: list[str] = field(default_factory=list)
+    #: the latency table's typical error of each point, on the axis that shows latency (empty: none)
+    x_err: list[float] = field(default_factory=list)
+    y_err: list[float] = field(default_factory=list)
 
     def add(self, x: float, y: float, params: float, text: str) -> None:
         self.x.append(x)
         self.y.append(y)
         self.params.append(params)
         self.text.append(text)
+
+    def errors(self, plotly: bool = False) -> dict[str, Any]:
+        """Error-bar arguments for matplotlib's ``errorbar`` (or plotly's ``Scatter``) where a table states its error."""
+        out: dict[str, Any] = {}
+        for name, values in (("x", self.x_err), ("y", self.y_err)):
+            if values:
+                out[f"error_{name}" if plotly else f"{name}err"] = (
+                    {"type": "data", "array": values, "thickness": 1, "width": 0} if plotly else values
+                )
+        return out
 
 
 @dataclass
@@ -189,6 +202,9 @@ def _series(result: Any, x: str, y: str, label: str) -> RunSeries:
         feasible_xy[1].append(py)
         if entry.number in front_numbers:
             front.add(px, py, params, _hover(result.run, entry, "on the Pareto front"))
+            error_pct = getattr(result, "latency_error_pct", None)
+            if error_pct is not None and "latency" in (x, y):
+                (front.x_err if x == "latency" else front.y_err).append((px if x == "latency" else py) * error_pct / 100)
         else:
             others.add(px, py, params, _hover(result.run, entry, "feasible"))
     sx, sy = _staircase(*feasible_xy, x, y)
@@ -200,9 +216,14 @@ def _axis_label(axis: str, results: Sequence[Any]) -> str:
         by_device = {(r.device, r.device_provenance) for r in results}
         if len(by_device) == 1:
             device, provenance = by_device.pop()
-            how = "ESTIMATED by" if provenance == "estimated" else "measured on"
-            return f"latency (ms, {how} the {device} table)"
-        return "latency (ms; " + ", ".join(f"{d}: {p.upper() if p == 'estimated' else p}" for d, p in sorted(by_device)) + ")"
+            how = "measured on" if provenance in ("measured", "") else f"{provenance.upper()} by"
+            errors = {r.latency_error_pct for r in results}
+            error = errors.pop() if len(errors) == 1 else None
+            bars = f"; bars: its typical error ±{error:g}%" if error else ""
+            return f"latency (ms, {how} the {device} table{bars})"
+        return (
+            "latency (ms; " + ", ".join(f"{d}: {p if p in ('measured', '') else p.upper()}" for d, p in sorted(by_device)) + ")"
+        )
     if axis == "accuracy":
         sources = sorted({_accuracy_source(r) for r in results})
         if all(s.startswith("proxy:") for s in sources):
@@ -336,7 +357,10 @@ def figure_data(
     first = results[0]
     objectives = ", ".join(first.objectives) if len({r.objectives for r in results}) == 1 else "each run's objectives"
     devices = sorted(
-        {f"{r.device} ({'ESTIMATED' if r.device_provenance == 'estimated' else 'measured'} latency)" for r in results}
+        {
+            f"{r.device} ({r.device_provenance.upper() if r.device_provenance not in ('measured', '') else 'measured'} latency)"
+            for r in results
+        }
     )
     budgets = sorted({budget_text(r.budget) for r in results})
     if single:
@@ -451,6 +475,10 @@ def _png(data: FigureData) -> bytes:
                 zorder=4,
                 label=f"Pareto front over {data.objectives} ({len(run.front.x)})",
             )
+            if run.front.errors():
+                ax.errorbar(
+                    run.front.x, run.front.y, **run.front.errors(), fmt="none", ecolor="crimson", alpha=0.45, lw=0.9, zorder=3
+                )
         if mappable is not None:
             fig.colorbar(mappable, ax=ax, label="parameters (M)", pad=0.01)
     else:
@@ -472,6 +500,10 @@ def _png(data: FigureData) -> bytes:
                 zorder=4,
                 label=run.label,
             )
+            if run.front.errors():
+                ax.errorbar(
+                    run.front.x, run.front.y, **run.front.errors(), fmt="none", ecolor=colour, alpha=0.45, lw=0.9, zorder=3
+                )
     if data.references:
         ax.scatter(
             [p["x"] for p in data.references],
@@ -600,6 +632,7 @@ def _html(data: FigureData) -> str:
                     hovertemplate=hover,
                     name=f"Pareto front over {data.objectives} ({len(run.front.x)})",
                     marker={"color": run.front.params, "size": 10, **scale, **bar, "line": {"color": "crimson", "width": 1.5}},
+                    **run.front.errors(plotly=True),
                 )
             )
     else:
@@ -641,6 +674,7 @@ def _html(data: FigureData) -> str:
                     legendgroup=group,
                     name=run.label,
                     marker={"color": colour, "symbol": symbol, "size": 9, "line": {"color": "black", "width": 0.8}},
+                    **run.front.errors(plotly=True),
                 )
             )
     if data.references:

@@ -28,6 +28,8 @@ class SearchResult:
     reference: dict[str, float]
     pareto: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: the latency table's typical relative error (%, held out), None for a measured table
+    latency_error_pct: float | None = None
     #: with Ray: accuracy estimates per Ray node id in this worker's run (in the JSON only then)
     ray_nodes: dict[str, int] = field(default_factory=dict)
     #: every evaluated entry in trial order; not part of the JSON
@@ -44,6 +46,7 @@ class SearchResult:
             "space": self.space,
             "device": self.device,
             "device_provenance": self.device_provenance,
+            "latency_error_pct": self.latency_error_pct,
             "strategy": self.strategy,
             "budget": self.budget,
             "objectives": list(self.objectives),
@@ -74,12 +77,17 @@ def front(entries: Sequence[Entry], normaliser: Normaliser) -> tuple[list[Entry]
     return chosen, hypervolume(costs[mask])
 
 
-def public_entry(entry: Entry, run: str | None, record: Any, keys: Sequence[str]) -> dict[str, Any]:
+def public_entry(
+    entry: Entry, run: str | None, record: Any, keys: Sequence[str], latency_error_pct: float | None = None
+) -> dict[str, Any]:
     """An entry as the JSON shows it: ``id`` is ``RUN_DIR#N`` (N the trial number), ``arch`` the candidate's
-    `record`, then the metrics in `keys` and ``accuracy_source``."""
+    `record`, then the metrics in `keys` (with ``latency_error_ms`` after the latency when the table
+    states its error) and ``accuracy_source``."""
     out = {"id": f"{run}#{entry.number}" if run else f"#{entry.number}", "arch": record}
     for key in keys:
         out[key] = entry.metrics.get(key)
+        if key == "latency_ms" and latency_error_pct is not None and out[key] is not None:
+            out["latency_error_ms"] = out[key] * latency_error_pct / 100
     out["accuracy_source"] = entry.source
     return out
 
@@ -102,6 +110,7 @@ def result_of(
         space=settings["space"],
         device=settings.get("device") or "",
         device_provenance=settings.get("device_provenance") or "",
+        latency_error_pct=settings.get("latency_error_pct"),
         strategy=strategy,
         budget=dict(settings["budget"]),
         objectives=tuple(settings["objectives"]),
@@ -109,7 +118,7 @@ def result_of(
         feasible=len(store.feasible),
         hypervolume=hv,
         reference=normaliser.to_dict(),
-        pareto=[public_entry(e, run, record(e.candidate), keys) for e in entries],
+        pareto=[public_entry(e, run, record(e.candidate), keys, settings.get("latency_error_pct")) for e in entries],
         history=list(store.entries),
         normaliser=normaliser,
         settings=dict(settings),

@@ -77,7 +77,7 @@ def test_html_is_offline_plotly_with_each_front_entry_on_hover(cli, runs, tmp_pa
         assert f"{entry['id']}</b>" in text
     arch = front[0]["arch"]
     assert f"depths {'-'.join(map(str, arch['depths']))}" in text and "mixers: s1" in text
-    assert "parameters (M)" in text and "latency (ms, ESTIMATED by the iphone12-coreml table)" in text
+    assert "parameters (M)" in text and "latency (ms, ESTIMATED by the iphone12-coreml table; bars: its typical error ±" in text
     # the published models on axes the device table predicts (their accuracy would need the tiny space)
     assert "EfficientFormerV2-S0" in text and "budget params ≤ 2.5M" in text
 

@@ -245,7 +245,7 @@ def test_cli_search_writes_the_run_files_and_pareto_reprints_them(tmp_path):
     assert result["budget"] == {"params": 2500000, "latency_ms": 0.85} and result["evaluated"] == 40
     assert result["device_provenance"] == "estimated" and result["strategy"] == "evolution"
     entry = result["pareto"][0]
-    assert set(entry) == {"id", "arch", "params", "macs", "latency_ms", "mes", "accuracy", "accuracy_source"}
+    assert set(entry) == {"id", "arch", "params", "macs", "latency_ms", "latency_error_ms", "mes", "accuracy", "accuracy_source"}
     assert entry["id"].startswith(str(run) + "#") and entry["accuracy_source"] == "proxy:params"
     assert json.loads((run / "pareto.json").read_text()) == result
     import yaml
