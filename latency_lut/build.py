@@ -48,11 +48,39 @@ def runner_for(backend: str, item: LayerSpec | Arch, threads: int, batch: int = 
         return make_runner(backend, module, shape, threads)
 
 
-def measure_specs(specs: list[LayerSpec], backend: str, threads: int, passes: int, seed: int) -> dict[str, dict]:
-    """Measure a batch of layer specs on this machine, interleaved; {key: timing} (also a Ray task)."""
+#: The key under which the reference module's own timing comes back from a measurement.
+REFERENCE_KEY = "<reference>"
+_REFERENCE_RUNNERS: dict[tuple[str, str, int], Any] = {}
+
+
+def _reference_runner(backend: str, arch: Arch, threads: int):
+    """The reference model's runner, prepared once per process (an ONNX export of a whole model takes
+    seconds; a build times it in each of its batches)."""
+    key = (backend, arch.id, threads)
+    if key not in _REFERENCE_RUNNERS:
+        _REFERENCE_RUNNERS[key] = runner_for(backend, arch, threads)
+    return _REFERENCE_RUNNERS[key]
+
+
+def reference_arch(space: Space) -> Arch:
+    """The fixed module a table's timings are kept relative to: the space's first preset (or, in a space
+    without presets, the subnet that seed 0 samples), timed whole in every pass."""
+    if space.preset_names:
+        return space.preset(space.preset_names[0])
+    return space.sample(random.Random(0))
+
+
+def measure_specs(
+    specs: list[LayerSpec], backend: str, threads: int, passes: int, seed: int, reference: Arch | None = None
+) -> dict[str, dict]:
+    """Measure a batch of layer specs on this machine, interleaved; {key: timing} (also a Ray task).
+    With `reference`, that whole model is timed in every pass too (under REFERENCE_KEY) and every
+    timing carries its ratio to it."""
     with measuring(threads):
         runners = {spec.key: runner_for(backend, spec, threads) for spec in specs}
-        timings = measure_interleaved(runners, passes=passes, seed=seed)
+        if reference is not None:
+            runners[REFERENCE_KEY] = _reference_runner(backend, reference, threads)
+        timings = measure_interleaved(runners, passes=passes, seed=seed, reference=REFERENCE_KEY if reference else None)
     return {key: timing.to_dict() for key, timing in timings.items()}
 
 
@@ -62,12 +90,20 @@ def measure_specs(specs: list[LayerSpec], backend: str, threads: int, passes: in
 RAY_DEVICE_RESOURCE = "nas_lut_device"
 
 
-def _run_batches(batches: list[list[LayerSpec]], backend: str, threads: int, passes: int, seed: int, ray_address: str | None):
+def _run_batches(
+    batches: list[list[LayerSpec]],
+    backend: str,
+    threads: int,
+    passes: int,
+    seed: int,
+    ray_address: str | None,
+    reference: Arch | None = None,
+):
     """Yield (batch, timings, node) as batches finish: here one after another (node None), or on a Ray
     cluster's devices (node: the measuring node's id and host)."""
     if ray_address is None:
         for i, batch in enumerate(batches):
-            yield batch, measure_specs(batch, backend, threads, passes, seed + i), None
+            yield batch, measure_specs(batch, backend, threads, passes, seed + i, reference), None
         return
     import ray
 
@@ -89,20 +125,20 @@ def _run_batches(batches: list[list[LayerSpec]], backend: str, threads: int, pas
             f"measuring nodes with: ray start --address ADDRESS --resources '{{\"{RAY_DEVICE_RESOURCE}\": 1}}'"
         )
     task = ray.remote(num_cpus=threads, resources={RAY_DEVICE_RESOURCE: 1}, max_retries=2)(_measure_on_node)
-    pending = {task.remote(batch, backend, threads, passes, seed + i): batch for i, batch in enumerate(batches)}
+    pending = {task.remote(batch, backend, threads, passes, seed + i, reference): batch for i, batch in enumerate(batches)}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         timings, node = ray.get(ready[0])
         yield pending.pop(ready[0]), timings, node
 
 
-def _measure_on_node(batch: list[LayerSpec], backend: str, threads: int, passes: int, seed: int):
+def _measure_on_node(batch: list[LayerSpec], backend: str, threads: int, passes: int, seed: int, reference: Arch | None = None):
     """A batch measured on a Ray node, with the node it ran on (its id and its host's description): a
     table records the machines that measured it, not the driver's."""
     import ray
 
     node = {"node": ray.get_runtime_context().get_node_id(), "host": host_description()}
-    return measure_specs(batch, backend, threads, passes, seed), node
+    return measure_specs(batch, backend, threads, passes, seed, reference), node
 
 
 def calibration_archs(space: Space, count: int, seed: int) -> list[Arch]:
@@ -122,12 +158,19 @@ def measure_archs(
     seed: int = 0,
     progress: Progress | None = None,
     seconds: dict[str, float] | None = None,
+    reference: Arch | None = None,
+    reference_ms: float | None = None,
 ) -> list[float]:
     """End-to-end latency (ms) of whole architectures, interleaved. `seconds`, when given, receives the
-    wall time spent preparing the runners (conversion, sessions) and timing them."""
+    wall time spent preparing the runners (conversion, sessions) and timing them. With `reference`,
+    that model is timed in every pass too and each latency is returned as its ratio to it times
+    `reference_ms` (default: the reference's own latency in this measurement); `seconds` then also
+    receives ``reference_ms``, the reference's latency now."""
     started = time.perf_counter()
     with measuring(threads):
         runners = {}
+        if reference is not None:
+            runners[REFERENCE_KEY] = runner_for(backend, reference, threads)
         for i, arch in enumerate(archs):
             runners[str(i)] = runner_for(backend, arch, threads)
             if progress:
@@ -138,10 +181,17 @@ def measure_archs(
             passes=passes,
             seed=seed,
             on_pass=(lambda p: progress(p + 1, passes, "measuring models")) if progress else None,
+            reference=REFERENCE_KEY if reference is not None else None,
         )
     if seconds is not None:
         seconds.update(preparing_s=prepared - started, timing_s=time.perf_counter() - prepared)
-    return [timings[str(i)].ms for i in range(len(archs))]
+    if reference is None:
+        return [timings[str(i)].ms for i in range(len(archs))]
+    now = timings[REFERENCE_KEY].ms
+    if seconds is not None:
+        seconds["reference_ms"] = now
+    unit = reference_ms if reference_ms is not None else now
+    return [timings[str(i)].ratio * unit for i in range(len(archs))]
 
 
 def backend_versions(backend: str) -> dict[str, str]:
@@ -178,9 +228,10 @@ def build_lut(
     provenance = {
         "kind": "measured",
         "host": host_description(),
-        "protocol": f"interleaved passes={passes}, chunk median, median of passes; calibrated on "
-        f"{calibration_samples} random subnets + presets",
+        "protocol": f"interleaved passes={passes}, chunk median, median of passes; every latency kept relative to "
+        f"the reference model timed in the same passes; calibrated on {calibration_samples} random subnets + presets",
     }
+    reference = reference_arch(space)
     meta = table_meta(device, backend, threads, space, provenance, backend_versions(backend))
     entries: dict[str, dict[str, Any]] = {}
     calibration_points: dict[str, Any] | None = None
@@ -196,8 +247,9 @@ def build_lut(
                 )
         entries = state["entries"]
         calibration_points = state.get("calibration_points")
-        if "measured_on" in state["meta"].get("provenance", {}):
-            provenance["measured_on"] = dict(state["meta"]["provenance"]["measured_on"])
+        for key in ("measured_on", "reference"):
+            if key in state["meta"].get("provenance", {}):
+                provenance[key] = dict(state["meta"]["provenance"][key])
     elif partial_path.exists() and not resume:
         raise LUTError(f"{partial_path} exists from an interrupted build: pass --resume to continue it, or delete it")
 
@@ -215,8 +267,23 @@ def build_lut(
 
     batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
     done = total - len(todo)
-    for batch, timings, node in _run_batches(batches, backend, threads, passes, seed, ray_address):
-        entries.update(timings)
+    for batch, timings, node in _run_batches(batches, backend, threads, passes, seed, ray_address, reference):
+        now = timings.pop(REFERENCE_KEY)
+        if "reference" not in provenance:  # the unit of the whole table: the reference's latency in the first batch
+            provenance["reference"] = {
+                "arch": reference.to_dict(),
+                "ms": now["ms"],
+                "why": "every entry is its median ratio to this model, timed in the same passes, times this latency: "
+                "a sustained change of the machine's speed during the build cancels, and validate measures in the same unit",
+            }
+        unit = provenance["reference"]["ms"]
+        for key, timing in timings.items():
+            entries[key] = {
+                **timing,
+                "ms": round(timing["ratio"] * unit, 6),
+                "spread_ms": round(timing["spread_ms"] * unit / now["ms"], 6),
+                "raw_ms": timing["ms"],
+            }
         if node is not None:  # the machines that measured the table, not the driver's
             record = provenance.setdefault("measured_on", {}).setdefault(node["node"], {"host": node["host"], "batches": 0})
             record["batches"] += 1
@@ -229,13 +296,14 @@ def build_lut(
     lut = LUT(meta, dict(entries))
     if calibration_points is None and calibration_samples > 0 and limit is None:
         archs = calibration_archs(space, calibration_samples, seed)
+        unit = provenance.get("reference", {}).get("ms")
         if ray_address is None:
-            measured = measure_archs(archs, backend, threads, passes, seed, progress)
+            measured = measure_archs(archs, backend, threads, passes, seed, progress, reference=reference, reference_ms=unit)
         else:  # on one of the farm's devices, like the layers
             import ray
 
             task = ray.remote(num_cpus=threads, resources={RAY_DEVICE_RESOURCE: 1})(measure_archs)
-            measured = ray.get(task.remote(archs, backend, threads, passes, seed))
+            measured = ray.get(task.remote(archs, backend, threads, passes, seed, reference=reference, reference_ms=unit))
         sums = [sum(ms for _, ms in lut.layer_ms(a)) for a in archs]
         counts = [len(a.layers()) for a in archs]
         calibration_points = {

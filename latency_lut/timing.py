@@ -5,6 +5,11 @@ Every module is prepared once (exported, compiled, warmed up); then the modules 
 in a freshly shuffled order, and the chunk's median is recorded. A module's latency is the median of
 its pass medians, and its spread the interquartile range of those medians. A slowdown that lasts a
 few seconds hits every module's one chunk in that pass, and the median over passes discards it.
+
+A sustained change (another process holding the other core for minutes: -17 to -22% here) is not
+discarded that way. With a `reference` runner among the modules, each pass also gives every module its
+*ratio* to the reference's chunk of the same pass; a table built and validated in units of one fixed
+reference module keeps its figures when the whole machine slows or speeds up.
 """
 
 from __future__ import annotations
@@ -25,9 +30,11 @@ class Timing:
     spread_ms: float  # interquartile range of the pass medians
     passes: int
     iters: int  # inferences per pass
+    ratio: float | None = None  # median over passes of (this pass's chunk / the reference's chunk)
 
     def to_dict(self) -> dict:
-        return {"ms": round(self.ms, 6), "spread_ms": round(self.spread_ms, 6), "passes": self.passes, "iters": self.iters}
+        out = {"ms": round(self.ms, 6), "spread_ms": round(self.spread_ms, 6), "passes": self.passes, "iters": self.iters}
+        return out if self.ratio is None else {**out, "ratio": round(self.ratio, 9)}
 
 
 def _chunk(run: Runner, iters: int) -> float:
@@ -46,8 +53,12 @@ def measure_interleaved(
     warmup_ms: float = 30.0,
     seed: int = 0,
     on_pass: Callable[[int], None] | None = None,
+    reference: str | None = None,
 ) -> dict[str, Timing]:
-    """Time every runner with the interleaved protocol of this module's docstring."""
+    """Time every runner with the interleaved protocol of this module's docstring; with `reference` (the
+    key of one of the runners) every timing also carries its ratio to that runner, pass by pass."""
+    if reference is not None and reference not in runners:
+        raise ValueError(f"reference {reference!r} is not one of the runners")
     rng = random.Random(seed)
     iters: dict[str, int] = {}
     for key, run in runners.items():  # warm-up, and size each chunk from the warm-up speed
@@ -70,7 +81,8 @@ def measure_interleaved(
     out = {}
     for key, values in samples.items():
         q1, med, q3 = np.percentile(values, [25, 50, 75])
-        out[key] = Timing(float(med), float(q3 - q1), passes, iters[key])
+        ratio = None if reference is None else float(np.median(np.array(values) / np.array(samples[reference])))
+        out[key] = Timing(float(med), float(q3 - q1), passes, iters[key], ratio)
     return out
 
 

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from search_spaces import Arch
+
 from .build import Progress, measure_archs
 from .table import LUT
 
@@ -19,6 +21,12 @@ def validate(
     """Measure `samples` random subnets of the table's space end to end (interleaved) on this machine,
     with the table's backend and threads, and compare with the table's predictions.
 
+    A table that records a reference model (every table ``nas lut build`` writes) is validated in its unit:
+    the reference is timed in the same passes and each subnet's latency is its ratio to it times the
+    table's reference latency, so another process slowing the whole machine does not count as the
+    table's error. ``raw_mape`` / ``raw_within_10pct`` are the same comparison in this moment's
+    milliseconds, and ``reference.speed_now`` says how fast the machine runs now against the build.
+
     Besides the errors, the report separates a uniform speed change from scatter: `speed_ratio` is the
     median of measured / predicted and `mape_rescaled` the MAPE after scaling every prediction by it. On a
     shared virtual machine the first moves between runs (three validations of one ONNX Runtime table
@@ -28,7 +36,25 @@ def validate(
     space = lut.space
     archs = [space.sample(rng) for _ in range(samples)]
     predicted = lut.predict_many(archs)
-    measured = np.array(measure_archs(archs, lut.backend, threads or lut.threads, passes, seed, progress))
+    recorded = lut.meta.get("provenance", {}).get("reference")
+    reference = Arch.from_dict(recorded["arch"]) if isinstance(recorded, dict) and "arch" in recorded else None
+    seconds: dict[str, float] = {}
+    measured = np.array(
+        measure_archs(
+            archs,
+            lut.backend,
+            threads or lut.threads,
+            passes,
+            seed,
+            progress,
+            seconds,
+            reference=reference,
+            reference_ms=recorded["ms"] if reference is not None else None,
+        )
+    )
+    raw = None
+    if reference is not None:  # the same timings in this moment's milliseconds
+        raw = measured * seconds["reference_ms"] / recorded["ms"]
     error = (predicted - measured) / measured
     speed_ratio = float(np.median(measured / predicted))
     rescaled = (predicted * speed_ratio - measured) / measured
@@ -49,6 +75,19 @@ def validate(
         "kendall_tau": float(tau),
         "spearman": float(rho),
         "host_notice": lut.host_notice(),
+        **(
+            {
+                "reference": {
+                    "table_ms": recorded["ms"],
+                    "now_ms": seconds["reference_ms"],
+                    "speed_now": recorded["ms"] / seconds["reference_ms"],
+                },
+                "raw_mape": float(np.abs((predicted - raw) / raw).mean()),
+                "raw_within_10pct": float((np.abs((predicted - raw) / raw) <= 0.10).mean()),
+            }
+            if raw is not None
+            else {}
+        ),
         "rows": rows,
         "worst": sorted(rows, key=lambda r: -abs(r["error_pct"]))[:5],
     }

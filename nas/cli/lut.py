@@ -213,6 +213,13 @@ class LutValidateCommand(Command):
         print(f"{lut.device} ({lut.backend}, {lut.threads} thread(s)): {result['samples']} random subnets of {lut.space.name}")
         if result["host_notice"]:
             print(f"note: {result['host_notice']}")
+        if "reference" in result:
+            ref = result["reference"]
+            print(
+                f"in units of the table's reference model (timed in the same passes: {ref['now_ms']:.3f} ms now, "
+                f"{ref['table_ms']:.3f} ms at the build; speed now {ref['speed_now']:.3f}x); in this moment's ms: "
+                f"MAPE {result['raw_mape'] * 100:.2f}%, within ±10% {result['raw_within_10pct'] * 100:.0f}%"
+            )
         print(
             f"MAPE {result['mape'] * 100:.2f}%   within ±10%: {result['within_10pct'] * 100:.0f}%   "
             f"Kendall tau {result['kendall_tau']:.3f}   Spearman {result['spearman']:.3f}"

@@ -83,7 +83,7 @@ def test_interrupted_build_resumes_without_remeasuring(tmp_path, monkeypatch):
     real = build_module.measure_interleaved
 
     def counting(runners, **kw):
-        measured.extend(runners)
+        measured.extend(k for k in runners if k != build_module.REFERENCE_KEY)
         if len(measured) > 10:
             raise KeyboardInterrupt
         return real(runners, **kw)
@@ -102,7 +102,9 @@ def test_interrupted_build_resumes_without_remeasuring(tmp_path, monkeypatch):
     measured.clear()
     monkeypatch.setattr(build_module, "measure_interleaved", real)
     monkeypatch.setattr(
-        build_module, "measure_interleaved", lambda runners, **kw: (measured.extend(runners), real(runners, **kw))[1]
+        build_module,
+        "measure_interleaved",
+        lambda runners, **kw: (measured.extend(k for k in runners if k != build_module.REFERENCE_KEY), real(runners, **kw))[1],
     )
     lut = latency_lut.build_lut(TINY, "t", "torch", out, passes=1, calibration_samples=0, resume=True, batch_size=10)
     assert not set(measured) & set(first[:10])
@@ -278,3 +280,39 @@ def test_arch_show_validate_and_search_say_when_the_table_is_from_another_cpu(mo
     monkeypatch.setattr(host, "host_description", lambda: lut.meta["provenance"]["host"])
     code, _, err = cli("arch", "show", "s0", "--device", "ci-cpu-onnxruntime")
     assert code == 0 and "note" not in err
+
+
+def test_timings_are_kept_relative_to_a_reference_timed_in_the_same_passes():
+    import time as _time
+
+    from latency_lut.timing import measure_interleaved
+
+    slow = {"factor": 1.0}
+
+    def spinner(ms):
+        def run():
+            end = _time.perf_counter() + ms * slow["factor"] / 1e3
+            while _time.perf_counter() < end:
+                pass
+
+        return run
+
+    timings = measure_interleaved(
+        {"ref": spinner(0.5), "double": spinner(1.0)}, passes=3, chunk_ms=3, warmup_ms=3, reference="ref"
+    )
+    assert timings["double"].ratio == pytest.approx(2.0, rel=0.25) and timings["ref"].ratio == 1.0
+    with pytest.raises(ValueError, match="reference"):
+        measure_interleaved({"a": spinner(0.1)}, passes=1, reference="nope")
+
+
+def test_build_records_its_reference_and_validate_measures_in_its_unit(tmp_path):
+    lut = latency_lut.build_lut(TINY, "t", "torch", tmp_path / "t.json", passes=1, calibration_samples=3)
+    ref = lut.meta["provenance"]["reference"]
+    assert ref["ms"] > 0 and search_spaces.Arch.from_dict(ref["arch"]).id == build_module.reference_arch(lut.space).id
+    entry = next(iter(lut.entries.values()))
+    assert entry["ms"] == pytest.approx(entry["ratio"] * ref["ms"], rel=1e-5) and "raw_ms" in entry
+    from latency_lut.validate import validate
+
+    report = validate(LUT.read(tmp_path / "t.json"), samples=3, passes=1)
+    assert report["reference"]["table_ms"] == ref["ms"] and report["reference"]["now_ms"] > 0
+    assert 0 <= report["raw_within_10pct"] <= 1 and report["raw_mape"] >= 0
