@@ -170,7 +170,7 @@ def measure_archs(
     with measuring(threads):
         runners = {}
         if reference is not None:
-            runners[REFERENCE_KEY] = runner_for(backend, reference, threads)
+            runners[REFERENCE_KEY] = _reference_runner(backend, reference, threads)
         for i, arch in enumerate(archs):
             runners[str(i)] = runner_for(backend, arch, threads)
             if progress:

@@ -160,6 +160,7 @@ def _op_tables() -> dict[str, frozenset]:
     }
 
 
+@functools.cache
 def _counter_class():
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode

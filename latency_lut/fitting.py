@@ -36,6 +36,7 @@ from . import costmodel
 from .build import Progress, backend_versions, measure_archs, reference_arch
 from .errors import LUTError
 from .host import host_description
+from .phone import milliseconds
 from .table import LUT, SCHEMA, Calibration, table_meta
 
 __all__ = ["build_fitted", "choose_models", "export_models", "fit_table", "read_model_measurements", "FORMATS"]
@@ -178,17 +179,6 @@ def export_models(
     return manifest
 
 
-def _ms(value: Any, where: str) -> float:
-    raw = value.get("ms") if isinstance(value, dict) else value
-    try:
-        number = float(raw)
-    except (TypeError, ValueError):
-        raise LUTError(f"{where}: expected a number of milliseconds, got {raw!r}") from None
-    if not np.isfinite(number) or number <= 0:
-        raise LUTError(f"{where}: expected a positive, finite number of milliseconds, got {raw!r}")
-    return number
-
-
 def read_model_measurements(path: str | Path) -> dict[str, float]:
     """Model id -> ms from a measurement file (formats in this module's docstring); LUTError naming the
     entry for anything that is not a positive finite number or is measured twice."""
@@ -205,7 +195,7 @@ def read_model_measurements(path: str | Path) -> dict[str, float]:
             ident = row[0].strip().removeprefix("model:")
             if ident in out:
                 raise LUTError(f"{path} line {line}: model {ident!r} is measured twice; keep one")
-            out[ident] = _ms(row[1] if len(row) > 1 else None, f"{path} line {line} (model {ident})")
+            out[ident] = milliseconds(row[1] if len(row) > 1 else None, f"{path} line {line} (model {ident})", positive=True)
         return out
     data = read_json(path, "measurement file", LUTError)
     if isinstance(data, dict) and "models" in data:
@@ -213,7 +203,7 @@ def read_model_measurements(path: str | Path) -> dict[str, float]:
     if not isinstance(data, dict):
         raise LUTError(f'{path}: expected a JSON object of model id -> ms (or {{"models": {{...}}}})')
     for ident, value in data.items():
-        out[str(ident)] = _ms(value, f"{path}: model {ident}")
+        out[str(ident)] = milliseconds(value, f"{path}: model {ident}", positive=True)
     return out
 
 
@@ -229,13 +219,6 @@ def _manifest(path: str | Path) -> tuple[dict[str, Any], dict[str, Arch]]:
     return data, archs
 
 
-def cross_validated(x: np.ndarray, y: np.ndarray, use: Sequence[str], folds: int = CV_FOLDS) -> dict[str, Any]:
-    """K-fold errors of the cost model on these timings (each fold predicted by a fit on the others)."""
-    groups = [str(i % folds) for i in range(len(y))]
-    result = costmodel.leave_group_out(x, y, groups, use=use)
-    return {"how": f"{folds}-fold cross-validation over the measured models", **result["metrics"]}
-
-
 def _fit(x: np.ndarray, y: np.ndarray) -> tuple[tuple[str, ...], costmodel.CostModel, dict[str, Any]]:
     """Features chosen by cross-validation among subsets of at most ``(models - 2) / 2`` features (at most
     five: a fit keeps two models per coefficient, and 381 subsets take about 20 s), the fit on every
@@ -245,8 +228,10 @@ def _fit(x: np.ndarray, y: np.ndarray) -> tuple[tuple[str, ...], costmodel.CostM
     most = max(1, min(5, (len(y) - 2) // 2))
     candidates = [c for k in range(1, most + 1) for c in itertools.combinations(costmodel.FEATURES, k)]
     groups = [str(i % CV_FOLDS) for i in range(len(y))]
-    use, _ = costmodel.select_features(x, y, groups, candidates=candidates, max_group_error_pct=np.inf)
-    return use, costmodel.fit_cost_model(x, y, use=use), cross_validated(x, y, use)
+    use, records = costmodel.select_features(x, y, groups, candidates=candidates, max_group_error_pct=np.inf)
+    metrics = {k: v for k, v in records[0].items() if k not in ("features", "worst_group", "worst_group_pct")}
+    error = {"how": f"{CV_FOLDS}-fold cross-validation over the measured models", **metrics}
+    return use, costmodel.fit_cost_model(x, y, use=use), error
 
 
 def _write_table(

@@ -97,15 +97,18 @@ def export_blocks(
     return manifest
 
 
-def _number(value: Any, where: str) -> float:
+def milliseconds(value: Any, where: str, *, positive: bool = False) -> float:
+    """A measured value (a number, or ``{"ms": number}``) as milliseconds; LUTError naming `where` for
+    anything that is not a finite number >= 0 (> 0 with `positive`: a whole model cannot take no time)."""
     if isinstance(value, dict):
         value = value.get("ms")
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise LUTError(f"{where}: expected a number of milliseconds, got {value!r}") from None
-    if not np.isfinite(number) or number < 0:
-        raise LUTError(f"{where}: expected a non-negative number of milliseconds, got {value!r}")
+    if not np.isfinite(number) or number < 0 or (positive and number == 0):
+        kind = "positive, finite" if positive else "non-negative"
+        raise LUTError(f"{where}: expected a {kind} number of milliseconds, got {value!r}")
     return number
 
 
@@ -124,14 +127,14 @@ def read_measurements(path: str | Path) -> tuple[dict[str, dict[str, float]], di
             if not row or not "".join(row).strip():
                 continue
             key = row[0].strip()
-            ms = _number(row[1] if len(row) > 1 else None, f"{path} line {line} ({key})")
+            ms = milliseconds(row[1] if len(row) > 1 else None, f"{path} line {line} ({key})")
             if key in seen:
                 raise LUTError(f"{path} line {line}: {key!r} is measured twice (first on line {seen[key]}); keep one")
             seen[key] = line
             if key.startswith("model:"):
                 models[key[len("model:") :]] = ms
             else:
-                spread = _number(row[2], f"{path} line {line} ({key}) spread_ms") if len(row) > 2 and row[2].strip() else 0.0
+                spread = milliseconds(row[2], f"{path} line {line} ({key}) spread_ms") if len(row) > 2 and row[2].strip() else 0.0
                 blocks[key] = {"ms": ms, "spread_ms": spread}
         return blocks, models
     data = read_json(path, "measurement file", LUTError)
@@ -142,9 +145,9 @@ def read_measurements(path: str | Path) -> tuple[dict[str, dict[str, float]], di
         raise LUTError(f"{path}: 'blocks' must map layer keys to milliseconds")
     for key, value in raw_blocks.items():
         spread = value.get("spread_ms", 0.0) if isinstance(value, dict) else 0.0
-        blocks[key] = {"ms": _number(value, f"{path}: {key}"), "spread_ms": _number(spread, f"{path}: {key} spread_ms")}
+        blocks[key] = {"ms": milliseconds(value, f"{path}: {key}"), "spread_ms": milliseconds(spread, f"{path}: {key} spread_ms")}
     for ident, value in (data.get("models") or {}).items() if "blocks" in data else ():
-        models[ident] = _number(value, f"{path}: model {ident}")
+        models[ident] = milliseconds(value, f"{path}: model {ident}")
     return blocks, models
 
 

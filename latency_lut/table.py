@@ -42,6 +42,12 @@ REQUIRED = (
 )
 
 
+def provenance_label(kind: str) -> str:
+    """How outputs name a table's kind: ``measured`` (or an empty kind: a problem without a table), or
+    ``ESTIMATED`` / ``FITTED`` in capitals, so that a modelled latency never reads as a measured one."""
+    return kind if kind in ("measured", "") else kind.upper()
+
+
 @dataclass
 class Calibration:
     """Maps the sum of per-layer latencies to end-to-end latency (fitted by least squares)."""
@@ -182,7 +188,7 @@ class LUT:
     @property
     def provenance_label(self) -> str:
         """How outputs name the table's kind: ``measured``, or ``ESTIMATED`` / ``FITTED`` in capitals (a model)."""
-        return self.provenance if self.provenance == "measured" else self.provenance.upper()
+        return provenance_label(self.provenance)
 
     @property
     def error_pct(self) -> float | None:

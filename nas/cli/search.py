@@ -8,6 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from latency_lut.table import provenance_label
+
 from ..budget import Budget, latency_straddle
 from ..errors import BadInput
 from ..estimate import DEFAULT_KIND, DEFAULT_PROXY, KINDS, PROXIES
@@ -148,11 +150,9 @@ def _default_run_dir() -> str:
 
 def print_front(result: Any, notes: list[str] | None = None) -> None:
     """A run's front as a table, with its device, budget, counts and hypervolume."""
-    kind = result.device_provenance or "measured"
     error = result.latency_error_pct
-    estimated = f" ({kind if kind == 'measured' else kind.upper()} latencies" + (
-        f", typical error ±{error:g}%)" if error else ")"
-    )
+    kind = provenance_label(result.device_provenance) or "measured"
+    estimated = f" ({kind} latencies" + (f", typical error ±{error:g}%)" if error else ")")
     shown = {
         "params": lambda v: f"params<={v:,.0f}",
         "macs": lambda v: f"macs<={si(v)}",

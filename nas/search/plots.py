@@ -21,6 +21,7 @@ import numpy as np
 
 import latency_lut
 import search_spaces
+from latency_lut.table import provenance_label
 from search_spaces.files import atomic_write_bytes, check_writable
 from search_spaces.provenance import require_extra
 
@@ -202,9 +203,9 @@ def _series(result: Any, x: str, y: str, label: str) -> RunSeries:
         feasible_xy[1].append(py)
         if entry.number in front_numbers:
             front.add(px, py, params, _hover(result.run, entry, "on the Pareto front"))
-            error_pct = getattr(result, "latency_error_pct", None)
-            if error_pct is not None and "latency" in (x, y):
-                (front.x_err if x == "latency" else front.y_err).append((px if x == "latency" else py) * error_pct / 100)
+            if result.latency_error_pct is not None and "latency" in (x, y):
+                latency = px if x == "latency" else py
+                (front.x_err if x == "latency" else front.y_err).append(latency * result.latency_error_pct / 100)
         else:
             others.add(px, py, params, _hover(result.run, entry, "feasible"))
     sx, sy = _staircase(*feasible_xy, x, y)
@@ -216,14 +217,12 @@ def _axis_label(axis: str, results: Sequence[Any]) -> str:
         by_device = {(r.device, r.device_provenance) for r in results}
         if len(by_device) == 1:
             device, provenance = by_device.pop()
-            how = "measured on" if provenance in ("measured", "") else f"{provenance.upper()} by"
+            how = "measured on" if provenance in ("measured", "") else f"{provenance_label(provenance)} by"
             errors = {r.latency_error_pct for r in results}
             error = errors.pop() if len(errors) == 1 else None
             bars = f"; bars: its typical error ±{error:g}%" if error else ""
             return f"latency (ms, {how} the {device} table{bars})"
-        return (
-            "latency (ms; " + ", ".join(f"{d}: {p if p in ('measured', '') else p.upper()}" for d, p in sorted(by_device)) + ")"
-        )
+        return "latency (ms; " + ", ".join(f"{d}: {provenance_label(p)}" for d, p in sorted(by_device)) + ")"
     if axis == "accuracy":
         sources = sorted({_accuracy_source(r) for r in results})
         if all(s.startswith("proxy:") for s in sources):
@@ -356,12 +355,7 @@ def figure_data(
         runs.append(_series(result, x, y, label))
     first = results[0]
     objectives = ", ".join(first.objectives) if len({r.objectives for r in results}) == 1 else "each run's objectives"
-    devices = sorted(
-        {
-            f"{r.device} ({r.device_provenance.upper() if r.device_provenance not in ('measured', '') else 'measured'} latency)"
-            for r in results
-        }
-    )
+    devices = sorted({f"{r.device} ({provenance_label(r.device_provenance) or 'measured'} latency)" for r in results})
     budgets = sorted({budget_text(r.budget) for r in results})
     if single:
         title = (

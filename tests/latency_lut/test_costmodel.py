@@ -62,6 +62,15 @@ def test_layer_features_of_the_space_match_the_whole_model(space):
     np.testing.assert_allclose(costmodel.arch_features(arch), whole, rtol=1e-9, atol=1e-9)
 
 
+def test_featurised_macs_are_the_project_counters_macs(space):
+    # one MAC count: the op classes of the cost model split supernet.count_layer's total, key by key
+    import supernet
+
+    for spec in space.all_layers():
+        macs = costmodel.layer_features(spec)[[COL[f] for f in FEATURES if f.endswith("_gmacs")]].sum() * 1e9
+        assert macs == pytest.approx(supernet.count_layer(spec).macs, abs=0.5), spec.key
+
+
 def synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, float], float]:
     rng = np.random.default_rng(seed)
     x = rng.uniform(0.0, 1.0, (n, len(FEATURES))) * np.array([2, 0.05, 0.2, 0.05, 10, 2, 10, 2, 300])

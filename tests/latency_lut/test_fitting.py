@@ -24,6 +24,24 @@ def true_ms(arch) -> float:
     return float(TRUE.predict(costmodel.arch_features(arch))[0])
 
 
+def fit_cli(cli, measurements: dict, manifest, tmp_path, device: str, *extra: str):
+    """``nas lut fit`` of `measurements` (written as JSON) against `manifest`, into ``tmp_path/DEVICE.json``."""
+    (tmp_path / "m.json").write_text(json.dumps(measurements))
+    return cli(
+        "lut",
+        "fit",
+        "--device",
+        device,
+        "--measurements",
+        tmp_path / "m.json",
+        "--manifest",
+        manifest,
+        "--out",
+        tmp_path / f"{device}.json",
+        *extra,
+    )
+
+
 def logdet(archs) -> float:
     from latency_lut.fitting import _scaled
 
@@ -62,20 +80,7 @@ def test_export_models_writes_models_and_manifest(exported):
 def test_fit_round_trip_recovers_a_synthetic_device(exported, tmp_path, cli):
     out, manifest = exported
     measured = {m["id"]: true_ms(search_spaces.Arch.from_dict(m["arch"])) for m in manifest["models"]}
-    (tmp_path / "m.json").write_text(json.dumps({"models": measured}))
-    code, stdout, err = cli(
-        "lut",
-        "fit",
-        "--device",
-        "mine",
-        "--measurements",
-        tmp_path / "m.json",
-        "--manifest",
-        out / "manifest.json",
-        "--out",
-        tmp_path / "mine.json",
-        "--json",
-    )
+    code, stdout, err = fit_cli(cli, {"models": measured}, out / "manifest.json", tmp_path, "mine", "--json")
     assert code == 0, err
     info = json.loads(stdout)
     assert info["models"] == 8 and info["error"]["mape_pct"] < 2
@@ -111,19 +116,7 @@ def test_bad_measurement_files_exit_2_naming_the_entry_and_write_nothing(exporte
     out, manifest = exported
     measured = {m["id"]: 1.0 + i / 10 for i, m in enumerate(manifest["models"])}
     bad = edit(measured)
-    (tmp_path / "m.json").write_text(json.dumps({"models": bad}))
-    code, stdout, err = cli(
-        "lut",
-        "fit",
-        "--device",
-        "x",
-        "--measurements",
-        tmp_path / "m.json",
-        "--manifest",
-        out / "manifest.json",
-        "--out",
-        tmp_path / "x.json",
-    )
+    code, stdout, err = fit_cli(cli, {"models": bad}, out / "manifest.json", tmp_path, "x")
     assert_one_line_error(code, stdout, err, needle)
     assert not (tmp_path / "x.json").exists()
 
