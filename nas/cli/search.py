@@ -53,7 +53,12 @@ class SearchCommand(Command):
         )
         p.add_argument("--proxy", default=None, choices=PROXIES, help=f"which training-free proxy (default: {DEFAULT_PROXY})")
         p.add_argument("--supernet", default=None, metavar="CKPT", help="trained supernet checkpoint (--accuracy supernet)")
-        p.add_argument("--data", default=None, metavar="SRC", help="validation data for --accuracy supernet")
+        p.add_argument(
+            "--data",
+            default=None,
+            metavar="SRC",
+            help="validation data for --accuracy supernet; real images for the naswot and zico proxies (default: noise)",
+        )
         p.add_argument(
             "--objectives",
             default=None,
@@ -178,7 +183,7 @@ def print_front(result: Any, notes: list[str] | None = None) -> None:
         for e in result.pareto
     ]
     if rows:
-        print(table(rows, ["id", "params", "MACs", "latency ms", "MES", "accuracy", "source"]))
+        print(table(rows, ["id", "params", "MACs", "latency ms", "MES", f"accuracy ({result.accuracy_unit})", "source"]))
     straddle = latency_straddle([e["latency_ms"] for e in result.pareto], result.budget.get("latency_ms"), error)
     for line in [*(notes or []), *([straddle] if straddle else [])]:
         print(f"note: {line}")

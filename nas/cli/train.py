@@ -24,6 +24,7 @@ TRAIN_OPTIONS = (
     "batch_size",
     "lr",
     "seed",
+    "train_images",
     "supernet",
     "workers",
     "drop_path",
@@ -69,6 +70,13 @@ class TrainCommand(Command):
             type=float,
             default=None,
             help=f"stochastic depth rate of the last block (default: {DEFAULTS.drop_path:g})",
+        )
+        p.add_argument(
+            "--train-images",
+            type=int,
+            default=None,
+            metavar="N",
+            help="train on a class-balanced subset of N training images, the same for every run (default: all)",
         )
         p.add_argument("--seed", type=int, default=None, help=f"random seed (default: {DEFAULTS.seed}); same seed, same weights")
         p.add_argument(

@@ -16,13 +16,43 @@ from ..errors import BadInput
 from .base import Estimator
 from .features import Features
 from .predictor import PredictorEstimator
-from .proxies import DEFAULT_PROXY, PROXIES, ProxyEstimator, naswot_kernel, naswot_score, proxy_resolution, synflow
+from .proxies import (
+    DATA_PROXIES,
+    DEFAULT_PROXY,
+    PROXIES,
+    ProxyEstimator,
+    naswot,
+    naswot_kernel,
+    naswot_score,
+    proxy_resolution,
+    synflow,
+    zico,
+)
+from .ranking import RankAgreement, rank_agreement, top_k_recall
 from .supernet import SupernetEstimator
 from .synthetic import SyntheticAccuracy, enumerate_codes
 
 #: What ``--accuracy`` accepts.
 KINDS = ("proxy", "supernet", "predictor")
 DEFAULT_KIND = "proxy"
+
+
+def check_options(kind: str, *, proxy: str | None, supernet: str | None, data: str | None) -> None:
+    """BadInput (one line) for a combination of ``--accuracy``, ``--proxy``, ``--supernet`` and
+    ``--data`` that no estimator reads: checked when a run's settings are made and again when built."""
+    if kind not in KINDS:
+        raise BadInput(f"unknown accuracy estimator {kind!r}; accepted: {', '.join(KINDS)}")
+    if kind == "proxy" and supernet:
+        raise BadInput("--supernet is for --accuracy supernet or predictor, not the proxy")
+    if kind != "proxy" and not supernet:
+        raise BadInput(
+            f"--accuracy {kind} needs --supernet CKPT, a supernet trained with nas train "
+            "(e.g. nas train --data fashion-mnist --out supernet.pt)"
+        )
+    if kind != "proxy" and proxy is not None:
+        raise BadInput(f"--proxy is for --accuracy proxy, not {kind}")
+    if kind == "proxy" and data and (proxy or DEFAULT_PROXY) not in DATA_PROXIES:
+        raise BadInput(f"--data is read by the {' and '.join(DATA_PROXIES)} proxies, not by {proxy}")
 
 
 def make_estimator(
@@ -37,22 +67,12 @@ def make_estimator(
 ) -> Estimator:
     """The estimator named by ``--accuracy`` (and ``--proxy``, ``--supernet``, ``--data``) for a space.
     Bad names and missing options raise BadInput."""
-    if kind not in KINDS:
-        raise BadInput(f"unknown accuracy estimator {kind!r}; accepted: {', '.join(KINDS)}")
-    if kind == "proxy" and (supernet or data):
-        raise BadInput("--supernet and --data are for --accuracy supernet or predictor, not the proxy")
-    if kind != "proxy" and not supernet:
-        raise BadInput(
-            f"--accuracy {kind} needs --supernet CKPT, a supernet trained with nas train "
-            "(e.g. nas train --data fashion-mnist --out supernet.pt)"
-        )
-    if kind != "proxy" and proxy is not None:
-        raise BadInput(f"--proxy is for --accuracy proxy, not {kind}")
+    check_options(kind, proxy=proxy, supernet=supernet, data=data)
     if space is None:
         raise TypeError("make_estimator() needs a space")
     space = load(space) if isinstance(space, str) else space
     if kind == "proxy":
-        return ProxyEstimator(space, proxy=DEFAULT_PROXY if proxy is None else proxy, seed=seed, **options)
+        return ProxyEstimator(space, proxy=DEFAULT_PROXY if proxy is None else proxy, seed=seed, data=data, **options)
     measured = SupernetEstimator(supernet, space, data=data, seed=seed, **options)
     return measured if kind == "supernet" else PredictorEstimator(measured, space, seed=seed)
 
@@ -61,7 +81,8 @@ def estimator_from_settings(settings: Mapping[str, Any]) -> Estimator:
     """The estimator a search run's settings describe (``accuracy``, ``space``, ``proxy``, ``seed``,
     ``supernet``, ``data``): how a search builds it, and how its plots and Ray workers rebuild it."""
     kind = settings.get("accuracy") or DEFAULT_KIND
-    options = {"supernet": settings.get("supernet"), "data": settings.get("data")} if kind != "proxy" else {}
+    options = {"supernet": settings.get("supernet")} if kind != "proxy" else {}
+    options["data"] = settings.get("data")
     return make_estimator(kind, settings["space"], proxy=settings.get("proxy"), seed=int(settings.get("seed") or 0), **options)
 
 
@@ -73,12 +94,19 @@ __all__ = [
     "SyntheticAccuracy",
     "Features",
     "make_estimator",
+    "check_options",
     "estimator_from_settings",
     "enumerate_codes",
     "KINDS",
     "DEFAULT_KIND",
     "PROXIES",
     "DEFAULT_PROXY",
+    "DATA_PROXIES",
+    "naswot",
+    "zico",
+    "RankAgreement",
+    "rank_agreement",
+    "top_k_recall",
     "naswot_kernel",
     "naswot_score",
     "synflow",

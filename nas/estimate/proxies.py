@@ -1,22 +1,26 @@
 """Training-free accuracy proxies, computed on one randomly initialised supernet per estimator, so
-every architecture is scored with the same (shared) weights:
+every architecture is scored with the same (shared) weights, and callable on any ``nn.Module``:
 
 - ``naswot`` (Mellor et al., "Neural Architecture Search without Training", ICML 2021): how differently
   the network's activation patterns separate a batch of inputs, logdet of the Hamming-similarity kernel;
 - ``synflow`` (Tanaka et al., "Pruning neural networks without any data by iteratively conserving
   synaptic flow", NeurIPS 2020): the summed synaptic saliency |theta * dR/dtheta| of the network with
   absolute weights on an all-ones input, as a log;
-- ``params``: the exact parameter count in millions, the baseline every proxy should beat.
+- ``zico`` (Li et al., "ZiCo: Zero-shot NAS via inverse Coefficient of Variation on Gradients", ICLR
+  2023): per weight tensor, the log of the summed mean/std of its gradients across batches, summed;
+- ``params`` and ``macs``: the exact parameter count and multiply-accumulates in millions, the
+  baselines every proxy should beat.
 
-Their rank correlation with trained accuracy on this space is measured by ``bench/bench_estimators.py``
-(README, Benchmarks).
+naswot and zico read a batch: real training images with ``data`` (``--data``; naswot is defined on
+real images), Gaussian noise otherwise. Their rank correlation with trained accuracy is measured by
+``bench/bench_estimators.py`` on the study of ``docs/accuracy-study.md`` (README, Benchmarks).
 
 Proxies run at a quarter of the architecture's resolution (rounded to a multiple of 8, so the three
-resolutions of the default space stay distinct: 48, 56, 64) and, for naswot, on a batch of 16 images
-of Gaussian noise (no data set is needed). That keeps naswot near 60 ms per architecture of the default
-space on one CPU thread. On 50 random architectures of that space, naswot with 16 images ranks them as
-with 32 (Spearman 0.9999) in half the time, while an eighth of the resolution would change the ranking
-(0.90) and leave stage 4 with 1x1 maps, on which attention is degenerate.
+resolutions of the default space stay distinct: 48, 56, 64) and on a batch of 16 images. That keeps
+naswot near 60 ms per architecture of the default space on one CPU thread. On 50 random architectures
+of that space, naswot with 16 images ranks them as with 32 (Spearman 0.9999) in half the time, while an
+eighth of the resolution would change the ranking (0.90) and leave stage 4 with 1x1 maps, on which
+attention is degenerate.
 """
 
 from __future__ import annotations
@@ -38,8 +42,10 @@ from supernet.runtime import torch_settings
 from ..errors import BadInput
 from .base import Estimator
 
-PROXIES: tuple[str, ...] = ("naswot", "synflow", "params")
+PROXIES: tuple[str, ...] = ("naswot", "synflow", "zico", "params", "macs")
 DEFAULT_PROXY = "naswot"
+#: The proxies that read a batch of images (real ones with --data, Gaussian noise otherwise).
+DATA_PROXIES = ("naswot", "zico")
 
 
 # ---- NASWOT ---------------------------------------------------------------------------------------
@@ -141,6 +147,88 @@ def _synflow(forward: Callable[[torch.Tensor], torch.Tensor], params: list[torch
         return float(sum((p * g).abs().sum() for p, g in zip(params, grads) if g is not None))
 
 
+# ---- ZiCo --------------------------------------------------------------------------------------------
+def _zico(
+    forward: Callable[[torch.Tensor], torch.Tensor],
+    layers: Sequence[torch.Tensor],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    splits: int,
+) -> float:
+    """ZiCo of a forward over leaf weight tensors `layers`: the batch is cut into `splits` parts, the
+    cross-entropy gradient of every weight taken on each, and per tensor the sum over its entries of
+    mean |g| / std(g) across parts (entries whose gradient does not vary are left out) is logged."""
+    if splits < 2 or len(images) < splits:
+        raise ValueError(f"zico needs at least 2 parts of at least one image each, got {len(images)} images in {splits} parts")
+    grads: list[list[torch.Tensor]] = [[] for _ in layers]
+    with torch.enable_grad():
+        for x, y in zip(images.chunk(splits), labels.chunk(splits)):
+            out = forward(x)
+            logits = torch.stack(out).mean(0) if isinstance(out, tuple) else out
+            for store, g in zip(grads, torch.autograd.grad(F.cross_entropy(logits, y), list(layers), allow_unused=True)):
+                if g is not None:
+                    store.append(g.detach().to(torch.float64))
+    score = 0.0
+    for store in grads:
+        if len(store) < splits:
+            continue
+        g = torch.stack(store)
+        std = g.std(dim=0, unbiased=False)
+        varies = std > 0
+        total = float((g.abs().mean(dim=0)[varies] / std[varies]).sum()) if varies.any() else 0.0
+        if total > 0:
+            score += math.log(total)
+    return score
+
+
+def zico(module: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, splits: int = 2) -> float:
+    """Li et al.'s ZiCo ("Zero-shot NAS via inverse Coefficient of Variation on Gradients", ICLR 2023)
+    of any module on a labelled batch: sum over weight tensors (two or more dimensions: convolutions,
+    linear layers, attention projections) of log sum_theta E|dL/dtheta| / std(dL/dtheta), the statistics
+    over `splits` equal parts of the batch, L the cross-entropy, in train mode. Weights whose gradients
+    are large and consistent across batches score high: the paper relates this to faster convergence
+    and better generalisation. The module is left unchanged (BatchNorm statistics included)."""
+    params, buffers, restore = _detached(module, training=True)
+    try:
+        weights = [p.requires_grad_() for p in params.values() if p.dim() >= 2]
+        return _zico(lambda x: functional_call(module, {**params, **buffers}, (x,)), weights, images, labels, splits)
+    finally:
+        restore()
+
+
+def naswot(module: nn.Module, images: torch.Tensor) -> float:
+    """Mellor et al.'s NASWOT of any module on a batch of images: log |det K| of the kernel of binary
+    codes of every GELU/ReLU's input (see :func:`naswot_kernel`), in train mode. The module is left
+    unchanged (its BatchNorm statistics included)."""
+    params, buffers, restore = _detached(module, training=True)
+    codes = _CodeKernel()
+    try:
+        with torch.no_grad(), codes:
+            functional_call(module, {**params, **buffers}, (images,))
+    finally:
+        restore()
+    if codes.kernel is None:
+        raise BadInput(f"naswot: {type(module).__name__} applies no GELU or ReLU, so it has no activation codes")
+    return naswot_score(codes.kernel)
+
+
+def _detached(
+    module: nn.Module, *, training: bool
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], Callable[[], None]]:
+    """Copies of the module's parameters and buffers (a stateless forward on them leaves the module's
+    own untouched) with the module put in `training` mode, and the function that restores its modes."""
+    params = {name: p.detach().clone() for name, p in module.named_parameters()}
+    buffers = {name: b.detach().clone() for name, b in module.named_buffers()}
+    modes = [(m, m.training) for m in module.modules()]
+    module.train(training)
+
+    def restore() -> None:
+        for m, mode in modes:
+            m.training = mode
+
+    return params, buffers, restore
+
+
 class _Float64Depthwise(TorchFunctionMode):
     """Runs float64 depthwise convolutions as unfold + multiply-add, which computes the same sums.
 
@@ -238,24 +326,29 @@ class ProxyEstimator(Estimator):
         batch_size: int = 16,
         resolution_divisor: int = 4,
         channels_last: bool = True,
+        data: str | None = None,
     ):
         if proxy not in PROXIES:
             raise BadInput(f"unknown proxy {proxy!r}; accepted: {', '.join(PROXIES)}")
         if batch_size < 2:  # train-mode BatchNorm needs two samples
             raise ValueError(f"proxy batch size must be at least 2, got {batch_size}")
-        self.space, self.proxy, self.seed = space, proxy, seed
+        self.space, self.proxy, self.seed, self.data = space, proxy, seed, data
         self.batch_size, self.resolution_divisor, self.channels_last = batch_size, resolution_divisor, channels_last
-        self.name = f"proxy:{proxy}"
+        self.name = f"proxy:{proxy}" + (f"@{data}" if data and proxy in DATA_PROXIES else "")
         self._scores: dict[str, float] = {}
         self._net: supernet.SuperNet | None = None
-        self._inputs: dict[int, torch.Tensor] = {}
+        self._inputs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._images: tuple[torch.Tensor, torch.Tensor, Any] | None = None
+        if data and proxy in DATA_PROXIES:
+            self._real_batch()  # a bad --data fails now, in one line, before any search work
 
     def __repr__(self) -> str:
-        return f"ProxyEstimator({self.space.name!r}, proxy={self.proxy!r}, seed={self.seed})"
+        data = f", data={self.data!r}" if self.data else ""
+        return f"ProxyEstimator({self.space.name!r}, proxy={self.proxy!r}, seed={self.seed}{data})"
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_net"], state["_inputs"] = None, {}
+        state["_net"], state["_inputs"], state["_images"] = None, {}, None
         return state
 
     def estimate(self, archs: Sequence[Arch]) -> list[float]:
@@ -277,36 +370,72 @@ class ProxyEstimator(Estimator):
 
     # ---- the proxies ---------------------------------------------------------------------------------
     def _score(self, arch: Arch) -> float:
-        if self.proxy == "params":
-            return supernet.count(arch).params / 1e6
+        if self.proxy in ("params", "macs"):
+            counts = supernet.count(arch)
+            return (counts.params if self.proxy == "params" else counts.macs) / 1e6
         side = proxy_resolution(arch.resolution, self.resolution_divisor)
+        if self.proxy == "synflow":
+            return self._synflow(arch, side)
+        layers = self._layers(arch)
+        images, labels = self._batch(side)
         if self.proxy == "naswot":
-            return self._naswot(arch, side)
-        return self._synflow(arch, side)
+            # BN in train mode also updates the running statistics of this private network; train-mode
+            # outputs never read them, so scores do not depend on the order architectures come in.
+            codes = _CodeKernel()
+            with torch.no_grad(), codes:
+                _forward(layers, images, self.channels_last)
+            return naswot_score(codes.kernel)
+        weights = [p for layer in layers for p in layer.parameters() if p.dim() >= 2]
+        return _zico(lambda x: _forward(layers, x, self.channels_last), weights, images, labels, splits=2)
 
     def _network(self) -> supernet.SuperNet:
         if self._net is None:
-            # naswot runs in train mode, as Mellor et al.: batch statistics centre every BN output, so a
-            # unit's code tells the samples apart rather than reflecting the random init's offsets.
-            # synflow runs in eval mode (batch statistics would make it depend on the batch).
-            self._net = proxy_network(self.space, self.seed, absolute=self.proxy == "synflow", training=self.proxy == "naswot")
+            # naswot and zico run in train mode, as their authors: batch statistics centre every BN
+            # output, so a unit's code tells the samples apart rather than reflecting the random init's
+            # offsets. synflow runs in eval mode (batch statistics would make it depend on the batch).
+            self._net = proxy_network(self.space, self.seed, absolute=self.proxy == "synflow", training=self.proxy != "synflow")
         return self._net
 
     def _layers(self, arch: Arch) -> list[nn.Module]:
-        return self._network().shared_layers(arch, requires_grad=self.proxy == "synflow")
+        return self._network().shared_layers(arch, requires_grad=self.proxy in ("synflow", "zico"))
 
-    def _naswot(self, arch: Arch, side: int) -> float:
-        layers = self._layers(arch)
-        x = self._inputs.get(side)
-        if x is None:
-            gen = torch.Generator().manual_seed(self.seed)
-            x = self._inputs[side] = torch.randn(self.batch_size, 3, side, side, generator=gen)
-        # BN in train mode also updates the running statistics of this private network; train-mode
-        # outputs never read them, so scores do not depend on the order architectures come in.
-        codes = _CodeKernel()
-        with torch.no_grad(), codes:
-            _forward(layers, x, self.channels_last)
-        return naswot_score(codes.kernel)
+    def _batch(self, side: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The proxy's input at `side` px: `batch_size` training images of --data (a seeded draw, one per
+        class in turn) with their labels, or Gaussian noise with seeded random labels."""
+        batch = self._inputs.get(side)
+        if batch is None:
+            if self.data:
+                from ..train.data import prepare  # imported here: the proxies need no data set otherwise
+
+                images, labels, data = self._real_batch()
+                batch = (prepare(images, data, side), labels)
+            else:
+                gen = torch.Generator().manual_seed(self.seed)
+                noise = torch.randn(self.batch_size, 3, side, side, generator=gen)
+                batch = (noise, torch.randint(0, self.space.num_classes, (self.batch_size,), generator=gen))
+            batch = self._inputs[side] = batch
+        return batch
+
+    def _real_batch(self) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        if self._images is None:
+            from ..train.data import load_data
+
+            data = load_data(self.data, seed=self.seed)
+            labels = data.train.labels
+            if data.train.images is None:
+                raise BadInput(f"--data {self.data}: proxies read in-memory data sets (fashion-mnist, IDX files, synthetic)")
+            order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
+            per_class = [order[labels[order] == c] for c in range(data.num_classes)]
+            per_class = [idx for idx in per_class if len(idx)]
+            if len(labels) < self.batch_size:
+                raise BadInput(
+                    f"--data {self.data}: {len(labels)} training images, fewer than the proxy's batch of {self.batch_size}"
+                )
+            # one image of each class in turn, so the batch holds every class (a short class is skipped)
+            rounds = [idx[r] for r in range(self.batch_size) for idx in per_class if r < len(idx)]
+            index = torch.stack(rounds[: self.batch_size])
+            self._images = (data.train.images[index], labels[index], data)
+        return self._images
 
     def _synflow(self, arch: Arch, side: int) -> float:
         layers = self._layers(arch)
@@ -319,9 +448,12 @@ __all__ = [
     "ProxyEstimator",
     "PROXIES",
     "DEFAULT_PROXY",
+    "DATA_PROXIES",
+    "naswot",
     "naswot_kernel",
     "naswot_score",
     "synflow",
+    "zico",
     "proxy_resolution",
     "proxy_network",
 ]

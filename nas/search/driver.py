@@ -121,6 +121,7 @@ def search(
         **settings.to_dict(),
         **run_info,
         "accuracy_source": problem.accuracy_source,
+        "accuracy_unit": problem.accuracy_unit,
         "reference": problem.normaliser.to_dict(),
         "accuracy_scale": problem.normaliser.accuracy_scale,
         "storage_url": url or "memory",

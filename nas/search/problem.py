@@ -173,6 +173,11 @@ class Problem:
         return self.estimator.name
 
     @property
+    def accuracy_unit(self) -> str:
+        """What the accuracy numbers are: ``top-1 %`` or ``score`` (a proxy's, not a top-1)."""
+        return getattr(self.estimator, "unit", "score")
+
+    @property
     def normaliser(self) -> Normaliser:
         """Reference values: per cheap objective :attr:`reference`; for accuracy the estimator's worst."""
         cached = getattr(self, "_normaliser", None)

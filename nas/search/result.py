@@ -30,6 +30,8 @@ class SearchResult:
     notes: list[str] = field(default_factory=list)
     #: the latency table's typical relative error (%, held out), None for a measured table
     latency_error_pct: float | None = None
+    #: what the accuracy column is: ``top-1 %`` (supernet, predictor) or ``score`` (a proxy's)
+    accuracy_unit: str = "score"
     #: with Ray: accuracy estimates per Ray node id in this worker's run (in the JSON only then)
     ray_nodes: dict[str, int] = field(default_factory=dict)
     #: every evaluated entry in trial order; not part of the JSON
@@ -47,6 +49,7 @@ class SearchResult:
             "device": self.device,
             "device_provenance": self.device_provenance,
             "latency_error_pct": self.latency_error_pct,
+            "accuracy_unit": self.accuracy_unit,
             "strategy": self.strategy,
             "budget": self.budget,
             "objectives": list(self.objectives),
@@ -111,6 +114,7 @@ def result_of(
         device=settings.get("device") or "",
         device_provenance=settings.get("device_provenance") or "",
         latency_error_pct=settings.get("latency_error_pct"),
+        accuracy_unit=settings.get("accuracy_unit") or "score",
         strategy=strategy,
         budget=dict(settings["budget"]),
         objectives=tuple(settings["objectives"]),

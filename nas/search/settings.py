@@ -17,7 +17,7 @@ from search_spaces import DEFAULT_SPACE
 
 from ..budget import Budget
 from ..errors import BadInput
-from ..estimate import DEFAULT_KIND, KINDS, PROXIES
+from ..estimate import DEFAULT_KIND, PROXIES, check_options
 from ..pareto import DEFAULT_OBJECTIVES, parse_objectives
 from ..resume import resumed_settings
 from .strategies import DEFAULT_STRATEGY, SAMPLERS, STRATEGIES
@@ -69,12 +69,9 @@ class SearchSettings:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise BadInput(f"--{key} {value}: must be an integer of at least {low}")
-        if self.accuracy not in KINDS:
-            raise BadInput(f"unknown accuracy estimator {self.accuracy!r}; accepted: {', '.join(KINDS)}")
         if self.proxy is not None and self.proxy not in PROXIES:
             raise BadInput(f"unknown proxy {self.proxy!r}; accepted: {', '.join(PROXIES)}")
-        if self.accuracy == "proxy" and (self.supernet or self.data):
-            raise BadInput("--supernet and --data are for --accuracy supernet or predictor, not the proxy")
+        check_options(self.accuracy, proxy=self.proxy, supernet=self.supernet, data=self.data)
 
     @property
     def total_trials(self) -> int | None:

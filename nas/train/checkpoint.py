@@ -69,8 +69,12 @@ class Checkpoint:
         return adapt_arch(arch, self.space)
 
     def data(self, source: str | None = None) -> Data:
-        """The training run's data set (or `source`), for recalibration and validation."""
-        return load_data(source or self.settings.data, seed=self.settings.seed)
+        """The training run's data set, its training subset included (or `source`, whole), for
+        recalibration and validation."""
+        if source is not None:
+            return load_data(source, seed=self.settings.seed)
+        data = load_data(self.settings.data, seed=self.settings.seed)
+        return data if self.settings.train_images is None else data.subset(self.settings.train_images)
 
 
 def adapt_arch(arch: Arch, space: Space, resolution: int | None = None) -> Arch:

@@ -20,6 +20,7 @@ DataLoader workers.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import struct
 from collections.abc import Iterable, Iterator, Sequence
@@ -45,6 +46,8 @@ IDX_FILES = {
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 SYNTHETIC_DEFAULTS = {"train": 512, "val": 256, "classes": 10, "size": 32, "channels": 3, "seed": 0}
+#: Seed of the permutation that picks a training subset (fixed: not a run's seed).
+SUBSET_SEED = 20261202
 SOURCES = "fashion-mnist[:DIR], synthetic[:train=N,val=N,classes=N,size=N,channels=1|3,seed=N], or an ImageFolder directory"
 
 
@@ -76,6 +79,28 @@ class Data:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def subset(self, images: int) -> Data:
+        """This data set with a class-balanced subset of `images` training images (the validation split
+        whole): the first images of each class in a permutation drawn from a fixed seed, so every run
+        that asks for the same number trains on the same images whatever its own seed, and a larger
+        subset holds a smaller one. A low-data regime separates architectures at a lower cost than the
+        full set: see docs/accuracy-study.md."""
+        labels = self.train.labels
+        if images >= len(labels):
+            return self
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SUBSET_SEED))
+        per_class = [order[labels[order] == c] for c in range(self.num_classes)]
+        quota = [images // self.num_classes + (c < images % self.num_classes) for c in range(self.num_classes)]
+        if any(len(idx) < q for idx, q in zip(per_class, quota)):
+            raise BadInput(f"--train-images {images}: some class of {self.source} has fewer than {max(quota)} training images")
+        chosen = torch.sort(torch.cat([idx[:q] for idx, q in zip(per_class, quota)])).values
+        split = Split(
+            labels[chosen],
+            images=None if self.train.images is None else self.train.images[chosen],
+            files=None if self.train.files is None else [self.train.files[i] for i in chosen.tolist()],
+        )
+        return dataclasses.replace(self, train=split, info={**self.info, "train_subset": images})
 
     def describe(self) -> dict:
         return {

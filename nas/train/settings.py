@@ -19,7 +19,7 @@ DATA_DEFAULTS = {
     "synthetic": {"space": "efficientformerv2-tiny", "resolution": 32},
 }
 #: Settings a resumed run may change; any other must equal the checkpoint's.
-RESUME_MAY_CHANGE = ("epochs", "max_steps", "save_every", "workers", "accelerator", "precision")
+RESUME_MAY_CHANGE = ("epochs", "max_steps", "save_every", "validate_every", "workers", "accelerator", "precision")
 
 
 @dataclass(frozen=True)
@@ -40,20 +40,33 @@ class TrainSettings:
     clip: float = 5.0
     drop_path: float = 0.0
     seed: int = 0
+    train_images: int | None = None  # train on a class-balanced subset of this many images (Data.subset)
     random_subnets: int = 2
     arch: dict[str, Any] | None = None  # a single-architecture run: the architecture's dict
     supernet: str | None = None  # start from this trained supernet's weights
     save_every: int = 200
+    validate_every: int = 1  # epochs between validations (the last epoch is always validated)
     calib_batches: int = 8
     workers: int | None = None
     accelerator: str | None = None  # cpu or cuda (None: cuda when available)
     precision: str = "fp32"  # fp32, bf16 or fp16 autocast (nas.train.precision)
 
     def __post_init__(self) -> None:
-        for key, low in (("epochs", 1), ("batch_size", 1), ("random_subnets", 0), ("save_every", 1), ("calib_batches", 1)):
+        for key, low in (
+            ("epochs", 1),
+            ("batch_size", 1),
+            ("random_subnets", 0),
+            ("save_every", 1),
+            ("validate_every", 1),
+            ("calib_batches", 1),
+        ):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise BadInput(f"--{key.replace('_', '-')} {value}: expected an integer >= {low}")
+        if self.train_images is not None and (
+            isinstance(self.train_images, bool) or not isinstance(self.train_images, int) or self.train_images < 1
+        ):
+            raise BadInput(f"--train-images {self.train_images}: expected an integer >= 1")
         if self.precision not in PRECISIONS:
             raise BadInput(f"--precision {self.precision}: expected one of {', '.join(PRECISIONS)}")
         if self.max_steps is not None and self.max_steps < 0:

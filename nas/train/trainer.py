@@ -68,6 +68,8 @@ class Trainer:
         self.settings, self.out, self.procs = settings, out, procs
         s = settings
         self.data = load_data(s.data, seed=s.seed)
+        if s.train_images is not None:
+            self.data = self.data.subset(s.train_images)
         self.space, self.arch, init_state = self._model_plan(state)
         torch.manual_seed(s.seed)
         if self.arch is None:
@@ -296,7 +298,9 @@ class Trainer:
         return self.result(time.perf_counter() - started, images / train_seconds if train_seconds else 0.0)
 
     def _end_epoch(self, seconds: float, log: Callable[[str], None] | None) -> None:
-        val = self.validate() if self.procs.main else {}
+        last = self.epoch + 1 == self.settings.epochs
+        due = last or (self.epoch + 1) % self.settings.validate_every == 0
+        val = self.validate() if self.procs.main and due else {}
         self.procs.barrier()
         loss = self.epoch_loss[0] / max(1, self.epoch_loss[1])
         self.history.append(
@@ -310,10 +314,8 @@ class Trainer:
         )
         self.epoch, self.batch, self.epoch_loss = self.epoch + 1, 0, [0.0, 0]
         if log:
-            log(
-                f"epoch {self.epoch}/{self.settings.epochs}: loss {loss:.4f}, validation top-1 "
-                + ", ".join(f"{k} {v:.2f}%" for k, v in val.items())
-            )
+            shown = ", ".join(f"{k} {v:.2f}%" for k, v in val.items())
+            log(f"epoch {self.epoch}/{self.settings.epochs}: loss {loss:.4f}" + (f", validation top-1 {shown}" if val else ""))
 
     def result(self, seconds: float, images_per_s: float) -> dict[str, Any]:
         last = self.history[-1]["val_top1"] if self.history else {}

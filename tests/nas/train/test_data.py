@@ -157,3 +157,17 @@ def test_bad_data_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
     (tmp_path / "broken" / "train-images-idx3-ubyte").write_bytes(b"\x01\x02")
     (tmp_path / "broken" / "train-labels-idx1-ubyte").write_bytes(b"\x01\x02")
     assert "not a readable IDX file" in _train_error(capsys, tmp_path, str(tmp_path / "broken"))
+
+
+def test_training_subset_is_class_balanced_fixed_and_nested():
+    from nas.train.data import load_data
+
+    data = load_data("synthetic:train=200,val=20,classes=4")
+    small, large = data.subset(40), data.subset(80)
+    assert torch.bincount(small.train.labels).tolist() == [10, 10, 10, 10]
+    assert len(large.train) == 80 and len(small.val) == len(data.val) == 20
+    rows = {tuple(x.flatten().tolist()) for x in large.train.images}
+    assert all(tuple(x.flatten().tolist()) in rows for x in small.train.images)  # a larger subset holds a smaller
+    again = load_data("synthetic:train=200,val=20,classes=4", seed=5).subset(40)
+    assert torch.equal(again.train.images, small.train.images)  # not the run's seed
+    assert data.subset(500) is data and small.describe()["train"] == 40

@@ -1,0 +1,289 @@
+"""A ground truth of trained accuracies for ranking the accuracy estimators: architectures spread over
+a space, each trained alone with one fixed recipe and several seeds, kept as data.
+
+Every finished training is one line of a JSON-lines file (architecture, recipe, seed, top-1, time,
+machine), written atomically as soon as the training ends, so a study interrupted at any point loses
+at most the training in progress (whose checkpoint resumes it), reruns train only what is missing, and
+the file grows over several sessions and machines. Anybody can recompute the ranking tables from it.
+
+The architectures come in a fixed order (:func:`spread_archs`) whose every prefix is spread over the
+space, so a study of 8 architectures is the start of the study of 24.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import search_spaces
+import supernet
+from search_spaces import Arch, Space
+from search_spaces.files import atomic_write_text, read_text
+from search_spaces.provenance import versions
+
+from ..errors import BadInput
+from .checkpoint import load_checkpoint
+from .trainer import train
+
+#: The data set's fields a recipe fixes (the rest are TrainSettings' defaults).
+_RECIPE_SETTINGS = ("data", "resolution", "epochs", "batch_size", "lr", "weight_decay", "train_images", "label_smoothing")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The one way every architecture of a study is trained. A ground truth belongs to its recipe (the
+    same subnets ranked under two recipes can disagree), so results of different recipes never mix."""
+
+    name: str
+    data: str = "fashion-mnist"
+    space: str = "efficientformerv2"
+    resolution: int = 64
+    epochs: int = 8
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 0.025
+    label_smoothing: float = 0.1
+    train_images: int | None = 5000
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c in self.name for c in "/\\ "):
+            raise BadInput(f"recipe name {self.name!r}: expected a non-empty name without spaces or slashes")
+
+    def study_space(self, num_classes: int = 10) -> Space:
+        """The space the study's architectures are trained in: the recipe's space at its resolution."""
+        return search_spaces.load(self.space).derive(num_classes=num_classes, resolutions=[self.resolution])
+
+    def settings(self, arch: Arch, seed: int) -> dict[str, Any]:
+        """The training settings of `arch` under this recipe with `seed` (for nas.train.train)."""
+        return {
+            **{k: getattr(self, k) for k in _RECIPE_SETTINGS},
+            "seed": int(seed),
+            "arch": arch.to_dict(),
+            "validate_every": self.epochs,  # only the last epoch: validation would cost a fifth of the time
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainedResult:
+    """One finished training of a study: what was trained, how, and the top-1 it reached."""
+
+    arch: Arch
+    recipe: str
+    seed: int
+    top1: float
+    seconds: float
+    params: int
+    macs: int
+    host: str = ""
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.arch.id, self.recipe, self.seed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "arch_id": self.arch.id,
+            "recipe": self.recipe,
+            "seed": self.seed,
+            "top1": round(self.top1, 4),
+            "seconds": round(self.seconds, 1),
+            "params": self.params,
+            "macs": self.macs,
+            "arch": self.arch.to_dict(),
+            "host": self.host,
+            "versions": self.versions,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainedResult:
+        return cls(
+            arch=Arch.from_dict(data["arch"]),
+            recipe=str(data["recipe"]),
+            seed=int(data["seed"]),
+            top1=float(data["top1"]),
+            seconds=float(data["seconds"]),
+            params=int(data["params"]),
+            macs=int(data["macs"]),
+            host=str(data.get("host", "")),
+            versions=dict(data.get("versions", {})),
+        )
+
+
+class GroundTruth:
+    """The results file of a study (JSON lines, one finished training each), read once and appended to."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.results: dict[tuple[str, str, int], TrainedResult] = {}
+        if self.path.exists():
+            for number, line in enumerate(read_text(self.path, "results file", BadInput).splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    result = TrainedResult.from_dict(json.loads(line))
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise BadInput(f"{self.path}:{number}: not a training result ({exc})") from None
+                self.results[result.key] = result
+
+    def get(self, arch: Arch, recipe: str, seed: int) -> TrainedResult | None:
+        return self.results.get((arch.id, recipe, int(seed)))
+
+    def add(self, result: TrainedResult) -> None:
+        """Record `result` and rewrite the file atomically (an interruption leaves the old file whole)."""
+        self.results[result.key] = result
+        lines = [json.dumps(r.to_dict(), sort_keys=True) for r in self.results.values()]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.path, "\n".join(lines) + "\n")
+
+    def top1(self, archs: Sequence[Arch], recipe: str, seed: int) -> list[float | None]:
+        """Each architecture's top-1 under (recipe, seed), None where it is not trained yet."""
+        return [None if (r := self.get(a, recipe, seed)) is None else r.top1 for a in archs]
+
+
+#: The recipes studied (see docs/accuracy-study.md for the pilot that chose among them).
+RECIPES: dict[str, Recipe] = {
+    r.name: r
+    for r in (
+        Recipe("fm5k-e8-64", train_images=5000, epochs=8),
+        Recipe("fm60k-e1-64", train_images=None, epochs=1),
+    )
+}
+
+
+#: Architectures above this many MACs (at the study's 64 px) are left out of the study: one would take
+#: over 15 min per training on two CPU cores. S2's 1.25 GMAC at 224 px is 0.10 GMAC at 64 px.
+STUDY_MAX_MACS = 150e6
+
+
+def study_archs(recipe: Recipe, n: int) -> list[Arch]:
+    """The study's first `n` architectures under `recipe` (a fixed order: see :func:`spread_archs`)."""
+    return spread_archs(recipe.study_space(), n, seed=0, max_macs=STUDY_MAX_MACS)
+
+
+def arch_features(arch: Arch) -> np.ndarray:
+    """What :func:`spread_archs` spreads over: log parameters, log MACs, total depth, log mean width,
+    mean FFN ratio and the share of blocks of each mixer of the architecture's space."""
+    space = search_spaces.load(arch.space)
+    mixers = sorted({m for stage in space.stages for m in stage.mixers})
+    blocks = [m for stage in arch.mixers for m in stage]
+    counts = supernet.count(arch)
+    ratios = [r for stage in arch.ratios for r in stage]
+    return np.array(
+        [
+            np.log(counts.params),
+            np.log(counts.macs),
+            sum(arch.depths),
+            np.log(np.mean(arch.widths)),
+            np.mean(ratios),
+            *[blocks.count(m) / len(blocks) for m in mixers],
+        ]
+    )
+
+
+def spread_archs(space: Space, n: int, *, seed: int = 0, pool: int = 3000, max_macs: float | None = None) -> list[Arch]:
+    """`n` architectures of `space` in an order whose every prefix is spread: the smallest first, then,
+    greedily, the random architecture farthest (in standardised :func:`arch_features`) from all chosen
+    so far (farthest-point sampling). The order depends only on (space, seed, pool, max_macs), not on
+    `n`, so a study can grow. `max_macs` leaves out architectures above that many MACs (the cost of a
+    training grows with them)."""
+    rng = np.random.default_rng(seed)
+    candidates = {space.smallest().id: space.smallest()}
+    for _ in range(pool):
+        arch = space.sample(rng)
+        candidates.setdefault(arch.id, arch)
+    archs = [a for a in candidates.values() if max_macs is None or supernet.count(a).macs <= max_macs]
+    if n > len(archs):
+        raise BadInput(f"{n} architectures asked of a pool of {len(archs)}")
+    features = np.stack([arch_features(a) for a in archs])
+    spread = features.std(axis=0)
+    features = (features - features.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    chosen = [0]
+    distance = np.linalg.norm(features - features[0], axis=1)
+    while len(chosen) < n:
+        nxt = int(np.argmax(distance))
+        chosen.append(nxt)
+        distance = np.minimum(distance, np.linalg.norm(features - features[nxt], axis=1))
+    return [archs[i] for i in chosen]
+
+
+def host() -> str:
+    from latency_lut.host import host_description  # the one description of a machine
+
+    return host_description()
+
+
+def train_one(
+    arch: Arch,
+    recipe: Recipe,
+    seed: int,
+    checkpoints: str | Path,
+    log: Callable[[str], None] | None = None,
+) -> TrainedResult:
+    """Train `arch` alone under `recipe` with `seed` (resuming its checkpoint if an earlier run was
+    interrupted); its top-1 is the last epoch's, on the whole validation split, and its time the
+    training's (validation excluded)."""
+    path = Path(checkpoints) / recipe.name / f"seed{seed}" / f"{arch.id}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = load_checkpoint(path) if path.exists() else None
+    if ckpt is None or not ckpt.state["complete"]:
+        train(recipe.settings(arch, seed), path, resume=ckpt is not None, log=log)
+        ckpt = load_checkpoint(path)
+    history = ckpt.state["history"]
+    top1 = history[-1]["val_top1"]["top1"]  # the last epoch's, on the whole validation split
+    counts = supernet.count(ckpt.arch)
+    return TrainedResult(
+        arch=ckpt.arch,
+        recipe=recipe.name,
+        seed=int(seed),
+        top1=float(top1),
+        seconds=sum(epoch["seconds"] for epoch in history),  # training only, resumed parts included
+        params=counts.params,
+        macs=counts.macs,
+        host=host(),
+        versions=versions("torch"),
+    )
+
+
+def grow(
+    truth: GroundTruth,
+    archs: Sequence[Arch],
+    recipe: Recipe,
+    seeds: Sequence[int],
+    checkpoints: str | Path,
+    report: Callable[[int, int, TrainedResult], None] | None = None,
+) -> list[TrainedResult]:
+    """Train what `truth` does not hold yet of `archs` x `seeds` under `recipe` (every seed of one
+    architecture before the next), recording each result as soon as it is finished; returns them."""
+    todo = [(a, s) for a in archs for s in seeds if truth.get(a, recipe.name, s) is None]
+    done = []
+    for i, (arch, seed) in enumerate(todo, 1):
+        result = train_one(arch, recipe, seed, checkpoints)
+        truth.add(result)
+        done.append(result)
+        if report:
+            report(i, len(todo), result)
+    return done
+
+
+__all__ = [
+    "study_archs",
+    "STUDY_MAX_MACS",
+    "grow",
+    "RECIPES",
+    "Recipe",
+    "TrainedResult",
+    "GroundTruth",
+    "spread_archs",
+    "arch_features",
+    "train_one",
+]

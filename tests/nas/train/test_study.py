@@ -1,0 +1,89 @@
+"""The accuracy study's ground truth: results recorded as data, a rerun training only what is missing,
+an interrupted training resumed, a spread architecture order that grows, a bad results file refused."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import nas.train.study as study
+import supernet
+from nas.errors import BadInput
+from nas.train.study import GroundTruth, Recipe, grow, spread_archs
+
+RECIPE = Recipe(
+    "test-synthetic",
+    data="synthetic:train=64,val=32,classes=4,size=16",
+    space="efficientformerv2-tiny",
+    resolution=32,
+    epochs=1,
+    batch_size=32,
+    train_images=None,
+)
+
+
+def test_grow_records_results_and_a_rerun_trains_nothing(tmp_path, monkeypatch):
+    space = RECIPE.study_space(num_classes=4)
+    archs = spread_archs(space, 2, pool=20)
+    truth = GroundTruth(tmp_path / "truth.jsonl")
+    done = grow(truth, archs[:1], RECIPE, [0, 1], tmp_path / "ckpt")
+    assert [(r.arch.id, r.seed) for r in done] == [(archs[0].id, 0), (archs[0].id, 1)]
+    lines = [json.loads(line) for line in (tmp_path / "truth.jsonl").read_text().splitlines()]
+    assert [(line["arch_id"], line["seed"], line["recipe"]) for line in lines] == [
+        (archs[0].id, 0, RECIPE.name),
+        (archs[0].id, 1, RECIPE.name),
+    ]
+    assert all(0 <= line["top1"] <= 100 and line["seconds"] > 0 for line in lines)
+    assert lines[0]["params"] == supernet.count(done[0].arch).params
+
+    # a new process reads the committed results: nothing is retrained, only the new architecture is
+    calls = []
+    real = study.train_one
+    monkeypatch.setattr(study, "train_one", lambda arch, *a, **k: calls.append(arch.id) or real(arch, *a, **k))
+    again = GroundTruth(tmp_path / "truth.jsonl")
+    assert again.top1(archs, RECIPE.name, 0) == [lines[0]["top1"], None]
+    grow(again, archs, RECIPE, [0], tmp_path / "ckpt")
+    assert calls == [archs[1].id]
+    assert len((tmp_path / "truth.jsonl").read_text().splitlines()) == 3
+
+
+def test_an_interrupted_training_resumes_from_its_checkpoint(tmp_path):
+    space = RECIPE.study_space(num_classes=4)
+    arch = space.smallest()
+    path = tmp_path / "ckpt" / RECIPE.name / "seed0" / f"{arch.id}.pt"
+    path.parent.mkdir(parents=True)
+    from nas.train import train
+
+    train({**RECIPE.settings(arch, 0), "max_steps": 1}, path)  # stopped after one of two steps
+    result = study.train_one(arch, RECIPE, 0, tmp_path / "ckpt")
+    uninterrupted = study.train_one(arch, RECIPE, 0, tmp_path / "other")
+    assert result.top1 == uninterrupted.top1  # resumed exactly
+
+
+def test_spread_order_starts_with_the_smallest_and_does_not_depend_on_n():
+    space = Recipe("r").study_space()
+    first = spread_archs(space, 6, pool=200)
+    assert first[0] == space.smallest()
+    assert spread_archs(space, 3, pool=200) == first[:3]
+    mixers = {m for arch in first for stage in arch.mixers for m in stage}
+    assert len(mixers) >= 4
+    capped = spread_archs(space, 4, pool=200, max_macs=40e6)
+    assert all(supernet.count(a).macs <= 40e6 for a in capped)
+
+
+def test_a_damaged_results_file_is_one_line_bad_input(tmp_path):
+    path = tmp_path / "truth.jsonl"
+    path.write_text('{"arch_id": "x"}\n')
+    with pytest.raises(BadInput) as info:
+        GroundTruth(path)
+    assert "truth.jsonl:1" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_recipe_names_and_train_images_are_checked():
+    with pytest.raises(BadInput):
+        Recipe("a b")
+    from nas.train.settings import TrainSettings
+
+    with pytest.raises(BadInput, match="--train-images 0"):
+        TrainSettings(train_images=0)
