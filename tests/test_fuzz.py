@@ -473,6 +473,7 @@ def _cases() -> list[tuple[str, str, Callable[[Path], list[str]]]]:
         "--drop-path": "1.5",
         "--save-every": "0",
         "--max-steps": "-1",
+        "--train-images": "0",
         "--accelerator": "tpu",
     }.items():
         add(

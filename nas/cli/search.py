@@ -62,7 +62,8 @@ class SearchCommand(Command):
         p.add_argument(
             "--objectives",
             default=None,
-            help=f"Pareto objectives (default: {','.join(DEFAULT_OBJECTIVES)}; any of {', '.join(STANDARD_OBJECTIVES)})",
+            help=f"Pareto objectives (default: {','.join(DEFAULT_OBJECTIVES)}, without params under --proxy params; "
+            f"any of {', '.join(STANDARD_OBJECTIVES)})",
         )
         p.add_argument("--mes-alpha", default=None, help="MES exponents, e.g. latency=1,params=0.5")
         p.add_argument("--mes-unit", default=None, help="MES units, e.g. latency=1ms,params=3M")

@@ -17,6 +17,7 @@ from .base import Estimator
 from .features import Features
 from .predictor import PredictorEstimator
 from .proxies import (
+    COUNT_PROXIES,
     DATA_PROXIES,
     DEFAULT_PROXY,
     PROXIES,
@@ -102,6 +103,7 @@ __all__ = [
     "PROXIES",
     "DEFAULT_PROXY",
     "DATA_PROXIES",
+    "COUNT_PROXIES",
     "naswot",
     "zico",
     "RankAgreement",

@@ -44,6 +44,8 @@ from .base import Estimator
 
 PROXIES: tuple[str, ...] = ("naswot", "synflow", "zico", "params", "macs")
 DEFAULT_PROXY = "naswot"
+#: The proxies that are exact counts (the same numbers as the params and macs objectives).
+COUNT_PROXIES = ("params", "macs")
 #: The proxies that read a batch of images (real ones with --data, Gaussian noise otherwise).
 DATA_PROXIES = ("naswot", "zico")
 
@@ -449,6 +451,7 @@ __all__ = [
     "PROXIES",
     "DEFAULT_PROXY",
     "DATA_PROXIES",
+    "COUNT_PROXIES",
     "naswot",
     "naswot_kernel",
     "naswot_score",

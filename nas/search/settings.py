@@ -17,8 +17,8 @@ from search_spaces import DEFAULT_SPACE
 
 from ..budget import Budget
 from ..errors import BadInput
-from ..estimate import DEFAULT_KIND, PROXIES, check_options
-from ..pareto import DEFAULT_OBJECTIVES, parse_objectives
+from ..estimate import COUNT_PROXIES, DEFAULT_KIND, DEFAULT_PROXY, PROXIES, check_options
+from ..pareto import ACCURACY, DEFAULT_OBJECTIVES, parse_objectives
 from ..resume import resumed_settings
 from .strategies import DEFAULT_STRATEGY, SAMPLERS, STRATEGIES
 
@@ -37,7 +37,7 @@ class SearchSettings:
     space: str = DEFAULT_SPACE
     budget: Budget = field(default_factory=Budget)
     device: str | None = None
-    objectives: tuple[str, ...] = DEFAULT_OBJECTIVES
+    objectives: tuple[str, ...] | None = None  # None: DEFAULT_OBJECTIVES, less a count the accuracy estimate is
     strategy: str = DEFAULT_STRATEGY
     sampler: str = "nsga2"
     population: int = 50
@@ -56,7 +56,17 @@ class SearchSettings:
         set_ = object.__setattr__  # frozen: normalise the values in place once
         if not isinstance(self.budget, Budget):
             set_(self, "budget", _budget(self.budget))
+        counted = self.accuracy == "proxy" and (self.proxy or DEFAULT_PROXY) in COUNT_PROXIES
+        count = (self.proxy or DEFAULT_PROXY) if counted else None
+        if self.objectives is None:
+            set_(self, "objectives", tuple(o for o in DEFAULT_OBJECTIVES if o != count))
         set_(self, "objectives", parse_objectives(self.objectives))
+        if count in self.objectives and ACCURACY in self.objectives:
+            raise BadInput(
+                f"--objectives {','.join(self.objectives)} with --proxy {count}: {count} would be both the accuracy "
+                f"estimate (more is better) and an objective (less is better), so every architecture would be "
+                f"Pareto-optimal; drop {count} from --objectives"
+            )
         set_(self, "mes_alpha", dict(self.mes_alpha or {}))
         set_(self, "mes_unit", dict(self.mes_unit or {}))
         if self.strategy not in STRATEGIES:

@@ -131,3 +131,14 @@ def test_top_k_recall_by_hand():
     assert top_k_recall([5, 4, 3, 2, 1, 0], [5, 0, 4, 1, 3, 2], 2) == 0.5  # estimate's best {0,1}; truth's {0,2}
     with pytest.raises(ValueError):
         top_k_recall([1, 2], [1, 2], 3)
+
+
+def test_parameter_count_as_accuracy_is_not_also_an_objective():
+    from nas.search.settings import SearchSettings
+
+    assert SearchSettings(budget="params=3M").objectives == ("accuracy", "latency", "params")
+    assert SearchSettings(budget="params=3M", proxy="params").objectives == ("accuracy", "latency")
+    assert SearchSettings(budget="params=3M", proxy="macs").objectives == ("accuracy", "latency", "params")
+    with pytest.raises(BadInput) as info:
+        SearchSettings(budget="params=3M", proxy="params", objectives="accuracy,latency,params")
+    assert "every architecture would be Pareto-optimal" in str(info.value) and "\n" not in str(info.value)
