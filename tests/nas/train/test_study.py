@@ -87,3 +87,22 @@ def test_recipe_names_and_train_images_are_checked():
 
     with pytest.raises(BadInput, match="--train-images 0"):
         TrainSettings(train_images=0)
+
+
+def test_the_committed_study_resumes_without_retraining(monkeypatch):
+    from pathlib import Path
+
+    from nas.train.study import RECIPES, study_archs
+
+    committed = Path(__file__).parents[3] / "bench" / "results" / "accuracy_study" / "truth.jsonl"
+    truth = GroundTruth(committed)
+    recipe = RECIPES["fm5k-e8-64"]
+    archs = study_archs(recipe, 7)
+    assert all(truth.get(a, recipe.name, s) is not None for a in archs for s in (0, 1))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a committed result was trained again")
+
+    monkeypatch.setattr(study, "train_one", refuse)
+    monkeypatch.setattr(GroundTruth, "add", refuse)  # and the committed file is not rewritten
+    assert grow(truth, archs, recipe, [0, 1], "unused") == []
