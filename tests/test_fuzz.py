@@ -773,13 +773,15 @@ def test_a_billion_laughs_file_is_refused_in_under_a_second_and_100_mb(tmp_path)
 
     path = _write(tmp_path / "laughs.yaml", YAML_FAMILIES["billion-laughs"])
     tracemalloc.start()
-    started = time.perf_counter()
-    with pytest.raises(SpaceError, match="values"):
-        search_spaces.load(str(path))
-    seconds = time.perf_counter() - started
+    times = []
+    for _ in range(3):  # the fastest of three: an expansion takes minutes, a loaded CI machine seconds
+        started = time.perf_counter()
+        with pytest.raises(SpaceError, match="values"):
+            search_spaces.load(str(path))
+        times.append(time.perf_counter() - started)
     peak = tracemalloc.get_traced_memory()[1] / 2**20
     tracemalloc.stop()
-    assert seconds < 1.0 and peak < 100, (seconds, peak)
+    assert min(times) < 1.0 and peak < 100, (times, peak)
 
 
 def _worker_images(t: Path) -> Path:
