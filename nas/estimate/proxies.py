@@ -370,6 +370,16 @@ class ProxyEstimator(Estimator):
                 out.append(score)
         return out
 
+    def prepare(self, archs: Sequence[Arch]) -> None:
+        """Build what scoring `archs` needs (the network, their input batches) without scoring them, so
+        that a benchmark times the scores alone."""
+        if self.proxy in COUNT_PROXIES:
+            return
+        self._network()
+        if self.proxy != "synflow":
+            for side in {proxy_resolution(arch.resolution, self.resolution_divisor) for arch in archs}:
+                self._batch(side)
+
     # ---- the proxies ---------------------------------------------------------------------------------
     def _score(self, arch: Arch) -> float:
         if self.proxy in ("params", "macs"):
@@ -423,20 +433,14 @@ class ProxyEstimator(Estimator):
             from ..train.data import load_data
 
             data = load_data(self.data, seed=self.seed)
-            labels = data.train.labels
             if data.train.images is None:
                 raise BadInput(f"--data {self.data}: proxies read in-memory data sets (fashion-mnist, IDX files, synthetic)")
-            order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(self.seed))
-            per_class = [order[labels[order] == c] for c in range(data.num_classes)]
-            per_class = [idx for idx in per_class if len(idx)]
-            if len(labels) < self.batch_size:
+            if len(data.train) < self.batch_size:
                 raise BadInput(
-                    f"--data {self.data}: {len(labels)} training images, fewer than the proxy's batch of {self.batch_size}"
+                    f"--data {self.data}: {len(data.train)} training images, fewer than the proxy's batch of {self.batch_size}"
                 )
-            # one image of each class in turn, so the batch holds every class (a short class is skipped)
-            rounds = [idx[r] for r in range(self.batch_size) for idx in per_class if r < len(idx)]
-            index = torch.stack(rounds[: self.batch_size])
-            self._images = (data.train.images[index], labels[index], data)
+            batch = data.subset(self.batch_size, seed=self.seed).train  # class-balanced, so every class is in it
+            self._images = (batch.images, batch.labels, data)
         return self._images
 
     def _synflow(self, arch: Arch, side: int) -> float:

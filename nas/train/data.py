@@ -80,16 +80,16 @@ class Data:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def subset(self, images: int) -> Data:
+    def subset(self, images: int, *, seed: int = SUBSET_SEED) -> Data:
         """This data set with a class-balanced subset of `images` training images (the validation split
-        whole): the first images of each class in a permutation drawn from a fixed seed, so every run
-        that asks for the same number trains on the same images whatever its own seed, and a larger
-        subset holds a smaller one. A low-data regime separates architectures at a lower cost than the
+        whole): the first images of each class in a permutation drawn from `seed`, by default a fixed
+        one, so every run that asks for the same number trains on the same images whatever its own
+        seed, and a larger subset holds a smaller one. A low-data regime separates architectures at a lower cost than the
         full set: see docs/accuracy-study.md."""
         labels = self.train.labels
         if images >= len(labels):
             return self
-        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(SUBSET_SEED))
+        order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
         per_class = [order[labels[order] == c] for c in range(self.num_classes)]
         quota = [images // self.num_classes + (c < images % self.num_classes) for c in range(self.num_classes)]
         if any(len(idx) < q for idx, q in zip(per_class, quota)):

@@ -23,6 +23,7 @@ import numpy as np
 
 import search_spaces
 import supernet
+from latency_lut.host import host_description  # the one description of a machine
 from search_spaces import Arch, Space
 from search_spaces.files import atomic_write_text, read_text
 from search_spaces.provenance import versions
@@ -216,12 +217,6 @@ def spread_archs(space: Space, n: int, *, seed: int = 0, pool: int = 3000, max_m
     return [archs[i] for i in chosen]
 
 
-def host() -> str:
-    from latency_lut.host import host_description  # the one description of a machine
-
-    return host_description()
-
-
 def train_one(
     arch: Arch,
     recipe: Recipe,
@@ -249,7 +244,7 @@ def train_one(
         seconds=sum(epoch["seconds"] for epoch in history),  # training only, resumed parts included
         params=counts.params,
         macs=counts.macs,
-        host=host(),
+        host=host_description(),
         versions=versions("torch"),
     )
 

@@ -67,7 +67,10 @@ def test_zico_and_real_data_estimators_on_the_supernet():
     noise = make_estimator("proxy", TINY, proxy="naswot")
     assert real.estimate(archs[:1]) != noise.estimate(archs[:1])
     images, labels, _ = real._real_batch()
-    assert images.shape[0] == 16 and sorted(set(labels.tolist())) == [0, 1, 2, 3]  # every class in the batch
+    assert images.shape[0] == 16 and torch.bincount(labels).tolist() == [4, 4, 4, 4]  # class-balanced
+    prepared = make_estimator("proxy", TINY, proxy="naswot", data="synthetic:train=64,val=16,classes=4,size=16")
+    prepared.prepare(archs)  # builds the network and batches only: the scores are those of a cold estimator
+    assert prepared._scores == {} and prepared.estimate(archs) == real.estimate(archs)
 
 
 @pytest.mark.parametrize(
