@@ -74,12 +74,9 @@ def main() -> None:
     recipe = RECIPES[args.recipe]
     truth_file = GroundTruth(args.results)
     archs = study_archs(recipe, args.archs)
-    columns = {s: truth_file.top1(archs, recipe.name, s) for s in args.seeds}
-    keep = [i for i in range(len(archs)) if all(columns[s][i] is not None for s in args.seeds)]
-    if len(keep) < 4:
-        raise SystemExit(f"{len(keep)} architectures trained with every seed of {args.seeds}: too few to rank (at least 4)")
-    archs = [archs[i] for i in keep]
-    per_seed = np.array([[columns[s][i] for i in keep] for s in args.seeds])
+    archs, per_seed = truth_file.complete(archs, recipe.name, args.seeds)
+    if len(archs) < 4:
+        raise SystemExit(f"{len(archs)} architectures trained with every seed of {args.seeds}: too few to rank (at least 4)")
     truth = per_seed.mean(axis=0)
     space = recipe.study_space()
     print(

@@ -474,6 +474,9 @@ def _cases() -> list[tuple[str, str, Callable[[Path], list[str]]]]:
         "--save-every": "0",
         "--max-steps": "-1",
         "--train-images": "0",
+        "--sample-gap": "0.5",
+        "--calib-batches": "0",
+        "--distill": "js",
         "--accelerator": "tpu",
     }.items():
         add(

@@ -10,6 +10,7 @@ from search_spaces import DEFAULT_SPACE
 from ..search.refs import resolve_arch
 from ..train import train
 from ..train.data import SOURCES
+from ..train.distill import DISTILL_LOSSES
 from ..train.precision import PRECISIONS
 from ..train.settings import TrainSettings
 from .base import Command, note, progress_bar, report, resume_command
@@ -25,6 +26,9 @@ TRAIN_OPTIONS = (
     "lr",
     "seed",
     "train_images",
+    "distill",
+    "sample_gap",
+    "calib_batches",
     "supernet",
     "workers",
     "drop_path",
@@ -77,6 +81,26 @@ class TrainCommand(Command):
             default=None,
             metavar="N",
             help="train on a class-balanced subset of N training images, the same for every run (default: all)",
+        )
+        p.add_argument(
+            "--distill",
+            choices=DISTILL_LOSSES,
+            default=None,
+            help="supernet in-place distillation loss: kl, or alpha (AlphaNet's adaptive alpha-divergence) (default: kl)",
+        )
+        p.add_argument(
+            "--sample-gap",
+            type=float,
+            default=None,
+            metavar="RATIO",
+            help="bound the MACs ratio between consecutive random subnets of the supernet (e.g. 2; default: none)",
+        )
+        p.add_argument(
+            "--calib-batches",
+            type=int,
+            default=None,
+            metavar="N",
+            help=f"batches recalibrating BatchNorm before each subnet's validation (default: {DEFAULTS.calib_batches})",
         )
         p.add_argument("--seed", type=int, default=None, help=f"random seed (default: {DEFAULTS.seed}); same seed, same weights")
         p.add_argument(

@@ -11,6 +11,7 @@ import search_spaces
 
 from ..errors import BadInput
 from ..resume import resumed_settings
+from .distill import DISTILL_LOSSES
 from .precision import PRECISIONS
 
 #: Defaults for small data sets, chosen so one epoch of Fashion-MNIST takes minutes on two CPU cores.
@@ -19,7 +20,16 @@ DATA_DEFAULTS = {
     "synthetic": {"space": "efficientformerv2-tiny", "resolution": 32},
 }
 #: Settings a resumed run may change; any other must equal the checkpoint's.
-RESUME_MAY_CHANGE = ("epochs", "max_steps", "save_every", "validate_every", "workers", "accelerator", "precision")
+RESUME_MAY_CHANGE = (
+    "epochs",
+    "max_steps",
+    "save_every",
+    "validate_every",
+    "calib_batches",
+    "workers",
+    "accelerator",
+    "precision",
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +52,8 @@ class TrainSettings:
     seed: int = 0
     train_images: int | None = None  # train on a class-balanced subset of this many images (Data.subset)
     random_subnets: int = 2
+    distill: str = "kl"  # in-place distillation loss: kl or alpha (AlphaNet's adaptive alpha-divergence)
+    sample_gap: float | None = None  # MACs ratio bound between consecutive random subnets (ElasticViT)
     arch: dict[str, Any] | None = None  # a single-architecture run: the architecture's dict
     supernet: str | None = None  # start from this trained supernet's weights
     save_every: int = 200
@@ -67,6 +79,12 @@ class TrainSettings:
             isinstance(self.train_images, bool) or not isinstance(self.train_images, int) or self.train_images < 1
         ):
             raise BadInput(f"--train-images {self.train_images}: expected an integer >= 1")
+        if self.distill not in DISTILL_LOSSES:
+            raise BadInput(f"--distill {self.distill}: expected one of {', '.join(DISTILL_LOSSES)}")
+        if self.sample_gap is not None and (
+            isinstance(self.sample_gap, bool) or not isinstance(self.sample_gap, (int, float)) or not self.sample_gap > 1
+        ):
+            raise BadInput(f"--sample-gap {self.sample_gap}: expected a MACs ratio > 1 (e.g. 2)")
         if self.precision not in PRECISIONS:
             raise BadInput(f"--precision {self.precision}: expected one of {', '.join(PRECISIONS)}")
         if self.max_steps is not None and self.max_steps < 0:

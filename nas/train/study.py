@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from search_spaces.files import atomic_write_text, read_text
 from search_spaces.provenance import versions
 
 from ..errors import BadInput
+from ..estimate.supernet import SupernetEstimator
 from .checkpoint import load_checkpoint
 from .trainer import train
 
@@ -120,35 +122,51 @@ class TrainedResult:
         )
 
 
-class GroundTruth:
-    """The results file of a study (JSON lines, one finished training each), read once and appended to."""
+class _JsonLines:
+    """Records kept as a JSON-lines file, one per key: read once (BadInput naming file:line on a damaged
+    line), and rewritten atomically on every add, so an interruption leaves the old file whole."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, parse: Callable[[dict[str, Any]], Any], what: str):
         self.path = Path(path)
-        self.results: dict[tuple[str, str, int], TrainedResult] = {}
+        self.results: dict[Any, Any] = {}
         if self.path.exists():
             for number, line in enumerate(read_text(self.path, "results file", BadInput).splitlines(), 1):
                 if not line.strip():
                     continue
                 try:
-                    result = TrainedResult.from_dict(json.loads(line))
-                except (ValueError, KeyError, TypeError) as exc:
-                    raise BadInput(f"{self.path}:{number}: not a training result ({exc})") from None
-                self.results[result.key] = result
+                    record = parse(json.loads(line))
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    raise BadInput(f"{self.path}:{number}: not {what} ({exc})") from None
+                self.results[record.key] = record
 
-    def get(self, arch: Arch, recipe: str, seed: int) -> TrainedResult | None:
-        return self.results.get((arch.id, recipe, int(seed)))
-
-    def add(self, result: TrainedResult) -> None:
-        """Record `result` and rewrite the file atomically (an interruption leaves the old file whole)."""
-        self.results[result.key] = result
+    def add(self, record: Any) -> None:
+        """Record `record` (replacing one of the same key) and rewrite the file atomically."""
+        self.results[record.key] = record
         lines = [json.dumps(r.to_dict(), sort_keys=True) for r in self.results.values()]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.path, "\n".join(lines) + "\n")
 
+
+class GroundTruth(_JsonLines):
+    """The results file of a study (JSON lines, one finished training each), read once and appended to."""
+
+    def __init__(self, path: str | Path):
+        super().__init__(path, TrainedResult.from_dict, "a training result")
+
+    def get(self, arch: Arch, recipe: str, seed: int) -> TrainedResult | None:
+        return self.results.get((arch.id, recipe, int(seed)))
+
     def top1(self, archs: Sequence[Arch], recipe: str, seed: int) -> list[float | None]:
         """Each architecture's top-1 under (recipe, seed), None where it is not trained yet."""
         return [None if (r := self.get(a, recipe, seed)) is None else r.top1 for a in archs]
+
+    def complete(self, archs: Sequence[Arch], recipe: str, seeds: Sequence[int]) -> tuple[list[Arch], np.ndarray]:
+        """The architectures of `archs` trained with every one of `seeds`, and their top-1 as an array
+        of one row per seed (the truth the estimators are ranked against is its mean over rows)."""
+        columns = {s: self.top1(archs, recipe, s) for s in seeds}
+        keep = [i for i in range(len(archs)) if all(columns[s][i] is not None for s in seeds)]
+        per_seed = np.array([[columns[s][i] for i in keep] for s in seeds], dtype=float).reshape(len(seeds), len(keep))
+        return [archs[i] for i in keep], per_seed
 
 
 #: The recipes studied (see docs/accuracy-study.md for the pilot that chose among them).
@@ -270,8 +288,163 @@ def grow(
     return done
 
 
+# ---- supernets ranked on the study ---------------------------------------------------------------
+@dataclass(frozen=True)
+class SupernetRecipe:
+    """How a supernet of a study's space is trained on the study's data: the levers that may make its
+    subnets' accuracies rank like the trained truth (schedule length, distillation loss, bounded
+    sampling). Data, resolution, batch, learning rate and regularisation are the study recipe's."""
+
+    name: str
+    epochs: int = 8
+    distill: str = "kl"
+    sample_gap: float | None = None
+    random_subnets: int = 2
+
+    def settings(self, recipe: Recipe, seed: int) -> dict[str, Any]:
+        """The settings of nas.train.train for this supernet under the study `recipe` with `seed`."""
+        return {
+            **{k: getattr(recipe, k) for k in _RECIPE_SETTINGS},
+            "space": recipe.space,
+            "epochs": self.epochs,
+            "distill": self.distill,
+            "sample_gap": self.sample_gap,
+            "random_subnets": self.random_subnets,
+            "seed": int(seed),
+            "validate_every": self.epochs,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+#: The supernet recipes tried on the study (docs/accuracy-study.md): a baseline and one lever each.
+SUPERNET_RECIPES: dict[str, SupernetRecipe] = {
+    r.name: r
+    for r in (
+        SupernetRecipe("kl-e8"),
+        SupernetRecipe("alpha-e8", distill="alpha"),
+        SupernetRecipe("kl-gap2-e8", sample_gap=2.0),
+        SupernetRecipe("kl-e24", epochs=24),
+    )
+}
+
+
+@dataclass(frozen=True)
+class SupernetScores:
+    """A trained supernet's estimates of the study's architectures (BatchNorm recalibrated on
+    `calib_batches` batches), grown as the study grows, with what training and scoring cost."""
+
+    recipe: str
+    supernet: str
+    seed: int
+    calib_batches: int
+    top1: dict[str, float]  # architecture id -> the supernet's top-1 of it
+    train_seconds: float
+    eval_seconds: float  # summed over the architectures scored
+    host: str = ""
+    versions: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str, int, int]:
+        return (self.recipe, self.supernet, self.seed, self.calib_batches)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **dataclasses.asdict(self),
+            "top1": {k: round(v, 4) for k, v in self.top1.items()},
+            "train_seconds": round(self.train_seconds, 1),
+            "eval_seconds": round(self.eval_seconds, 1),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SupernetScores:
+        return cls(
+            recipe=str(data["recipe"]),
+            supernet=str(data["supernet"]),
+            seed=int(data["seed"]),
+            calib_batches=int(data["calib_batches"]),
+            top1={str(k): float(v) for k, v in data["top1"].items()},
+            train_seconds=float(data["train_seconds"]),
+            eval_seconds=float(data["eval_seconds"]),
+            host=str(data.get("host", "")),
+            versions=dict(data.get("versions", {})),
+        )
+
+
+class SupernetStudy(_JsonLines):
+    """The file of every supernet's scores of the study's architectures (JSON lines)."""
+
+    def __init__(self, path: str | Path):
+        super().__init__(path, SupernetScores.from_dict, "supernet scores")
+
+    def get(self, recipe: str, supernet_name: str, seed: int, calib_batches: int) -> SupernetScores | None:
+        return self.results.get((recipe, supernet_name, int(seed), int(calib_batches)))
+
+
+def train_supernet(
+    recipe: Recipe,
+    lever: SupernetRecipe,
+    seed: int,
+    checkpoints: str | Path,
+    log: Callable[[str], None] | None = None,
+) -> tuple[Path, float]:
+    """Train (or finish training) the supernet `lever` on the study `recipe`: its checkpoint and its
+    training seconds (validation excluded, resumed parts included)."""
+    path = Path(checkpoints) / recipe.name / "supernets" / f"{lever.name}-seed{seed}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ckpt = load_checkpoint(path) if path.exists() else None
+    if ckpt is None or not ckpt.state["complete"]:
+        train(lever.settings(recipe, seed), path, resume=ckpt is not None, log=log)
+        ckpt = load_checkpoint(path)
+    return path, sum(epoch["seconds"] for epoch in ckpt.state["history"])
+
+
+def score_supernet(
+    study: SupernetStudy,
+    recipe: Recipe,
+    lever: SupernetRecipe,
+    seed: int,
+    archs: Sequence[Arch],
+    calib_batches: int,
+    checkpoints: str | Path,
+    log: Callable[[str], None] | None = None,
+) -> SupernetScores:
+    """The supernet `lever`'s estimates of `archs` with `calib_batches` recalibration batches, training
+    it first if needed and scoring only the architectures `study` does not hold yet; recorded in `study`."""
+    path, train_seconds = train_supernet(recipe, lever, seed, checkpoints, log)
+    known = study.get(recipe.name, lever.name, seed, calib_batches)
+    top1, spent = dict(known.top1) if known else {}, known.eval_seconds if known else 0.0
+    todo = [a for a in archs if a.id not in top1]
+    if todo:
+        estimator = SupernetEstimator(path, todo[0].search_space, seed=seed, calib_batches=calib_batches)
+        start = time.perf_counter()
+        top1.update({a.id: v for a, v in zip(todo, estimator.estimate(todo))})
+        spent += time.perf_counter() - start
+    scores = SupernetScores(
+        recipe=recipe.name,
+        supernet=lever.name,
+        seed=int(seed),
+        calib_batches=int(calib_batches),
+        top1=top1,
+        train_seconds=train_seconds,
+        eval_seconds=spent,
+        host=host_description(),
+        versions=versions("torch"),
+    )
+    if todo or known is None:
+        study.add(scores)
+    return scores
+
+
 __all__ = [
     "study_archs",
+    "SupernetRecipe",
+    "SUPERNET_RECIPES",
+    "SupernetScores",
+    "SupernetStudy",
+    "train_supernet",
+    "score_supernet",
     "STUDY_MAX_MACS",
     "grow",
     "RECIPES",

@@ -3,8 +3,10 @@
 **Supernet step.** Each step runs the largest subnet, the smallest and ``random_subnets`` (2) random
 ones on the same batch, accumulates their gradients and takes one optimizer step (the sandwich rule).
 The largest learns from the labels (cross-entropy with label smoothing); the others learn from the
-largest's predicted distribution, detached (KL divergence): in-place distillation. The random subnets
-of a step are drawn from (seed, step), so every process of a distributed run draws the same ones.
+largest's predicted distribution, detached: in-place distillation, by KL divergence or (``--distill
+alpha``) AlphaNet's adaptive alpha-divergence (``nas.train.distill``). The random subnets of a step are
+drawn from (seed, step), so every process of a distributed run draws the same ones; ``--sample-gap``
+bounds the MACs ratio between consecutive random subnets (the last one's MACs is in the checkpoint).
 Subnets of a space with several resolutions see the batch resized to their own. Each subnet runs as
 a view of the supernet (``SuperNet.view``), so the step leaves no subnet "active".
 
@@ -55,6 +57,7 @@ from .checkpoint import (
     space_of,
 )
 from .data import Loader, load_data, seed_of
+from .distill import distill_loss, sample_bounded
 from .distributed import Processes
 from .evaluation import evaluate, evaluate_subnet, logits_of, resize
 from .precision import autocast, grad_scaler
@@ -95,6 +98,7 @@ class Trainer:
         self.step = self.epoch = self.batch = 0
         self.history: list[dict[str, Any]] = []
         self.epoch_loss = [0.0, 0]
+        self.previous_macs: float | None = None  # the last random subnet's, for --sample-gap
         if state is not None:
             self._restore(state)
         self._saved_at: int | None = self.step if state is not None else None
@@ -158,13 +162,16 @@ class Trainer:
 
     # -- one step
     def archs(self, step: int) -> list[Arch]:
-        """The subnets of a step: the architecture alone, or largest, smallest and random ones (from (seed, step))."""
+        """The subnets of a step: the architecture alone, or largest, smallest and random ones (from
+        (seed, step) and, under --sample-gap, the MACs of the random subnet before them)."""
         if self.arch is not None:
             return [self.arch]
         rng = random.Random(seed_of(self.settings.seed, 2, step))
-        return [self.space.largest(), self.space.smallest()] + [
-            self.space.sample(rng) for _ in range(self.settings.random_subnets)
-        ]
+        out, previous = [self.space.largest(), self.space.smallest()], self.previous_macs
+        for _ in range(self.settings.random_subnets):
+            out.append(sample_bounded(self.space, rng, previous, self.settings.sample_gap, _macs))
+            previous = _macs(out[-1])
+        return out
 
     def _forward(self, arch: Arch, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         x = resize(x, arch.resolution)
@@ -177,7 +184,10 @@ class Trainer:
         s = self.settings
         self.optimizer.zero_grad(set_to_none=True)
         teacher, first = None, 0.0
-        for arch in self.archs(self.step):
+        archs = self.archs(self.step)
+        if s.sample_gap and self.arch is None and s.random_subnets:
+            self.previous_macs = _macs(archs[-1])
+        for arch in archs:
             with autocast(s.precision, self.procs.device):
                 heads = self._forward(arch, x)
             heads = tuple(h.float() for h in (heads if isinstance(heads, tuple) else (heads,)))  # losses in fp32
@@ -186,7 +196,7 @@ class Trainer:
                 teacher = F.softmax(logits_of(heads), dim=1).detach()
                 first = loss.item()
             else:  # in-place distillation from the largest subnet
-                loss = sum(F.kl_div(F.log_softmax(h, dim=1), teacher, reduction="batchmean") for h in heads) / len(heads)
+                loss = distill_loss(s.distill, heads, teacher)
             (self.scaler.scale(loss) if self.scaler else loss).backward()
         if self.scaler:
             self.scaler.unscale_(self.optimizer)  # true gradients for the all-reduce and the clip
@@ -233,6 +243,7 @@ class Trainer:
             "batch": self.batch,
             "complete": self.done,
             "epoch_loss": list(self.epoch_loss),
+            "previous_macs": self.previous_macs,
             "rng": rng_state(),
             "settings": plain_data(self.settings.to_dict()),
             "data": plain_data(self.data.describe()),
@@ -246,6 +257,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
         self.history, self.epoch_loss = list(state["history"]), list(state["epoch_loss"])
+        self.previous_macs = state.get("previous_macs")  # absent in checkpoints written before --sample-gap
         set_rng_state(state["rng"])
 
     def save(self) -> None:
@@ -334,6 +346,10 @@ class Trainer:
             "val_top1": last,
             "history": self.history,
         }
+
+
+def _macs(arch: Arch) -> float:
+    return float(supernet.count(arch).macs)
 
 
 def _param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:

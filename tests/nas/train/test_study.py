@@ -106,3 +106,26 @@ def test_the_committed_study_resumes_without_retraining(monkeypatch):
     monkeypatch.setattr(study, "train_one", refuse)
     monkeypatch.setattr(GroundTruth, "add", refuse)  # and the committed file is not rewritten
     assert grow(truth, archs, recipe, [0, 1], "unused") == []
+
+
+def test_supernet_scores_grow_with_the_study_and_train_once(tmp_path, monkeypatch):
+    space = RECIPE.study_space(num_classes=4)
+    archs = spread_archs(space, 3, pool=20)
+    lever = study.SupernetRecipe("test-alpha", epochs=1, distill="alpha", sample_gap=2.0)
+    records = study.SupernetStudy(tmp_path / "supernets.jsonl")
+    first = study.score_supernet(records, RECIPE, lever, 0, archs[:2], 2, tmp_path / "ckpt")
+    assert set(first.top1) == {a.id for a in archs[:2]} and all(0 <= v <= 100 for v in first.top1.values())
+    assert first.train_seconds > 0 and first.eval_seconds > 0
+    state = json.loads((tmp_path / "supernets.jsonl").read_text())
+    assert (state["supernet"], state["calib_batches"], state["recipe"]) == ("test-alpha", 2, RECIPE.name)
+
+    # a new process: the supernet is not retrained and only the new architecture is scored
+    monkeypatch.setattr(study, "train", lambda *a, **k: pytest.fail("retrained"))
+    scored = []
+    real = study.SupernetEstimator.estimate
+    monkeypatch.setattr(study.SupernetEstimator, "estimate", lambda self, a: scored.extend(x.id for x in a) or real(self, a))
+    again = study.score_supernet(study.SupernetStudy(tmp_path / "supernets.jsonl"), RECIPE, lever, 0, archs, 2, tmp_path / "ckpt")
+    assert scored == [archs[2].id] and {k: again.top1[k] for k in first.top1} == pytest.approx(first.top1, abs=1e-4)
+    assert len((tmp_path / "supernets.jsonl").read_text().splitlines()) == 1
+    ckpt = study.load_checkpoint(tmp_path / "ckpt" / RECIPE.name / "supernets" / "test-alpha-seed0.pt")
+    assert ckpt.kind == "supernet" and ckpt.settings.distill == "alpha" and ckpt.settings.sample_gap == 2.0

@@ -1,0 +1,95 @@
+"""Supernets trained on the accuracy study's space and data, ranked against its trained ground truth.
+
+    python bench/supernet_study.py train --supernets kl-e8 alpha-e8 --calib 8 64
+    python bench/supernet_study.py status
+
+``train`` trains each named supernet recipe (``nas.train.study.SUPERNET_RECIPES``: the baseline and one
+lever each, e.g. alpha-divergence distillation or bounded sampling) on the study recipe's data, with
+checkpoints under ``runs/accuracy-study/`` (an interrupted training resumes), then scores the study's
+architectures with BatchNorm recalibrated on each ``--calib`` number of batches, scoring only those
+not held yet. Scores go to ``bench/results/accuracy_study/supernets.jsonl`` (commit it). ``status``
+prints, for every supernet and calibration, the rank agreement with the truth (the mean top-1 over
+the study's seeds, on the architectures both hold) beside the seed-to-seed ceiling, and the cost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from nas.estimate.ranking import rank_agreement
+from nas.train.study import RECIPES, SUPERNET_RECIPES, GroundTruth, SupernetStudy, score_supernet, study_archs
+
+RESULTS = Path(__file__).parent / "results" / "accuracy_study"
+CHECKPOINTS = Path("runs/accuracy-study")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    recipe = RECIPES[args.recipe]
+    archs = study_archs(recipe, args.archs)
+    study = SupernetStudy(args.results)
+    for name in args.supernets:
+        for calib in args.calib:
+            print(f"supernet {name} (calibration {calib} batches) on {len(archs)} architectures of {recipe.name}", flush=True)
+            scores = score_supernet(study, recipe, SUPERNET_RECIPES[name], args.seed, archs, calib, args.checkpoints, log=print)
+            print(f"  trained {scores.train_seconds / 3600:.2f} h, scored {len(scores.top1)} architectures", flush=True)
+    cmd_status(args)
+
+
+def cmd_status(args: argparse.Namespace) -> None:
+    recipe = RECIPES[args.recipe]
+    archs, per_seed = GroundTruth(args.truth).complete(study_archs(recipe, args.archs), recipe.name, args.seeds)
+    truth = dict(zip((a.id for a in archs), per_seed.mean(axis=0)))
+    print(f"\nrecipe {recipe.name}: truth on {len(truth)} architectures (mean top-1 of seeds {args.seeds})")
+    print(
+        f"{'supernet':14s}{'calib':>6s}{'archs':>6s}{'Kendall tau [95% CI]':>24s}{'p':>8s}{'Spearman':>9s}"
+        f"{'top-25%':>8s}{'est. range %':>14s}{'train h':>8s}{'s/arch':>7s}"
+    )
+    if len(truth) >= 4 and len(args.seeds) >= 2:
+        ceiling = rank_agreement(per_seed[1], per_seed[0], seed=0)
+        print(
+            f"{'ceiling':14s}{'':>6s}{len(truth):>6d}{ceiling.kendall_tau:>8.3f} [{ceiling.kendall_low:>5.2f}, "
+            f"{ceiling.kendall_high:>5.2f}]{ceiling.kendall_p:>8.3f}{ceiling.spearman:>9.3f}{ceiling.top_recall:>8.2f}"
+        )
+    for scores in SupernetStudy(args.results).results.values():
+        if scores.recipe != recipe.name:
+            continue
+        ids = [i for i in truth if i in scores.top1]
+        if len(ids) < 4:
+            print(f"{scores.supernet:14s}{scores.calib_batches:>6d}{len(ids):>6d}  too few architectures in the truth")
+            continue
+        estimate = np.array([scores.top1[i] for i in ids])
+        r = rank_agreement(estimate, np.array([truth[i] for i in ids]), seed=0)
+        print(
+            f"{scores.supernet:14s}{scores.calib_batches:>6d}{len(ids):>6d}{r.kendall_tau:>8.3f} [{r.kendall_low:>5.2f}, "
+            f"{r.kendall_high:>5.2f}]{r.kendall_p:>8.3f}{r.spearman:>9.3f}{r.top_recall:>8.2f}"
+            f"{f'{estimate.min():.1f}-{estimate.max():.1f}':>14s}{scores.train_seconds / 3600:>8.2f}"
+            f"{scores.eval_seconds / len(scores.top1):>7.1f}"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, func in (("train", cmd_train), ("status", cmd_status)):
+        p = sub.add_parser(name)
+        p.add_argument("--recipe", default="fm5k-e8-64", choices=sorted(RECIPES))
+        p.add_argument("--archs", type=int, default=24, help="the study's first N architectures (default: 24)")
+        p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="the truth's seeds (default: 0 1)")
+        p.add_argument("--truth", default=str(RESULTS / "truth.jsonl"))
+        p.add_argument("--results", default=str(RESULTS / "supernets.jsonl"))
+        if name == "train":
+            p.add_argument("--supernets", nargs="+", default=["kl-e8"], choices=sorted(SUPERNET_RECIPES))
+            p.add_argument("--calib", type=int, nargs="+", default=[8, 64], help="BatchNorm recalibration batches")
+            p.add_argument("--seed", type=int, default=0, help="the supernet's training seed")
+            p.add_argument("--checkpoints", default=str(CHECKPOINTS))
+        p.set_defaults(func=func)
+    args = parser.parse_args(argv)
+    args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
