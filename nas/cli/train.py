@@ -9,6 +9,7 @@ from search_spaces import DEFAULT_SPACE
 
 from ..search.refs import resolve_arch
 from ..train import train
+from ..train.acceleration import MEMORY_FORMATS
 from ..train.data import SOURCES
 from ..train.distill import DISTILL_LOSSES
 from ..train.precision import PRECISIONS
@@ -35,6 +36,8 @@ TRAIN_OPTIONS = (
     "save_every",
     "accelerator",
     "precision",
+    "memory_format",
+    "compile_eval",
 )
 DEFAULTS = TrainSettings()
 
@@ -132,6 +135,18 @@ class TrainCommand(Command):
             choices=PRECISIONS,
             default=None,
             help="fp32, or bf16 / fp16 autocast (fp16 with a gradient scaler; for GPUs) (default: fp32)",
+        )
+        p.add_argument(
+            "--memory-format",
+            choices=MEMORY_FORMATS,
+            default=None,
+            help="layout of weights and batches (default: channels-last on CUDA, contiguous on CPU)",
+        )
+        p.add_argument(
+            "--compile-eval",
+            action="store_true",
+            default=None,
+            help="torch.compile each subnet before validating it (pays on large validation sets)",
         )
         p.add_argument(
             "--accelerator", choices=("cpu", "cuda"), default=None, help="where to train (default: cuda when available)"

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from search_spaces.errors import first_line
 
 from ..errors import BadInput
+from .acceleration import pinned
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_HINT = "apt-get install dataset-fashion-mnist"
@@ -345,7 +346,8 @@ class Loader:
     `batch_size` is cut into `world` equal shards and this rank gets shard `rank`; crops and flips are
     drawn per global batch from (seed, epoch, batch), so the images of a step do not depend on the number
     of processes. `start` skips the first batches (a resumed epoch). Image files are decoded by `workers`
-    DataLoader processes (0: in this process).
+    DataLoader processes (0: in this process), or by `decoder`'s, which outlive the epoch. `pin_memory`
+    puts batches in page-locked memory where CUDA can use it (nas.train.acceleration).
     """
 
     def __init__(
@@ -364,6 +366,8 @@ class Loader:
         start: int = 0,
         limit: int | None = None,
         workers: int = 0,
+        decoder: FileDecoder | None = None,
+        pin_memory: bool = False,
     ):
         if batch_size % world:
             raise BadInput(f"--batch-size {batch_size} is not a multiple of the {world} processes")
@@ -371,6 +375,7 @@ class Loader:
         self.resolution, self.batch_size, self.train = resolution, batch_size, train
         self.augment = train if augment is None else augment
         self.seed, self.epoch, self.rank, self.world, self.start, self.workers = seed, epoch, rank, world, start, workers
+        self.decoder, self.pin_memory = decoder, pin_memory
         n = len(self.split) if limit is None else min(limit, len(self.split))
         if train:
             order = torch.randperm(len(self.split), generator=torch.Generator().manual_seed(seed_of(seed, 0, epoch)))[:n]
@@ -394,13 +399,15 @@ class Loader:
             raw = ((self.split.images[idx], self.split.labels[idx]) for idx in indices)
         else:
             side = self.resolution
-            raw = _decoded(self.split, self.resolution, [self._shard(b) for b in self.batches[self.start :]], self.workers)
+            decoder = self.decoder or FileDecoder(self.split, self.resolution, self.workers, pin_memory=self.pin_memory)
+            raw = decoder.decode([self._shard(b) for b in self.batches[self.start :]])
         for i, (images, labels) in enumerate(_one_line_errors(raw), self.start):
             crops = None
             if self.augment:
                 generator = torch.Generator().manual_seed(seed_of(self.seed, 1, self.epoch, i))
                 crops = tuple(self._shard(t) for t in draw_crops(len(self.batches[i]), side, generator))
-            yield prepare(images, self.data, self.resolution, crops), labels
+            x = prepare(images, self.data, self.resolution, crops)
+            yield (pinned(x), pinned(labels)) if self.pin_memory else (x, labels)
 
 
 def _one_line_errors(batches: Iterable[Any]) -> Iterator[Any]:
@@ -419,11 +426,41 @@ def _one_line_errors(batches: Iterable[Any]) -> Iterator[Any]:
         yield batch
 
 
-def _decoded(split: Split, resolution: int, batches: list[torch.Tensor], workers: int):
-    dataset = _Files(split, resolution)
-    return torch.utils.data.DataLoader(
-        dataset, batch_sampler=[b.tolist() for b in batches], num_workers=workers, collate_fn=_stack
-    )
+class FileDecoder:
+    """A split's image files decoded by `workers` DataLoader processes that persist from one epoch to the
+    next (``persistent_workers``: otherwise every epoch starts them afresh); each :meth:`decode` call
+    hands them that epoch's batches of indices. Decoded uint8 batches come back in page-locked memory
+    when `pin_memory` (and CUDA is there to use it)."""
+
+    def __init__(self, split: Split, resolution: int, workers: int, *, pin_memory: bool = False):
+        self.split, self.resolution, self.workers = split, resolution, workers
+        self._batches = _BatchList()
+        self._loader = torch.utils.data.DataLoader(
+            _Files(split, resolution),
+            batch_sampler=self._batches,
+            num_workers=workers,
+            collate_fn=_stack,
+            persistent_workers=workers > 0,
+            pin_memory=pin_memory and torch.cuda.is_available(),
+        )
+
+    def decode(self, batches: Sequence[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The decoded (images, labels) of `batches` (index tensors), in order."""
+        self._batches.batches = [b.tolist() for b in batches]
+        return iter(self._loader)
+
+
+class _BatchList:
+    """A batch sampler whose batches are replaced before each epoch (a DataLoader keeps its sampler)."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(list(self.batches))
+
+    def __len__(self) -> int:
+        return len(self.batches)
 
 
 class _Files(torch.utils.data.Dataset):

@@ -17,6 +17,7 @@ import supernet
 from search_spaces import Arch
 
 from ..errors import BadInput
+from .acceleration import compiled, to_device
 from .data import Data, Loader, seed_of
 from .precision import autocast
 
@@ -36,9 +37,15 @@ def resize(x: torch.Tensor, resolution: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor]], *, precision: str = "fp32") -> float:
+def evaluate(
+    model: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    precision: str = "fp32",
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> float:
     """Top-1 accuracy in percent of `model` (eval mode; two heads averaged) over (inputs, labels) batches,
-    under `precision`'s autocast (as it trains)."""
+    under `precision`'s autocast (as it trains), the inputs in `memory_format`."""
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -46,7 +53,7 @@ def evaluate(model: nn.Module, loader: Iterable[tuple[torch.Tensor, torch.Tensor
     try:
         for x, y in loader:
             with autocast(precision, device):
-                out = model(x.to(device))
+                out = model(to_device(x, device, memory_format))
             pred = logits_of(out).float().argmax(dim=1).cpu()
             correct += int((pred == y).sum())
             total += len(y)
@@ -67,15 +74,20 @@ def evaluate_subnet(
     limit: int | None = None,
     seed: int = 0,
     precision: str = "fp32",
+    memory_format: torch.memory_format = torch.contiguous_format,
+    compile: bool = False,
 ) -> float:
     """Top-1 (%) on the validation split of `arch` with the supernet's weights: the subnet is extracted,
     its BatchNorm statistics re-estimated on `calib_batches` training batches (un-augmented, a fixed
-    seeded draw), then it is evaluated on the first `limit` validation images (all by default)."""
-    model = net.extract(arch)
-    with autocast(precision, next(model.parameters()).device):  # the statistics of the activations it runs on
-        supernet.recalibrate_bn(model, calibration_batches(data, arch.resolution, batch_size, calib_batches, seed))
+    seeded draw), then it is evaluated on the first `limit` validation images (all by default), under
+    `precision`, in `memory_format`, compiled first when `compile` (nas.train.acceleration)."""
+    model = net.extract(arch).to(memory_format=memory_format)
+    device = next(model.parameters()).device
+    calibration = calibration_batches(data, arch.resolution, batch_size, calib_batches, seed)
+    with autocast(precision, device):  # the statistics of the activations it runs on
+        supernet.recalibrate_bn(model, ((to_device(x, device, memory_format), y) for x, y in calibration))
     val = Loader(data, "val", resolution=arch.resolution, batch_size=batch_size, train=False, limit=limit)
-    return evaluate(model, val, precision=precision)
+    return evaluate(compiled(model) if compile else model, val, precision=precision, memory_format=memory_format)
 
 
 def calibration_batches(data: Data, resolution: int, batch_size: int = 256, batches: int = 8, seed: int = 0) -> Loader:

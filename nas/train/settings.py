@@ -11,6 +11,7 @@ import search_spaces
 
 from ..errors import BadInput
 from ..resume import resumed_settings
+from .acceleration import MEMORY_FORMATS
 from .distill import DISTILL_LOSSES
 from .precision import PRECISIONS
 
@@ -29,6 +30,8 @@ RESUME_MAY_CHANGE = (
     "workers",
     "accelerator",
     "precision",
+    "memory_format",
+    "compile_eval",
 )
 
 
@@ -62,6 +65,8 @@ class TrainSettings:
     workers: int | None = None
     accelerator: str | None = None  # cpu or cuda (None: cuda when available)
     precision: str = "fp32"  # fp32, bf16 or fp16 autocast (nas.train.precision)
+    memory_format: str | None = None  # channels-last or contiguous (None: channels-last on CUDA; nas.train.acceleration)
+    compile_eval: bool = False  # torch.compile each validated subnet
 
     def __post_init__(self) -> None:
         for key, low in (
@@ -85,6 +90,8 @@ class TrainSettings:
             isinstance(self.sample_gap, bool) or not isinstance(self.sample_gap, (int, float)) or not self.sample_gap > 1
         ):
             raise BadInput(f"--sample-gap {self.sample_gap}: expected a MACs ratio > 1 (e.g. 2)")
+        if self.memory_format is not None and self.memory_format not in MEMORY_FORMATS:
+            raise BadInput(f"--memory-format {self.memory_format}: expected one of {', '.join(MEMORY_FORMATS)}")
         if self.precision not in PRECISIONS:
             raise BadInput(f"--precision {self.precision}: expected one of {', '.join(PRECISIONS)}")
         if self.max_steps is not None and self.max_steps < 0:

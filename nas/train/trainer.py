@@ -44,6 +44,7 @@ from supernet.runtime import torch_settings
 
 from ..errors import BadInput
 from ..progress import ProgressCallback
+from .acceleration import compiled, memory_format, to_device
 from .checkpoint import (
     FORMAT,
     VERSION,
@@ -56,7 +57,7 @@ from .checkpoint import (
     space_info,
     space_of,
 )
-from .data import Loader, load_data, seed_of
+from .data import FileDecoder, Loader, load_data, seed_of
 from .distill import distill_loss, sample_bounded
 from .distributed import Processes
 from .evaluation import evaluate, evaluate_subnet, logits_of, resize
@@ -82,10 +83,12 @@ class Trainer:
         if init_state is not None:
             self.model.load_state_dict(init_state)
         self.model.set_drop_path(s.drop_path)
-        self.model.to(procs.device).train()
+        self.memory_format = memory_format(s.memory_format, procs.device)
+        self.model.to(procs.device, memory_format=self.memory_format).train()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         procs.broadcast(self.params)
         self.resolution = max(self.space.resolutions)
+        self._decoder: FileDecoder | None = None
         self.steps_per_epoch = len(self._loader(0, 0))
         if not self.steps_per_epoch:
             raise BadInput(
@@ -139,6 +142,9 @@ class Trainer:
     def _loader(self, epoch: int, start: int) -> Loader:
         s = self.settings
         workers = s.workers if s.workers is not None else (0 if self.data.train.images is not None else 1)
+        pin = self.procs.device.type == "cuda"
+        if self.data.train.images is None and self._decoder is None:  # image files: workers kept for every epoch
+            self._decoder = FileDecoder(self.data.train, self.resolution, workers, pin_memory=pin)
         return Loader(
             self.data,
             "train",
@@ -151,6 +157,8 @@ class Trainer:
             world=self.procs.world,
             start=start,
             workers=workers,
+            decoder=self._decoder,
+            pin_memory=pin,
         )
 
     def _lr_factor(self, step: int) -> float:
@@ -220,10 +228,20 @@ class Trainer:
         s = self.settings
         if self.arch is not None:
             val = Loader(self.data, "val", resolution=self.arch.resolution, batch_size=256, train=False)
-            return {"top1": evaluate(self.model, val, precision=s.precision)}
+            model = compiled(self.model) if s.compile_eval else self.model
+            return {"top1": evaluate(model, val, precision=s.precision, memory_format=self.memory_format)}
         net = self.model
         return {
-            name: evaluate_subnet(net, arch, self.data, calib_batches=s.calib_batches, seed=s.seed, precision=s.precision)
+            name: evaluate_subnet(
+                net,
+                arch,
+                self.data,
+                calib_batches=s.calib_batches,
+                seed=s.seed,
+                precision=s.precision,
+                memory_format=self.memory_format,
+                compile=s.compile_eval,
+            )
             for name, arch in (("largest", self.space.largest()), ("smallest", self.space.smallest()))
         }
 
@@ -284,7 +302,8 @@ class Trainer:
         while not self.done and self.step < max_steps:
             tick = time.perf_counter()
             for x, y in self._loader(self.epoch, self.batch):
-                loss = self.train_step(x.to(self.procs.device), y.to(self.procs.device))
+                device = self.procs.device
+                loss = self.train_step(to_device(x, device, self.memory_format), to_device(y, device))
                 self.batch += 1
                 self.epoch_loss = [self.epoch_loss[0] + loss, self.epoch_loss[1] + 1]
                 images += s.batch_size

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 
 import numpy as np
 import pytest
+import torch
 
 import latency_lut
 import search_spaces
@@ -229,21 +231,39 @@ def test_cpu_backends_run_the_layer_they_time(backend, spec):
     assert timing.ms > 0 and timing.spread_ms >= 0 and timing.passes == 3
 
 
-def test_cuda_and_coreml_say_why_they_cannot_run_here():
-    import sys
-
-    import torch
-
+def _ffn_layer():
     import supernet
+
+    return supernet.build_layer(search_spaces.LayerSpec("ffn", 16, 16, 7, ratio=2))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is here: the backend runs")
+def test_cuda_says_why_it_cannot_run_here():
     from latency_lut import BackendError, make_runner
 
-    module = supernet.build_layer(search_spaces.LayerSpec("ffn", 16, 16, 7, ratio=2))
-    if not torch.cuda.is_available():
-        with pytest.raises(BackendError, match="CUDA"):
-            make_runner("cuda", module, (1, 16, 7, 7))
-    if sys.platform != "darwin":
-        with pytest.raises(BackendError, match="macOS"):
-            make_runner("coreml", module, (1, 16, 7, 7))
+    with pytest.raises(BackendError, match="CUDA"):
+        make_runner("cuda", _ffn_layer(), (1, 16, 7, 7))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_backend_times_a_layer_on_the_gpu():
+    import torch
+
+    from latency_lut import make_runner, measure_interleaved
+
+    run_once = make_runner("cuda", _ffn_layer(), (1, 16, 7, 7))
+    out = torch.as_tensor(run_once())
+    assert out.shape == (1, 16, 7, 7) and torch.isfinite(out).all()
+    timing = measure_interleaved({"layer": run_once}, passes=3, chunk_ms=5)["layer"]
+    assert 0 < timing.ms < 100 and timing.passes == 3
+
+
+@pytest.mark.skipif(sys.platform == "darwin", reason="CoreML runs on macOS")
+def test_coreml_says_why_it_cannot_run_here():
+    from latency_lut import BackendError, make_runner
+
+    with pytest.raises(BackendError, match="macOS"):
+        make_runner("coreml", _ffn_layer(), (1, 16, 7, 7))
 
 
 # ---- a table from another CPU model ------------------------------------------------------------------

@@ -12,7 +12,7 @@ import torch
 
 from nas.cli import main
 from nas.train import data as nas_data
-from nas.train.data import Loader, load_data, prepare, read_idx, synthetic_data
+from nas.train.data import FileDecoder, Loader, load_data, prepare, read_idx, synthetic_data
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -91,6 +91,21 @@ def test_image_folder_with_train_and_val(tmp_path):
     # decoding in a worker process gives the same batches
     workers = list(Loader(d, "train", resolution=32, batch_size=4, train=True, workers=1))
     assert all(torch.equal(a, b) for (a, _), (b, _) in zip(batches, workers))
+
+
+def test_file_decoder_keeps_its_workers_across_epochs_and_after_a_partial_epoch(tmp_path):
+    make_image_folder(tmp_path / "set" / "train")
+    make_image_folder(tmp_path / "set" / "val")
+    d = load_data(str(tmp_path / "set"))
+    decoder = FileDecoder(d.train, 32, workers=1)
+    epochs = [Loader(d, "train", resolution=32, batch_size=4, train=True, epoch=e, workers=1) for e in (0, 1)]
+    first = next(iter(Loader(d, "train", resolution=32, batch_size=4, train=True, epoch=0, decoder=decoder)))
+    iterator = decoder._loader._iterator  # the workers' iterator, started once
+    for epoch, fresh in enumerate(epochs):  # the partial epoch above is abandoned; the next ones are whole
+        shared = list(Loader(d, "train", resolution=32, batch_size=4, train=True, epoch=epoch, decoder=decoder))
+        assert len(shared) == 3 and all(torch.equal(a, b) for (a, _), (b, _) in zip(shared, fresh))
+        assert all(torch.equal(ya, yb) for (_, ya), (_, yb) in zip(shared, fresh))
+    assert torch.equal(first[0], list(epochs[0])[0][0]) and decoder._loader._iterator is iterator
 
 
 def test_image_folder_split_by_seed(tmp_path):
