@@ -4,7 +4,9 @@ Three ways of spending a step on the same batches, timed in interleaved rounds (
 - ``sandwich``: the supernet step of ``nas train`` (largest, smallest and two random subnets, distillation);
 - ``largest-in-supernet``: only the largest subnet, run through the supernet (weight slicing);
 - ``largest-alone``: the largest subnet as a plain extracted module (what ``nas train --arch`` trains);
-- ``sandwich-bf16``: the sandwich step under bf16 autocast (``nas train --precision bf16``).
+- ``sandwich-bf16``: the sandwich step under bf16 autocast (``nas train --precision bf16``);
+- ``sandwich-channels-last``: the sandwich step with weights and batches NHWC (``--memory-format
+  channels-last``, the default on CUDA; the other modes run contiguous).
 Also the time to prepare one batch (indexing, crop/flip, resize, normalise) in the main process, as a
 share of the sandwich step: it tells whether DataLoader worker processes would pay off.
 
@@ -43,7 +45,14 @@ def main() -> None:
     procs = Processes.start(args.device)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     base = TrainSettings.resolve(
-        {"data": args.data, "space": args.space, "resolution": args.resolution, "batch_size": args.batch_size, "epochs": 1}
+        {
+            "data": args.data,
+            "space": args.space,
+            "resolution": args.resolution,
+            "batch_size": args.batch_size,
+            "epochs": 1,
+            "memory_format": "contiguous",
+        }
     )
     out = Path(tempfile.mkdtemp()) / "unused.pt"
     sandwich = Trainer(base, out, procs)
@@ -52,6 +61,7 @@ def main() -> None:
     in_supernet.archs = lambda step: [largest]  # the same supernet step with one subnet
     alone = Trainer(dataclasses.replace(base, arch=largest.to_dict(), space=sandwich.space.base_ref), out, procs)
     bf16 = Trainer(dataclasses.replace(base, precision="bf16"), out, procs)
+    nhwc = Trainer(dataclasses.replace(base, memory_format="channels-last"), out, procs)
     loader = Loader(sandwich.data, "train", resolution=sandwich.resolution, batch_size=args.batch_size, train=True)
     batches = []
     for x, y in loader:
@@ -59,16 +69,23 @@ def main() -> None:
         if len(batches) == args.steps:
             break
 
-    modes = {"sandwich": sandwich, "largest-in-supernet": in_supernet, "largest-alone": alone, "sandwich-bf16": bf16}
-    for trainer in modes.values():  # warm-up: first calls build caches
-        trainer.train_step(*batches[0])
+    nhwc_batches = [(x.to(memory_format=torch.channels_last), y) for x, y in batches]
+    modes = {
+        "sandwich": (sandwich, batches),
+        "largest-in-supernet": (in_supernet, batches),
+        "largest-alone": (alone, batches),
+        "sandwich-bf16": (bf16, batches),
+        "sandwich-channels-last": (nhwc, nhwc_batches),
+    }
+    for trainer, mode_batches in modes.values():  # warm-up: first calls build caches
+        trainer.train_step(*mode_batches[0])
     rates: dict[str, list[float]] = {m: [] for m in modes}
     prep: list[float] = []
     for _ in range(args.rounds):
-        for name, trainer in modes.items():
+        for name, (trainer, mode_batches) in modes.items():
             sync()
             start = time.perf_counter()
-            for x, y in batches:
+            for x, y in mode_batches:
                 trainer.train_step(x, y)
             sync()
             rates[name].append(args.steps * args.batch_size / (time.perf_counter() - start))
@@ -83,13 +100,14 @@ def main() -> None:
     )
     med = {m: statistics.median(r) for m, r in rates.items()}
     for name, value in med.items():
-        print(f"  {name:<20} {value:8.1f} img/s")
+        print(f"  {name:<24} {value:8.1f} img/s")
     print(
         f"  sandwich / largest-alone = {med['sandwich'] / med['largest-alone']:.3f} "
         f"(a sandwich step costs {med['largest-alone'] / med['sandwich']:.2f} largest-alone steps)"
     )
     print(f"  sandwich / largest-in-supernet = {med['sandwich'] / med['largest-in-supernet']:.3f}")
     print(f"  sandwich-bf16 / sandwich = {med['sandwich-bf16'] / med['sandwich']:.3f}")
+    print(f"  sandwich-channels-last / sandwich = {med['sandwich-channels-last'] / med['sandwich']:.3f}")
     step_s = args.batch_size / med["sandwich"]
     print(
         f"  batch preparation {statistics.median(prep) * 1e3:.1f} ms = {100 * statistics.median(prep) / step_s:.1f}% "
