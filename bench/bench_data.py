@@ -55,7 +55,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    root = Path(tempfile.mkdtemp())
+    with tempfile.TemporaryDirectory() as tmp:
+        run(args, Path(tmp))
+
+
+def run(args: argparse.Namespace, root: Path) -> None:
     write_folder(root, args.images, tuple(args.size))
     data = load_data(str(root))
     n = len(data.train)
@@ -99,6 +103,8 @@ def main() -> None:
         print(f"  loader-w{w} / ({w} x decode) = {med[f'loader-w{w}'] / (w * med['decode']):.2f}")
     decode_share = med["prepare"] / (med["decode"] + med["prepare"])  # time per image is 1 / rate
     print(f"  decoding is {100 * decode_share:.0f}% of the per-image work, preparation {100 * (1 - decode_share):.0f}%")
+    for decoder in decoders.values():
+        decoder.close()
 
 
 if __name__ == "__main__":

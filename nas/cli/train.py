@@ -144,7 +144,7 @@ class TrainCommand(Command):
         )
         p.add_argument(
             "--compile-eval",
-            action="store_true",
+            action=argparse.BooleanOptionalAction,
             default=None,
             help="torch.compile each subnet before validating it (pays on large validation sets)",
         )

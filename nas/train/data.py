@@ -399,7 +399,7 @@ class Loader:
             raw = ((self.split.images[idx], self.split.labels[idx]) for idx in indices)
         else:
             side = self.resolution
-            decoder = self.decoder or FileDecoder(self.split, self.resolution, self.workers, pin_memory=self.pin_memory)
+            decoder = self.decoder or FileDecoder(self.split, self.resolution, self.workers, persistent=False)
             raw = decoder.decode([self._shard(b) for b in self.batches[self.start :]])
         for i, (images, labels) in enumerate(_one_line_errors(raw), self.start):
             crops = None
@@ -427,27 +427,35 @@ def _one_line_errors(batches: Iterable[Any]) -> Iterator[Any]:
 
 
 class FileDecoder:
-    """A split's image files decoded by `workers` DataLoader processes that persist from one epoch to the
-    next (``persistent_workers``: otherwise every epoch starts them afresh); each :meth:`decode` call
-    hands them that epoch's batches of indices. Decoded uint8 batches come back in page-locked memory
-    when `pin_memory` (and CUDA is there to use it)."""
+    """A split's image files decoded by `workers` DataLoader processes; with `persistent` they outlive
+    each epoch (``persistent_workers``: otherwise every epoch starts them afresh) until :meth:`close`,
+    and each :meth:`decode` call hands them that epoch's batches of indices. (Batches are pinned after
+    preparation, in the training process: pinning the decoded uint8 batch would be a wasted copy.)"""
 
-    def __init__(self, split: Split, resolution: int, workers: int, *, pin_memory: bool = False):
+    def __init__(self, split: Split, resolution: int, workers: int, *, persistent: bool = True):
         self.split, self.resolution, self.workers = split, resolution, workers
         self._batches = _BatchList()
-        self._loader = torch.utils.data.DataLoader(
+        self._loader: torch.utils.data.DataLoader | None = torch.utils.data.DataLoader(
             _Files(split, resolution),
             batch_sampler=self._batches,
             num_workers=workers,
             collate_fn=_stack,
-            persistent_workers=workers > 0,
-            pin_memory=pin_memory and torch.cuda.is_available(),
+            persistent_workers=persistent and workers > 0,
         )
 
     def decode(self, batches: Sequence[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The decoded (images, labels) of `batches` (index tensors), in order."""
+        if self._loader is None:
+            raise RuntimeError("FileDecoder.decode after close()")
         self._batches.batches = [b.tolist() for b in batches]
         return iter(self._loader)
+
+    def close(self) -> None:
+        """Stop the worker processes (idempotent)."""
+        loader, self._loader = self._loader, None
+        iterator = getattr(loader, "_iterator", None)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
 
 
 class _BatchList:

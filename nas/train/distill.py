@@ -9,13 +9,15 @@ distribution p (detached) to its own q, i.e. cross-entropy with soft targets.
 
 a = 1 is KL(p || q), which lets q over-estimate p's uncertainty (mass where p has little costs little),
 and a = 0 is KL(q || p), which lets q under-estimate it. The adaptive loss takes, per sample, the larger
-of D at a negative and a positive alpha (-1 and 1), so either failure is penalised. Its gradient,
+of D at a negative and a positive alpha (-1 and 1; chosen by the divergences themselves), so either
+failure is penalised. Its gradient,
 
     grad D_a = -(1/a) sum_i q_i w_i grad log q_i,   w_i = (p_i / q_i)^a,
 
-has importance weights that explode where q is tiny (a > 0) or p is tiny (a < 0); AlphaNet clips them
-at ``clip`` (5). The loss is written as a surrogate with exactly that clipped gradient whose value is
-the unclipped divergence, so logs show the divergence itself.
+has, for a < 0, importance weights (q_i / p_i)^|a| that explode where the teacher gives a class almost
+nothing; AlphaNet clips them at ``clip`` (5). For a > 0 the term q_i w_i = q_i^(1-a) p_i^a stays bounded
+(at a = 1 it is p_i, the KL gradient), so nothing is clipped there. The loss is a surrogate with exactly
+that gradient whose value is the divergence (unclipped), so the number it returns means something.
 
 **Bounded sampling** (ElasticViT): subnets of very different size pull shared weights in conflicting
 directions; bounding the MACs ratio between consecutively sampled random subnets (``sample_gap``)
@@ -61,7 +63,8 @@ def adaptive_alpha_loss(
     clip: float = WEIGHT_CLIP,
 ) -> torch.Tensor:
     """AlphaNet's loss of a student's `logits` against the teacher's probabilities (detached): the
-    batch mean of max(D_low, D_high) per sample, with importance weights clipped at `clip` in the gradient."""
+    batch mean of max(D_low, D_high) per sample, the negative alpha's importance weights clipped at
+    `clip` in the gradient."""
     if not alpha_low < 0 < alpha_high or not clip > 0:
         raise ValueError(f"expected alpha_low < 0 < alpha_high and clip > 0, got {alpha_low}, {alpha_high}, {clip}")
     teacher = teacher.detach()
@@ -71,7 +74,8 @@ def adaptive_alpha_loss(
         values = torch.stack([alpha_divergence(teacher, log_q, a) for a in (alpha_low, alpha_high)])
         pick = values.argmax(dim=0)  # per sample: which alpha penalises this student more
         alpha = torch.tensor([alpha_low, alpha_high], dtype=log_q.dtype, device=log_q.device)[pick].unsqueeze(1)
-        weights = (alpha * (log_p - log_q)).exp().clamp(max=clip)
+        weights = (alpha * (log_p - log_q)).exp()
+        weights = torch.where(alpha < 0, weights.clamp(max=clip), weights)  # bounded anyway for alpha > 0
         coefficient = -q * weights / alpha  # d(loss)/d(log q_i), per sample
         value = values.gather(0, pick.unsqueeze(0)).mean()
     surrogate = (coefficient * log_q).sum(dim=1).mean()

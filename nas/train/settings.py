@@ -11,7 +11,7 @@ import search_spaces
 
 from ..errors import BadInput
 from ..resume import resumed_settings
-from .acceleration import MEMORY_FORMATS
+from .acceleration import memory_format
 from .distill import DISTILL_LOSSES
 from .precision import PRECISIONS
 
@@ -90,8 +90,13 @@ class TrainSettings:
             isinstance(self.sample_gap, bool) or not isinstance(self.sample_gap, (int, float)) or not self.sample_gap > 1
         ):
             raise BadInput(f"--sample-gap {self.sample_gap}: expected a MACs ratio > 1 (e.g. 2)")
-        if self.memory_format is not None and self.memory_format not in MEMORY_FORMATS:
-            raise BadInput(f"--memory-format {self.memory_format}: expected one of {', '.join(MEMORY_FORMATS)}")
+        memory_format(self.memory_format, "cpu")  # BadInput, one line, for an unknown format
+        if not isinstance(self.compile_eval, bool):
+            raise BadInput(f"compile_eval {self.compile_eval!r}: expected true or false")
+        if self.arch is not None and (self.distill != "kl" or self.sample_gap is not None):
+            raise BadInput(
+                "--distill and --sample-gap shape supernet training; a single architecture (--arch) learns from its labels"
+            )
         if self.precision not in PRECISIONS:
             raise BadInput(f"--precision {self.precision}: expected one of {', '.join(PRECISIONS)}")
         if self.max_steps is not None and self.max_steps < 0:

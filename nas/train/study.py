@@ -62,11 +62,14 @@ class Recipe:
         """The space the study's architectures are trained in: the recipe's space at its resolution."""
         return search_spaces.load(self.space).derive(num_classes=num_classes, resolutions=[self.resolution])
 
+    def common_settings(self, seed: int) -> dict[str, Any]:
+        """The training settings every run of the study shares (data, resolution, schedule, optimiser)."""
+        return {**{k: getattr(self, k) for k in _RECIPE_SETTINGS}, "seed": int(seed)}
+
     def settings(self, arch: Arch, seed: int) -> dict[str, Any]:
         """The training settings of `arch` under this recipe with `seed` (for nas.train.train)."""
         return {
-            **{k: getattr(self, k) for k in _RECIPE_SETTINGS},
-            "seed": int(seed),
+            **self.common_settings(seed),
             "arch": arch.to_dict(),
             "validate_every": self.epochs,  # only the last epoch: validation would cost a fifth of the time
         }
@@ -163,6 +166,8 @@ class GroundTruth(_JsonLines):
     def complete(self, archs: Sequence[Arch], recipe: str, seeds: Sequence[int]) -> tuple[list[Arch], np.ndarray]:
         """The architectures of `archs` trained with every one of `seeds`, and their top-1 as an array
         of one row per seed (the truth the estimators are ranked against is its mean over rows)."""
+        if not seeds:
+            raise ValueError("GroundTruth.complete needs at least one seed")
         columns = {s: self.top1(archs, recipe, s) for s in seeds}
         keep = [i for i in range(len(archs)) if all(columns[s][i] is not None for s in seeds)]
         per_seed = np.array([[columns[s][i] for i in keep] for s in seeds], dtype=float).reshape(len(seeds), len(keep))
@@ -259,7 +264,7 @@ def train_one(
         recipe=recipe.name,
         seed=int(seed),
         top1=float(top1),
-        seconds=sum(epoch["seconds"] for epoch in history),  # training only, resumed parts included
+        seconds=sum(epoch["seconds"] for epoch in history),  # training only (an interrupted epoch: after its resume)
         params=counts.params,
         macs=counts.macs,
         host=host_description(),
@@ -304,13 +309,12 @@ class SupernetRecipe:
     def settings(self, recipe: Recipe, seed: int) -> dict[str, Any]:
         """The settings of nas.train.train for this supernet under the study `recipe` with `seed`."""
         return {
-            **{k: getattr(recipe, k) for k in _RECIPE_SETTINGS},
+            **recipe.common_settings(seed),
             "space": recipe.space,
             "epochs": self.epochs,
             "distill": self.distill,
             "sample_gap": self.sample_gap,
             "random_subnets": self.random_subnets,
-            "seed": int(seed),
             "validate_every": self.epochs,
         }
 
@@ -390,10 +394,17 @@ def train_supernet(
     log: Callable[[str], None] | None = None,
 ) -> tuple[Path, float]:
     """Train (or finish training) the supernet `lever` on the study `recipe`: its checkpoint and its
-    training seconds (validation excluded, resumed parts included)."""
+    training seconds (validation excluded; of an epoch interrupted and resumed, the part after the resume)."""
     path = Path(checkpoints) / recipe.name / "supernets" / f"{lever.name}-seed{seed}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     ckpt = load_checkpoint(path) if path.exists() else None
+    if ckpt is not None:
+        stored, wanted = ckpt.settings.to_dict(), lever.settings(recipe, seed)
+        changed = sorted(k for k, v in wanted.items() if k != "epochs" and stored.get(k) != v)
+        if changed:
+            raise BadInput(
+                f"{path}: trained with other settings than supernet recipe {lever.name} ({', '.join(changed)}); move it away"
+            )
     if ckpt is None or not ckpt.state["complete"]:
         train(lever.settings(recipe, seed), path, resume=ckpt is not None, log=log)
         ckpt = load_checkpoint(path)
@@ -421,6 +432,8 @@ def score_supernet(
         start = time.perf_counter()
         top1.update({a.id: v for a, v in zip(todo, estimator.estimate(todo))})
         spent += time.perf_counter() - start
+    if known is not None and not todo:
+        return known
     scores = SupernetScores(
         recipe=recipe.name,
         supernet=lever.name,
@@ -432,8 +445,7 @@ def score_supernet(
         host=host_description(),
         versions=versions("torch"),
     )
-    if todo or known is None:
-        study.add(scores)
+    study.add(scores)
     return scores
 
 

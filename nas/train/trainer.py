@@ -144,7 +144,7 @@ class Trainer:
         workers = s.workers if s.workers is not None else (0 if self.data.train.images is not None else 1)
         pin = self.procs.device.type == "cuda"
         if self.data.train.images is None and self._decoder is None:  # image files: workers kept for every epoch
-            self._decoder = FileDecoder(self.data.train, self.resolution, workers, pin_memory=pin)
+            self._decoder = FileDecoder(self.data.train, self.resolution, workers)
         return Loader(
             self.data,
             "train",
@@ -172,14 +172,19 @@ class Trainer:
     def archs(self, step: int) -> list[Arch]:
         """The subnets of a step: the architecture alone, or largest, smallest and random ones (from
         (seed, step) and, under --sample-gap, the MACs of the random subnet before them)."""
+        return self._draw(step)[0]
+
+    def _draw(self, step: int) -> tuple[list[Arch], float | None]:
+        """:meth:`archs` and, under --sample-gap, the MACs of the step's last random subnet (else None)."""
         if self.arch is not None:
-            return [self.arch]
-        rng = random.Random(seed_of(self.settings.seed, 2, step))
+            return [self.arch], None
+        s = self.settings
+        rng = random.Random(seed_of(s.seed, 2, step))
         out, previous = [self.space.largest(), self.space.smallest()], self.previous_macs
-        for _ in range(self.settings.random_subnets):
-            out.append(sample_bounded(self.space, rng, previous, self.settings.sample_gap, _macs))
-            previous = _macs(out[-1])
-        return out
+        for _ in range(s.random_subnets):
+            out.append(sample_bounded(self.space, rng, previous, s.sample_gap, _macs))
+            previous = _macs(out[-1]) if s.sample_gap else None
+        return out, previous
 
     def _forward(self, arch: Arch, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         x = resize(x, arch.resolution)
@@ -192,9 +197,9 @@ class Trainer:
         s = self.settings
         self.optimizer.zero_grad(set_to_none=True)
         teacher, first = None, 0.0
-        archs = self.archs(self.step)
-        if s.sample_gap and self.arch is None and s.random_subnets:
-            self.previous_macs = _macs(archs[-1])
+        archs, last_macs = self._draw(self.step)
+        if last_macs is not None:
+            self.previous_macs = last_macs
         for arch in archs:
             with autocast(s.precision, self.procs.device):
                 heads = self._forward(arch, x)
@@ -284,6 +289,12 @@ class Trainer:
             save_checkpoint(self.state(), self.out)
         self.procs.barrier()
         self._saved_at = self.step
+
+    def close(self) -> None:
+        """Stop the data-loading worker processes this run started (none for in-memory data)."""
+        if self._decoder is not None:
+            self._decoder.close()
+            self._decoder = None
 
     @property
     def done(self) -> bool:
@@ -414,7 +425,10 @@ def train(
             trainer = Trainer(settings, out, procs, state)
             if not procs.main:
                 progress = log = None
-            result = trainer.run(progress, log)
+            try:
+                result = trainer.run(progress, log)
+            finally:
+                trainer.close()
     finally:
         procs.stop()
     return result if procs.main else None

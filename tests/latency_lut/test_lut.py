@@ -247,8 +247,6 @@ def test_cuda_says_why_it_cannot_run_here():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_cuda_backend_times_a_layer_on_the_gpu():
-    import torch
-
     from latency_lut import make_runner, measure_interleaved
 
     run_once = make_runner("cuda", _ffn_layer(), (1, 16, 7, 7))

@@ -43,8 +43,15 @@ def test_channels_last_trains_the_same_function_with_weights_stored_nhwc():
 
 def test_compiled_channels_last_evaluation_matches_eager(tmp_path, monkeypatch):
     # dynamo's graph capture with the eager backend: what --compile-eval traces, without a C++ build
-    monkeypatch.setattr(evaluation, "compiled", lambda model: torch.compile(model, backend="aot_eager", dynamic=False))
+    calls = []
+
+    def compiled(model):
+        calls.append(type(model).__name__)
+        return torch.compile(model, backend="aot_eager", dynamic=False)
+
+    monkeypatch.setattr(evaluation, "compiled", compiled)
     result = train(dict(OPTIONS, memory_format="channels-last", compile_eval=True), tmp_path / "s.pt")
+    assert len(calls) == 2  # the largest and the smallest subnet, each compiled once
     ckpt = load_checkpoint(tmp_path / "s.pt")
     assert ckpt.settings.compile_eval and ckpt.settings.memory_format == "channels-last"
     net, arch = ckpt.model(), ckpt.space.largest()
@@ -52,7 +59,7 @@ def test_compiled_channels_last_evaluation_matches_eager(tmp_path, monkeypatch):
     assert result["val_top1"]["largest"] == pytest.approx(eager, abs=100 / 16 + 1e-9)  # at most one image of 16
     # both settings may change on resume
     again = train(dict(OPTIONS, epochs=2, memory_format="contiguous", compile_eval=False), tmp_path / "s.pt", resume=True)
-    assert again["epochs"] == 2
+    assert again["epochs"] == 2 and len(calls) == 2  # validated again, not compiled
 
 
 @NO_CUDA

@@ -106,6 +106,9 @@ def test_file_decoder_keeps_its_workers_across_epochs_and_after_a_partial_epoch(
         assert len(shared) == 3 and all(torch.equal(a, b) for (a, _), (b, _) in zip(shared, fresh))
         assert all(torch.equal(ya, yb) for (_, ya), (_, yb) in zip(shared, fresh))
     assert torch.equal(first[0], list(epochs[0])[0][0]) and decoder._loader._iterator is iterator
+    workers = iterator._workers
+    decoder.close()
+    assert all(not w.is_alive() for w in workers)  # close() stops them
 
 
 def test_image_folder_split_by_seed(tmp_path):

@@ -46,6 +46,14 @@ def test_adaptive_loss_is_the_larger_divergence_with_its_exact_gradient_when_unc
     assert torch.allclose(grad, exact, atol=1e-6)
 
 
+def test_the_positive_alpha_is_not_clipped_it_is_the_kl_gradient():
+    logits = torch.tensor([[2.3, -2.3]], requires_grad=True)  # q ~ (0.99, 0.01) against p = (0.5, 0.5): alpha 1 wins
+    loss = adaptive_alpha_loss(logits, P)  # the default clip of 5
+    (grad,) = torch.autograd.grad(loss, logits)
+    (kl,) = torch.autograd.grad(F.kl_div(F.log_softmax(logits, dim=1), P, reduction="batchmean"), logits)
+    assert torch.allclose(grad, kl, atol=1e-6)  # p_i / q_i = 50 on the second class, unclipped
+
+
 def test_clipping_bounds_the_importance_weights_not_the_value():
     logits = torch.tensor([[8.0, -8.0]], requires_grad=True)  # q ~ (1, 1e-7): q/p huge where p is small
     teacher = torch.tensor([[0.02, 0.98]])
@@ -99,7 +107,12 @@ def test_alpha_distillation_and_gap_train_resume_exactly_and_are_recorded(tmp_pa
 
 @pytest.mark.parametrize(
     ("options", "needle"),
-    [({"distill": "js"}, "--distill js"), ({"sample_gap": 1.0}, "--sample-gap 1.0"), ({"sample_gap": True}, "--sample-gap")],
+    [
+        ({"distill": "js"}, "--distill js"),
+        ({"sample_gap": 1.0}, "--sample-gap 1.0"),
+        ({"sample_gap": True}, "--sample-gap"),
+        ({"distill": "alpha", "arch": {"space": "efficientformerv2-tiny"}}, "single architecture"),
+    ],
 )
 def test_bad_distillation_settings_are_bad_input(options, needle):
     with pytest.raises(BadInput, match=needle):
