@@ -59,6 +59,8 @@ def cmd_status(args: argparse.Namespace) -> None:
         + f"{'train s':>9s}"
     )
     columns = {s: truth.top1(archs, recipe.name, s) for s in args.seeds}
+    if args.markdown:
+        print_markdown(truth, archs, recipe.name, args.seeds)
     for i, arch in enumerate(archs):
         rows = [truth.get(arch, recipe.name, s) for s in args.seeds]
         known = [r for r in rows if r is not None]
@@ -86,6 +88,24 @@ def cmd_status(args: argparse.Namespace) -> None:
         print(f"cost: {len(done)} trainings, {sum(r.seconds for r in done) / 3600:.2f} h of training on {done[0].host}")
 
 
+def print_markdown(truth: GroundTruth, archs, recipe: str, seeds) -> None:
+    """The trained architectures as a Markdown table (for docs/accuracy-study.md)."""
+    print("| # | architecture | mixers | params | MACs (64 px) | " + " | ".join(f"seed {s}" for s in seeds) + " |")
+    print("|---" * (5 + len(seeds)) + "|")
+    for i, arch in enumerate(archs):
+        rows = [truth.get(arch, recipe, s) for s in seeds]
+        known = [r for r in rows if r is not None]
+        if not known:
+            continue
+        mixers = ", ".join(sorted({m for stage in arch.mixers for m in stage}))
+        print(
+            f"| {i} | {arch.id} | {mixers} | {known[0].params / 1e6:.2f} M | {known[0].macs / 1e6:.0f} M | "
+            + " | ".join(f"{r.top1:.2f}" if r else "-" for r in rows)
+            + " |"
+        )
+    print()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
         p.add_argument("--results", default=str(RESULTS), help="the JSON-lines results file (default: %(default)s)")
         p.add_argument("--checkpoints", default=str(CHECKPOINTS))
+        p.add_argument("--markdown", action="store_true", help="also print the trained architectures as a Markdown table")
         p.set_defaults(func=func)
     args = parser.parse_args(argv)
     args.func(args)
