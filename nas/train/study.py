@@ -30,8 +30,8 @@ from search_spaces.files import atomic_write_text, read_text
 from search_spaces.provenance import versions
 
 from ..errors import BadInput
-from ..estimate.supernet import SupernetEstimator
 from .checkpoint import load_checkpoint
+from .evaluation import evaluate_subnet
 from .trainer import train
 
 #: The data set's fields a recipe fixes (the rest are TrainSettings' defaults).
@@ -428,9 +428,11 @@ def score_supernet(
     top1, spent = dict(known.top1) if known else {}, known.eval_seconds if known else 0.0
     todo = [a for a in archs if a.id not in top1]
     if todo:
-        estimator = SupernetEstimator(path, todo[0].search_space, seed=seed, calib_batches=calib_batches)
+        ckpt = load_checkpoint(path)  # what the supernet estimator of the search does, per architecture
+        net, data = ckpt.model(), ckpt.data()
         start = time.perf_counter()
-        top1.update({a.id: v for a, v in zip(todo, estimator.estimate(todo))})
+        for arch in todo:
+            top1[arch.id] = float(evaluate_subnet(net, ckpt.adapt(arch), data, calib_batches=calib_batches, seed=seed))
         spent += time.perf_counter() - start
     if known is not None and not todo:
         return known

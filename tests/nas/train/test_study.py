@@ -122,8 +122,8 @@ def test_supernet_scores_grow_with_the_study_and_train_once(tmp_path, monkeypatc
     # a new process: the supernet is not retrained and only the new architecture is scored
     monkeypatch.setattr(study, "train", lambda *a, **k: pytest.fail("retrained"))
     scored = []
-    real = study.SupernetEstimator.estimate
-    monkeypatch.setattr(study.SupernetEstimator, "estimate", lambda self, a: scored.extend(x.id for x in a) or real(self, a))
+    real = study.evaluate_subnet
+    monkeypatch.setattr(study, "evaluate_subnet", lambda net, arch, *a, **k: scored.append(arch.id) or real(net, arch, *a, **k))
     again = study.score_supernet(study.SupernetStudy(tmp_path / "supernets.jsonl"), RECIPE, lever, 0, archs, 2, tmp_path / "ckpt")
     assert scored == [archs[2].id] and {k: again.top1[k] for k in first.top1} == pytest.approx(first.top1, abs=1e-4)
     assert len((tmp_path / "supernets.jsonl").read_text().splitlines()) == 1
