@@ -2,39 +2,35 @@
 
     python bench/accuracy_study.py train --recipe fm5k-e8-64 --archs 8 --seeds 0 1
     python bench/accuracy_study.py status --recipe fm5k-e8-64 --archs 8 --seeds 0 1
+    python bench/accuracy_study.py noise --recipe fm5k-e8-64 --archs 24 --rest
 
 ``train`` trains what the results file does not hold yet, in the order architecture by architecture
 (every seed of one before the next), appending each finished training to
 ``bench/results/accuracy_study/truth.jsonl`` (commit it: it is the study's data); checkpoints go to
 ``runs/accuracy-study/`` so an interrupted training resumes. ``status`` prints the table so far: each
 architecture's size and top-1 per seed, the spread across architectures and the seed-to-seed Kendall
-tau with its bootstrap interval. ``bench/bench_estimators.py`` ranks the estimators on it.
+tau with its bootstrap interval, the seeds' shared offset and the architecture-specific noise. ``noise``
+splits that noise, for the architectures whose checkpoints this machine holds, into the test split's
+sampling and the training's own variance. ``bench/bench_estimators.py`` ranks the estimators on it.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
+from study_args import add_study_arguments, selected
 
 from nas.estimate.ranking import rank_agreement
-from nas.train.study import RECIPES, GroundTruth, grow
-from nas.train.study import study_archs as archs_of
-
-RESULTS = Path(__file__).parent / "results" / "accuracy_study" / "truth.jsonl"
-CHECKPOINTS = Path("runs/accuracy-study")
-
-
-def study_archs(recipe_name: str, n: int):
-    recipe = RECIPES[recipe_name]
-    return recipe, archs_of(recipe, n)
+from nas.train.checkpoint import load_checkpoint
+from nas.train.data import Loader, load_data
+from nas.train.evaluation import correct_predictions
+from nas.train.study import GroundTruth, checkpoint_path, grow
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    recipe, archs = study_archs(args.recipe, args.archs)
-    truth = GroundTruth(args.results)
+    recipe, archs, truth = selected(args)
     todo = sum(truth.get(a, recipe.name, s) is None for a in archs for s in args.seeds)
     print(f"recipe {recipe.name}: {len(archs)} architectures x seeds {args.seeds}; {todo} trainings to do", flush=True)
 
@@ -50,8 +46,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> None:
-    recipe, archs = study_archs(args.recipe, args.archs)
-    truth = GroundTruth(args.results)
+    recipe, archs, truth = selected(args)
     print(f"\nrecipe {recipe.name}: {recipe.to_dict()}")
     print(
         f"{'#':>3s} {'architecture':12s} {'params M':>9s} {'MACs M':>8s} "
@@ -83,9 +78,61 @@ def cmd_status(args: argparse.Namespace) -> None:
                 f"top-1 {x.min():.2f} to {x.max():.2f}% (sd {x.std():.2f}), seed-to-seed |difference| "
                 f"mean {np.abs(x - y).mean():.2f}, max {np.abs(x - y).max():.2f}"
             )
+            # The seed also fixes data order and augmentation, shared by every architecture: a mean
+            # offset between the seeds moves all alike and costs no rank. What ranks worse is the rest.
+            diff = x - y
+            print(
+                f"seed offset {diff.mean():+.2f} (seed {seeds[0]} higher for {int((diff > 0).sum())} of {len(diff)}); "
+                f"architecture-specific noise {diff.std(ddof=1) / np.sqrt(2):.2f} points per training against a "
+                f"spread of {(x + y).std(ddof=1) / 2:.2f} across architectures (ratio "
+                f"{(x + y).std(ddof=1) / 2 / (diff.std(ddof=1) / np.sqrt(2)):.1f})"
+            )
     done = [r for r in truth.results.values() if r.recipe == recipe.name]
     if done:
         print(f"cost: {len(done)} trainings, {sum(r.seconds for r in done) / 3600:.2f} h of training on {done[0].host}")
+
+
+def cmd_noise(args: argparse.Namespace) -> None:
+    """How much of the seed-to-seed difference is the test split's sampling: each architecture's two
+    trained models (checkpoints of this machine) evaluated image by image. Were their errors independent
+    draws, the difference of two top-1s over n images would have a standard deviation of
+    sqrt(disagreement / n); a larger observed spread is the training's own variance, which a larger
+    test split cannot remove. With --rest the models are also scored on the training images the
+    recipe's subset leaves out."""
+    recipe, archs, _ = selected(args)
+    first, second = args.seeds[:2]
+    data = load_data(recipe.data, seed=0)
+    sets = {"val": data}
+    if args.rest:
+        sets["rest"] = data.rest(recipe.train_images)
+    observed, binomial = [], []
+    print(f"recipe {recipe.name}: seeds {first} and {second}, each architecture's models image by image")
+    for arch in archs:
+        paths = [checkpoint_path(args.checkpoints, recipe, arch, s) for s in (first, second)]
+        checkpoints = [load_checkpoint(p) for p in paths if p.exists()]
+        if len(checkpoints) < 2 or not all(c.state["complete"] for c in checkpoints):
+            continue
+        line = [arch.id]
+        for name, split in sets.items():
+            loader = Loader(split, "val", resolution=arch.resolution, batch_size=256, train=False)
+            a, b = (correct_predictions(c.model(), loader) for c in checkpoints)
+            diff = 100.0 * (a.float().mean() - b.float().mean()).item()
+            expected = 100.0 * ((a != b).float().mean().item() / len(a)) ** 0.5
+            if name == "val":
+                observed.append(diff)
+                binomial.append(expected)
+            line.append(
+                f"{name} ({len(a)} images): {diff:+.2f}, disagreement {100.0 * (a != b).float().mean().item():.1f}%, binomial sd {expected:.2f}"
+            )
+        print("  " + " | ".join(line), flush=True)
+    if len(observed) >= 2:
+        d = np.array(observed)
+        share = float(np.mean(np.square(binomial))) / float(d.var(ddof=1))
+        print(
+            f"{len(d)} architectures: seed differences on the validation split sd {d.std(ddof=1):.2f} points, "
+            f"sampling alone would give {np.sqrt(np.mean(np.square(binomial))):.2f}: the split's sampling explains "
+            f"{100 * share:.0f}% of the variance"
+        )
 
 
 def print_markdown(truth: GroundTruth, archs, recipe: str, seeds) -> None:
@@ -109,14 +156,12 @@ def print_markdown(truth: GroundTruth, archs, recipe: str, seeds) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, func in (("train", cmd_train), ("status", cmd_status)):
+    for name, func in (("train", cmd_train), ("status", cmd_status), ("noise", cmd_noise)):
         p = sub.add_parser(name)
-        p.add_argument("--recipe", default="fm5k-e8-64", choices=sorted(RECIPES))
-        p.add_argument("--archs", type=int, default=24, help="the first N of the study's architecture order (default: 24)")
-        p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-        p.add_argument("--results", default=str(RESULTS), help="the JSON-lines results file (default: %(default)s)")
-        p.add_argument("--checkpoints", default=str(CHECKPOINTS))
+        add_study_arguments(p, checkpoints=True)
         p.add_argument("--markdown", action="store_true", help="also print the trained architectures as a Markdown table")
+        if name == "noise":
+            p.add_argument("--rest", action="store_true", help="also score on the training images the subset leaves out")
         p.set_defaults(func=func)
     args = parser.parse_args(argv)
     args.func(args)

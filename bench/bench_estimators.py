@@ -10,9 +10,10 @@ Spearman with bootstrap 95% intervals, Kendall's p-value, the recall of the trut
 cost per architecture, beside the ceiling (one seed's trained top-1 ranking the other's): what no
 estimator can beat on this recipe. Proxies see the architectures as they were trained (the study's
 space at its resolution, proxies at that full resolution); naswot and zico are computed both on the
-recipe's training images and on Gaussian noise. It then applies the rule that picks the default of
-``nas search``: the training-free estimator with the highest tau whose interval lies above parameter
-count's. Results go to ``bench/results/accuracy_study/estimators-RECIPE.json``.
+recipe's training images and on Gaussian noise. It then prints every estimator's tau minus parameter
+count's with its paired bootstrap interval and applies the rule that picks the default of ``nas search``
+(``nas.estimate.default_by_evidence``): the training-free estimator with the highest tau of those that
+beat parameter count in that paired test. Results go to ``bench/results/accuracy_study/estimators-RECIPE.json``.
 """
 
 from __future__ import annotations
@@ -20,14 +21,20 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
+from study_args import RESULTS, add_study_arguments, complete_truth
 
-from nas.estimate import DATA_PROXIES, PROXIES, PredictorEstimator, ProxyEstimator, SupernetEstimator, rank_agreement
-from nas.train.study import RECIPES, GroundTruth, study_archs
-
-RESULTS = Path(__file__).parent / "results" / "accuracy_study"
+from nas.estimate import (
+    DATA_PROXIES,
+    PROXIES,
+    PredictorEstimator,
+    ProxyEstimator,
+    SupernetEstimator,
+    default_by_evidence,
+    rank_agreement,
+    tau_difference,
+)
 
 
 def training_free(recipe, space, seed: int) -> dict[str, ProxyEstimator]:
@@ -42,39 +49,15 @@ def training_free(recipe, space, seed: int) -> dict[str, ProxyEstimator]:
     return out
 
 
-def default_by_evidence(rows: dict[str, dict]) -> tuple[str, str]:
-    """(estimator, why) by the rule of docs/accuracy-study.md: the training-free estimator of highest
-    tau whose bootstrap interval lies wholly above parameter count's; else parameter count itself."""
-    bar = rows["proxy:params"]
-    better = [
-        (r["kendall_tau"], name)
-        for name, r in rows.items()
-        if name.startswith("proxy:") and name != "proxy:params" and r["kendall_low"] > bar["kendall_high"]
-    ]
-    if better:
-        tau, name = max(better)
-        return name, f"tau {tau:.3f}, interval above parameter count's (upper bound {bar['kendall_high']:.2f})"
-    return "proxy:params", (
-        f"no training-free estimator's interval lies above parameter count's (tau {bar['kendall_tau']:.3f}, "
-        f"[{bar['kendall_low']:.2f}, {bar['kendall_high']:.2f}])"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--recipe", default="fm5k-e8-64", choices=sorted(RECIPES))
-    parser.add_argument("--archs", type=int, default=24, help="the study's first N architectures (default: 24)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    add_study_arguments(parser)
     parser.add_argument("--supernet", default=None, help="a supernet trained on the study's space and data (nas train)")
     parser.add_argument("--predictor-archs", type=int, default=60, help="supernet estimates the predictor is fitted on")
-    parser.add_argument("--results", default=str(RESULTS / "truth.jsonl"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    recipe = RECIPES[args.recipe]
-    truth_file = GroundTruth(args.results)
-    archs = study_archs(recipe, args.archs)
-    archs, per_seed = truth_file.complete(archs, recipe.name, args.seeds)
+    recipe, archs, per_seed = complete_truth(args)
     if len(archs) < 4:
         raise SystemExit(f"{len(archs)} architectures trained with every seed of {args.seeds}: too few to rank (at least 4)")
     truth = per_seed.mean(axis=0)
@@ -121,7 +104,16 @@ def main() -> None:
         line(f"ceiling (seed {args.seeds[1]} vs {args.seeds[0]})", ceiling, "train")
     for name, r in sorted(rows.items(), key=lambda kv: -kv[1]["kendall_tau"]):
         line(name, r, f"{cost[name]:.2f}" if name in cost else "fit")
-    default, why = default_by_evidence(rows)
+    versus_params = {
+        name: tau_difference(values, estimates["proxy:params"], truth, seed=args.seed).to_dict()
+        for name, values in estimates.items()
+        if name != "proxy:params"
+    }
+    print("\nKendall tau minus parameter count's, paired bootstrap 95% interval (significant when above 0):")
+    for name, d in sorted(versus_params.items(), key=lambda kv: -kv[1]["difference"]):
+        print(f"  {name:22s}{d['difference']:>+8.3f} [{d['low']:>+6.2f}, {d['high']:>+6.2f}]" + ("  *" if d["low"] > 0 else ""))
+    training_free_estimates = {name: values for name, values in estimates.items() if name.startswith("proxy:")}
+    default, why = default_by_evidence(training_free_estimates, truth, seed=args.seed)
     print(f"\ndefault of nas search by the rule: {default} ({why})")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"estimators-{recipe.name}.json"
@@ -135,6 +127,7 @@ def main() -> None:
                 "ceiling": ceiling,
                 "estimates": estimates,
                 "agreement": rows,
+                "versus_params": versus_params,
                 "seconds_per_arch": cost,
                 "default": {"estimator": default, "why": why},
             },

@@ -16,20 +16,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
+from study_args import RESULTS, add_study_arguments, complete_truth, selected
 
 from nas.estimate.ranking import rank_agreement
-from nas.train.study import RECIPES, SUPERNET_RECIPES, GroundTruth, SupernetStudy, score_supernet, study_archs
-
-RESULTS = Path(__file__).parent / "results" / "accuracy_study"
-CHECKPOINTS = Path("runs/accuracy-study")
+from nas.train.study import SUPERNET_RECIPES, SupernetStudy, score_supernet
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    recipe = RECIPES[args.recipe]
-    archs = study_archs(recipe, args.archs)
+    recipe, archs, _ = selected(args)
     study = SupernetStudy(args.results)
     for name in args.supernets:
         for calib in args.calib:
@@ -40,8 +36,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> None:
-    recipe = RECIPES[args.recipe]
-    archs, per_seed = GroundTruth(args.truth).complete(study_archs(recipe, args.archs), recipe.name, args.seeds)
+    recipe, archs, per_seed = complete_truth(args)
     truth = dict(zip((a.id for a in archs), per_seed.mean(axis=0)))
     print(f"\nrecipe {recipe.name}: truth on {len(truth)} architectures (mean top-1 of seeds {args.seeds})")
     print(
@@ -76,16 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func in (("train", cmd_train), ("status", cmd_status)):
         p = sub.add_parser(name)
-        p.add_argument("--recipe", default="fm5k-e8-64", choices=sorted(RECIPES))
-        p.add_argument("--archs", type=int, default=24, help="the study's first N architectures (default: 24)")
-        p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="the truth's seeds (default: 0 1)")
-        p.add_argument("--truth", default=str(RESULTS / "truth.jsonl"))
-        p.add_argument("--results", default=str(RESULTS / "supernets.jsonl"))
+        add_study_arguments(p, checkpoints=name == "train")
+        p.add_argument("--results", default=str(RESULTS / "supernets.jsonl"), help="the supernets' scores (default: %(default)s)")
         if name == "train":
             p.add_argument("--supernets", nargs="+", default=["kl-e8"], choices=sorted(SUPERNET_RECIPES))
             p.add_argument("--calib", type=int, nargs="+", default=[8, 64], help="BatchNorm recalibration batches")
             p.add_argument("--seed", type=int, default=0, help="the supernet's training seed")
-            p.add_argument("--checkpoints", default=str(CHECKPOINTS))
         p.set_defaults(func=func)
     args = parser.parse_args(argv)
     args.func(args)

@@ -29,7 +29,7 @@ from .proxies import (
     synflow,
     zico,
 )
-from .ranking import RankAgreement, rank_agreement, top_k_recall
+from .ranking import RankAgreement, TauDifference, default_by_evidence, rank_agreement, tau_difference, top_k_recall
 from .supernet import SupernetEstimator
 from .synthetic import SyntheticAccuracy, enumerate_codes
 
@@ -108,6 +108,9 @@ __all__ = [
     "zico",
     "RankAgreement",
     "rank_agreement",
+    "TauDifference",
+    "tau_difference",
+    "default_by_evidence",
     "top_k_recall",
     "naswot_kernel",
     "naswot_score",

@@ -116,4 +116,90 @@ def rank_agreement(
     )
 
 
-__all__ = ["RankAgreement", "rank_agreement", "top_k_recall"]
+@dataclass(frozen=True)
+class TauDifference:
+    """Kendall tau of estimate ``a`` minus that of ``b`` against one truth, with the paired bootstrap
+    interval: both taus are computed on the same resampled architectures, so the noise they share (a
+    hard resample is hard for both) cancels and the interval is much narrower than the two separate
+    ones overlapping would suggest."""
+
+    n: int
+    difference: float
+    low: float
+    high: float
+
+    @property
+    def significant(self) -> bool:
+        """True when the whole interval lies above zero: ``a`` ranks the truth better than ``b``."""
+        return self.low > 0.0
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def tau_difference(
+    a: Sequence[float],
+    b: Sequence[float],
+    truth: Sequence[float],
+    *,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> TauDifference:
+    """tau(a, truth) - tau(b, truth) with its paired percentile bootstrap interval (architectures
+    resampled with replacement, the same resample for both estimates, seeded)."""
+    x, y, t = (np.asarray(v, dtype=float) for v in (a, b, truth))
+    if not (x.shape == y.shape == t.shape) or t.ndim != 1 or len(t) < 3:
+        shapes = f"{x.shape}, {y.shape}, {t.shape}"
+        raise ValueError(f"tau_difference() needs three equal-length sequences of at least 3 values, got {shapes}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all() and np.isfinite(t).all()):
+        raise ValueError("tau_difference(): estimates and truth must be finite")
+    result = stats.bootstrap(
+        (x, y, t),
+        lambda xs, ys, ts: _kendall(xs, ts) - _kendall(ys, ts),
+        paired=True,
+        vectorized=False,
+        n_resamples=resamples,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return TauDifference(
+        n=len(t),
+        difference=_kendall(x, t) - _kendall(y, t),
+        low=float(result.confidence_interval.low),
+        high=float(result.confidence_interval.high),
+    )
+
+
+def default_by_evidence(
+    estimates: dict[str, Sequence[float]],
+    truth: Sequence[float],
+    *,
+    baseline: str = "proxy:params",
+    seed: int = 0,
+) -> tuple[str, str]:
+    """(estimator, why): the rule that picks the accuracy estimate ``nas search`` uses by default.
+    Among the candidates that beat `baseline` (parameter count: free, and what any tool falls back
+    to) significantly in the paired test of `tau_difference`, the one of highest tau; if none does,
+    the baseline itself. A candidate has to earn its place against the truth, not merely score higher
+    on 24 noisy architectures."""
+    if baseline not in estimates:
+        raise ValueError(f"default_by_evidence(): the baseline {baseline!r} is not among the estimates")
+    base_tau = _kendall(np.asarray(estimates[baseline], dtype=float), np.asarray(truth, dtype=float))
+    winners = []
+    for name, values in estimates.items():
+        if name == baseline:
+            continue
+        diff = tau_difference(values, estimates[baseline], truth, seed=seed)
+        if diff.significant:
+            winners.append((diff.difference + base_tau, name, diff))
+    if not winners:
+        return baseline, f"no estimator beats {baseline} (tau {base_tau:.3f}) in the paired bootstrap test"
+    tau, name, diff = max(winners, key=lambda w: (w[0], w[1]))
+    return name, (
+        f"tau {tau:.3f}, {diff.difference:+.3f} over {baseline} (paired 95% interval {diff.low:.2f} to {diff.high:.2f})"
+    )
+
+
+__all__ = ["RankAgreement", "TauDifference", "default_by_evidence", "rank_agreement", "tau_difference", "top_k_recall"]

@@ -9,7 +9,7 @@ from supernet import recalibrate_bn
 from .checkpoint import FORMAT, VERSION, Checkpoint, adapt_arch, load_checkpoint, read_weights
 from .data import Data, Loader, load_data, synthetic_data
 from .distributed import Processes
-from .evaluation import calibration_batches, evaluate, evaluate_subnet
+from .evaluation import calibration_batches, correct_predictions, evaluate, evaluate_subnet
 from .settings import DATA_DEFAULTS, RESUME_MAY_CHANGE, TrainSettings
 from .trainer import Trainer, train
 
@@ -27,6 +27,7 @@ __all__ = [
     "VERSION",
     "Processes",
     "evaluate",
+    "correct_predictions",
     "evaluate_subnet",
     "calibration_batches",
     "recalibrate_bn",

@@ -85,23 +85,44 @@ class Data:
         """This data set with a class-balanced subset of `images` training images (the validation split
         whole): the first images of each class in a permutation drawn from `seed`, by default a fixed
         one, so every run that asks for the same number trains on the same images whatever its own
-        seed, and a larger subset holds a smaller one. A low-data regime separates architectures at a lower cost than the
-        full set: see docs/accuracy-study.md."""
+        seed, and a larger subset holds a smaller one. A low-data regime separates architectures at a
+        lower cost than the full set: see docs/accuracy-study.md."""
+        chosen = self._subset_indices(images, seed)
+        if chosen is None:
+            return self
+        return dataclasses.replace(self, train=self._pick(chosen), info={**self.info, "train_subset": images})
+
+    def rest(self, images: int, *, seed: int = SUBSET_SEED) -> Data:
+        """This data set with the training images that ``subset(images, seed=seed)`` leaves out as its
+        validation split: images no run of that subset trained on, for a check on more images than
+        the validation split holds."""
+        chosen = self._subset_indices(images, seed)
+        if chosen is None:
+            raise BadInput(f"--train-images {images}: the whole training split; no image is left out")
+        keep = torch.ones(len(self.train), dtype=torch.bool)
+        keep[chosen] = False
+        return dataclasses.replace(self, val=self._pick(torch.nonzero(keep).flatten()), info={**self.info, "val_rest_of": images})
+
+    def _subset_indices(self, images: int, seed: int) -> torch.Tensor | None:
+        """The sorted training indices of the class-balanced subset (None: the whole split)."""
         labels = self.train.labels
         if images >= len(labels):
-            return self
+            return None
         order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
         per_class = [order[labels[order] == c] for c in range(self.num_classes)]
         quota = [images // self.num_classes + (c < images % self.num_classes) for c in range(self.num_classes)]
         if any(len(idx) < q for idx, q in zip(per_class, quota)):
             raise BadInput(f"--train-images {images}: some class of {self.source} has fewer than {max(quota)} training images")
-        chosen = torch.sort(torch.cat([idx[:q] for idx, q in zip(per_class, quota)])).values
-        split = Split(
-            labels[chosen],
-            images=None if self.train.images is None else self.train.images[chosen],
-            files=None if self.train.files is None else [self.train.files[i] for i in chosen.tolist()],
+        return torch.sort(torch.cat([idx[:q] for idx, q in zip(per_class, quota)])).values
+
+    def _pick(self, indices: torch.Tensor) -> Split:
+        """The training split's images at `indices`."""
+        split = self.train
+        return Split(
+            split.labels[indices],
+            images=None if split.images is None else split.images[indices],
+            files=None if split.files is None else [split.files[i] for i in indices.tolist()],
         )
-        return dataclasses.replace(self, train=split, info={**self.info, "train_subset": images})
 
     def describe(self) -> dict:
         return {

@@ -37,31 +37,46 @@ def resize(x: torch.Tensor, resolution: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def correct_predictions(
+    model: nn.Module,
+    loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    precision: str = "fp32",
+    memory_format: torch.memory_format = torch.contiguous_format,
+    compile: bool = False,
+) -> torch.Tensor:
+    """Whether `model` (eval mode; two heads averaged) classifies each image of the (inputs, labels)
+    batches right, in the loader's order (bool), under `precision`'s autocast (as it trains), the inputs
+    in `memory_format`, the model compiled first when `compile` (nas.train.acceleration: pays on large
+    validation sets only). Per image, so two models can be compared on the images they disagree on."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    run = compiled(model) if compile else model
+    right = []
+    try:
+        for x, y in loader:
+            with autocast(precision, device):
+                out = run(to_device(x, device, memory_format))
+            right.append(logits_of(out).float().argmax(dim=1).cpu() == y)
+    finally:
+        model.train(was_training)
+    if not right:
+        raise BadInput("evaluate: the validation split is empty")
+    return torch.cat(right)
+
+
 def evaluate(
     model: nn.Module,
     loader: Iterable[tuple[torch.Tensor, torch.Tensor]],
     *,
     precision: str = "fp32",
     memory_format: torch.memory_format = torch.contiguous_format,
+    compile: bool = False,
 ) -> float:
-    """Top-1 accuracy in percent of `model` (eval mode; two heads averaged) over (inputs, labels) batches,
-    under `precision`'s autocast (as it trains), the inputs in `memory_format`."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    correct = total = 0
-    try:
-        for x, y in loader:
-            with autocast(precision, device):
-                out = model(to_device(x, device, memory_format))
-            pred = logits_of(out).float().argmax(dim=1).cpu()
-            correct += int((pred == y).sum())
-            total += len(y)
-    finally:
-        model.train(was_training)
-    if not total:
-        raise BadInput("evaluate: the validation split is empty")
-    return 100.0 * correct / total
+    """Top-1 accuracy in percent of `model` over (inputs, labels) batches (see correct_predictions)."""
+    right = correct_predictions(model, loader, precision=precision, memory_format=memory_format, compile=compile)
+    return 100.0 * int(right.sum()) / len(right)
 
 
 def evaluate_subnet(
@@ -80,14 +95,14 @@ def evaluate_subnet(
     """Top-1 (%) on the validation split of `arch` with the supernet's weights: the subnet is extracted,
     its BatchNorm statistics re-estimated on `calib_batches` training batches (un-augmented, a fixed
     seeded draw), then it is evaluated on the first `limit` validation images (all by default), under
-    `precision`, in `memory_format`, compiled first when `compile` (nas.train.acceleration)."""
+    `precision`, in `memory_format`, compiled first when `compile`."""
     model = net.extract(arch).to(memory_format=memory_format)
     device = next(model.parameters()).device
     calibration = calibration_batches(data, arch.resolution, batch_size, calib_batches, seed)
     with autocast(precision, device):  # the statistics of the activations it runs on
         supernet.recalibrate_bn(model, ((to_device(x, device, memory_format), y) for x, y in calibration))
     val = Loader(data, "val", resolution=arch.resolution, batch_size=batch_size, train=False, limit=limit)
-    return evaluate(compiled(model) if compile else model, val, precision=precision, memory_format=memory_format)
+    return evaluate(model, val, precision=precision, memory_format=memory_format, compile=compile)
 
 
 def calibration_batches(data: Data, resolution: int, batch_size: int = 256, batches: int = 8, seed: int = 0) -> Loader:
@@ -106,4 +121,4 @@ def calibration_batches(data: Data, resolution: int, batch_size: int = 256, batc
     )
 
 
-__all__ = ["evaluate", "evaluate_subnet", "calibration_batches", "logits_of", "resize"]
+__all__ = ["correct_predictions", "evaluate", "evaluate_subnet", "calibration_batches", "logits_of", "resize"]

@@ -180,6 +180,7 @@ RECIPES: dict[str, Recipe] = {
     for r in (
         Recipe("fm5k-e8-64", train_images=5000, epochs=8),
         Recipe("fm60k-e1-64", train_images=None, epochs=1),
+        Recipe("fm5k-e16-64", train_images=5000, epochs=16),  # the baseline's schedule twice as long
     )
 }
 
@@ -240,6 +241,11 @@ def spread_archs(space: Space, n: int, *, seed: int = 0, pool: int = 3000, max_m
     return [archs[i] for i in chosen]
 
 
+def checkpoint_path(checkpoints: str | Path, recipe: Recipe, arch: Arch, seed: int) -> Path:
+    """Where the training of `arch` with `seed` under `recipe` keeps its checkpoint."""
+    return Path(checkpoints) / recipe.name / f"seed{seed}" / f"{arch.id}.pt"
+
+
 def train_one(
     arch: Arch,
     recipe: Recipe,
@@ -250,7 +256,7 @@ def train_one(
     """Train `arch` alone under `recipe` with `seed` (resuming its checkpoint if an earlier run was
     interrupted); its top-1 is the last epoch's, on the whole validation split, and its time the
     training's (validation excluded)."""
-    path = Path(checkpoints) / recipe.name / f"seed{seed}" / f"{arch.id}.pt"
+    path = checkpoint_path(checkpoints, recipe, arch, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     ckpt = load_checkpoint(path) if path.exists() else None
     if ckpt is None or not ckpt.state["complete"]:
@@ -462,6 +468,7 @@ __all__ = [
     "STUDY_MAX_MACS",
     "grow",
     "RECIPES",
+    "checkpoint_path",
     "Recipe",
     "TrainedResult",
     "GroundTruth",

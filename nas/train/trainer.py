@@ -44,7 +44,7 @@ from supernet.runtime import torch_settings
 
 from ..errors import BadInput
 from ..progress import ProgressCallback
-from .acceleration import compiled, memory_format, to_device
+from .acceleration import memory_format, to_device
 from .checkpoint import (
     FORMAT,
     VERSION,
@@ -233,8 +233,8 @@ class Trainer:
         s = self.settings
         if self.arch is not None:
             val = Loader(self.data, "val", resolution=self.arch.resolution, batch_size=256, train=False)
-            model = compiled(self.model) if s.compile_eval else self.model
-            return {"top1": evaluate(model, val, precision=s.precision, memory_format=self.memory_format)}
+            top1 = evaluate(self.model, val, precision=s.precision, memory_format=self.memory_format, compile=s.compile_eval)
+            return {"top1": top1}
         net = self.model
         return {
             name: evaluate_subnet(

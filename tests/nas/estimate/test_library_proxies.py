@@ -12,7 +12,16 @@ from torch import nn
 
 import search_spaces
 from nas.errors import BadInput
-from nas.estimate import ProxyEstimator, make_estimator, naswot, rank_agreement, top_k_recall, zico
+from nas.estimate import (
+    ProxyEstimator,
+    default_by_evidence,
+    make_estimator,
+    naswot,
+    rank_agreement,
+    tau_difference,
+    top_k_recall,
+    zico,
+)
 
 TINY = search_spaces.load("efficientformerv2-tiny")
 
@@ -128,6 +137,37 @@ def test_bootstrap_interval_of_a_weak_correlation_covers_its_sampling_spread():
     assert result.spearman_low < result.spearman < result.spearman_high < 0.95
     assert 0.3 < result.spearman_high - result.spearman_low < 0.7
     assert result.kendall_p < 0.05
+
+
+def test_paired_tau_difference_separates_what_overlapping_intervals_cannot():
+    # a and b share most of their error; b adds its own. Their separate intervals overlap (a's lower
+    # bound below b's upper), yet on the same resampled architectures a wins every time it matters.
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=24)
+    a = truth + rng.normal(scale=0.6, size=24)
+    b = a + rng.normal(scale=1.0, size=24)
+    assert rank_agreement(a, truth).kendall_low < rank_agreement(b, truth).kendall_high
+    diff = tau_difference(a, b, truth)
+    assert diff.difference == pytest.approx(rank_agreement(a, truth).kendall_tau - rank_agreement(b, truth).kendall_tau)
+    assert diff.significant and 0 < diff.low < diff.difference < diff.high
+    same = tau_difference(a, a, truth)
+    assert (same.difference, same.low, same.high, same.significant) == (0.0, 0.0, 0.0, False)
+    with pytest.raises(ValueError, match="equal-length"):
+        tau_difference(a, b[:-1], truth)
+
+
+def test_default_by_evidence_needs_a_significant_win_over_parameter_count():
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=24)
+    params = truth + rng.normal(scale=0.6, size=24)
+    noisy = params + rng.normal(scale=1.0, size=24)
+    exact = truth * 2.0
+    name, why = default_by_evidence({"proxy:params": params, "proxy:noisy": noisy}, truth)
+    assert name == "proxy:params" and "no estimator beats proxy:params" in why
+    name, why = default_by_evidence({"proxy:params": noisy, "proxy:better": params, "proxy:exact": exact}, truth)
+    assert name == "proxy:exact" and why.startswith("tau 1.000")  # both win; the higher tau is picked
+    with pytest.raises(ValueError, match="baseline"):
+        default_by_evidence({"proxy:noisy": noisy}, truth)
 
 
 def test_top_k_recall_by_hand():

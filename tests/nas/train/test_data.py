@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from nas.cli import main
+from nas.errors import BadInput
 from nas.train import data as nas_data
 from nas.train.data import FileDecoder, Loader, load_data, prepare, read_idx, synthetic_data
 
@@ -189,3 +190,18 @@ def test_training_subset_is_class_balanced_fixed_and_nested():
     again = load_data("synthetic:train=200,val=20,classes=4", seed=5).subset(40)
     assert torch.equal(again.train.images, small.train.images)  # not the run's seed
     assert data.subset(500) is data and small.describe()["train"] == 40
+
+
+def test_rest_of_a_subset_is_every_training_image_the_subset_left_out():
+    from nas.train.data import load_data
+
+    data = load_data("synthetic:train=200,val=20,classes=4")
+    small, rest = data.subset(40), data.rest(40)
+    assert len(rest.val) == 160 and torch.equal(rest.train.images, data.train.images)
+    seen = {tuple(x.flatten().tolist()) for x in small.train.images}
+    held = {tuple(x.flatten().tolist()) for x in rest.val.images}
+    assert not seen & held and len(seen | held) == len({tuple(x.flatten().tolist()) for x in data.train.images})
+    per_class = torch.bincount(data.train.labels)
+    assert torch.equal(torch.bincount(rest.val.labels), per_class - 10)  # 10 of each class trained on
+    with pytest.raises(BadInput, match="no image is left out"):
+        data.rest(200)

@@ -14,11 +14,13 @@ import torch
 import search_spaces
 import supernet
 from nas.cli import main
+from nas.errors import BadInput
 from nas.train import (
     Processes,
     Trainer,
     TrainSettings,
     calibration_batches,
+    correct_predictions,
     evaluate,
     evaluate_subnet,
     load_checkpoint,
@@ -116,6 +118,27 @@ def test_recalibrate_and_evaluate():
     assert 0 <= top1 <= 100 and top1 * 8 / 100 == round(top1 * 8 / 100)
 
 
+def test_correct_predictions_are_per_image_in_order_and_give_the_top1():
+    class FirstPixelSign(torch.nn.Module):  # class 1 when the first pixel is positive
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, x):
+            v = x[:, 0, 0, 0] * self.scale
+            return torch.stack([-v, v], dim=1)
+
+    x = torch.zeros(6, 3, 4, 4)
+    x[:, 0, 0, 0] = torch.tensor([1.0, -1.0, 2.0, -2.0, 3.0, -3.0])
+    labels = torch.tensor([1, 1, 1, 0, 0, 0])
+    batches = [(x[:4], labels[:4]), (x[4:], labels[4:])]
+    right = correct_predictions(FirstPixelSign(), batches)
+    assert right.tolist() == [True, False, True, True, False, True]
+    assert evaluate(FirstPixelSign(), batches) == pytest.approx(100 * 4 / 6)
+    with pytest.raises(BadInput, match="empty"):
+        correct_predictions(FirstPixelSign(), [])
+
+
 def test_drop_path_is_training_only_and_matches_the_extracted_subnet():
     space = search_spaces.load("efficientformerv2-tiny").derive(resolutions=[32], num_classes=4)
     net = supernet.build(space)
@@ -169,7 +192,10 @@ def test_cli_refuses_to_overwrite_or_change_a_run(trained, tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.subprocess
-def test_torchrun_two_processes(tmp_path):
+@pytest.mark.parametrize("memory_format", ["contiguous", "channels-last"])
+def test_torchrun_two_processes(tmp_path, memory_format):
+    """Two gloo processes step together, in either memory format (DDP's gradient buckets must accept
+    channels-last weights, as NCCL's do on a GPU)."""
     out = tmp_path / "ddp.pt"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(Path(__file__).resolve().parents[3]))
     cmd = [
@@ -194,6 +220,8 @@ def test_torchrun_two_processes(tmp_path):
         "1",
         "--device",
         "cpu",
+        "--memory-format",
+        memory_format,
         "--json",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
@@ -201,7 +229,7 @@ def test_torchrun_two_processes(tmp_path):
     result = json.loads(proc.stdout)  # rank 0 alone prints
     assert result["steps"] == 2 and not result["complete"]
     state = _state(out)  # saving checks that both processes hold the same weights
-    assert state["step"] == 2 and state["batch"] == 2
+    assert state["step"] == 2 and state["batch"] == 2 and state["settings"]["memory_format"] == memory_format
 
 
 # ---- precision ---------------------------------------------------------------------------------------
