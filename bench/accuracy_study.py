@@ -89,23 +89,29 @@ def cmd_status(args: argparse.Namespace) -> None:
             )
     done = [r for r in truth.results.values() if r.recipe == recipe.name]
     if done:
-        print(f"cost: {len(done)} trainings, {sum(r.seconds for r in done) / 3600:.2f} h of training on {done[0].host}")
+        hosts = "; ".join(sorted({r.host for r in done}))
+        print(f"cost: {len(done)} trainings, {sum(r.seconds for r in done) / 3600:.2f} h of training on {hosts}")
 
 
 def cmd_noise(args: argparse.Namespace) -> None:
-    """How much of the seed-to-seed difference is the test split's sampling: each architecture's two
-    trained models (checkpoints of this machine) evaluated image by image. Were their errors independent
-    draws, the difference of two top-1s over n images would have a standard deviation of
-    sqrt(disagreement / n); a larger observed spread is the training's own variance, which a larger
-    test split cannot remove. With --rest the models are also scored on the training images the
-    recipe's subset leaves out."""
+    """How much of the seed-to-seed difference is the sampling of the test images: each architecture's
+    two trained models (checkpoints this machine holds) evaluated image by image. Over n images (taken
+    as independent draws from the population), two equally accurate models that disagree on a share d
+    of them differ in top-1 by a paired (McNemar) standard deviation of sqrt(d / n); a larger observed
+    spread is the training's own variance, which more test images cannot remove. With --rest the models
+    are also scored on the training images the recipe's subset leaves out."""
     recipe, archs, _ = selected(args)
+    if len(args.seeds) < 2:
+        raise SystemExit("noise compares two seeds' models: give --seeds A B")
     first, second = args.seeds[:2]
     data = load_data(recipe.data, seed=0)
     sets = {"val": data}
     if args.rest:
+        if recipe.train_images is None:
+            raise SystemExit(f"--rest: recipe {recipe.name} trains on the whole training split; no image is left out")
         sets["rest"] = data.rest(recipe.train_images)
-    observed, binomial = [], []
+    observed: dict[str, list[float]] = {name: [] for name in sets}
+    sampling: dict[str, list[float]] = {name: [] for name in sets}
     print(f"recipe {recipe.name}: seeds {first} and {second}, each architecture's models image by image")
     for arch in archs:
         paths = [checkpoint_path(args.checkpoints, recipe, arch, s) for s in (first, second)]
@@ -116,22 +122,22 @@ def cmd_noise(args: argparse.Namespace) -> None:
         for name, split in sets.items():
             loader = Loader(split, "val", resolution=arch.resolution, batch_size=256, train=False)
             a, b = (correct_predictions(c.model(), loader) for c in checkpoints)
-            diff = 100.0 * (a.float().mean() - b.float().mean()).item()
-            expected = 100.0 * ((a != b).float().mean().item() / len(a)) ** 0.5
-            if name == "val":
-                observed.append(diff)
-                binomial.append(expected)
+            disagreement = (a != b).float().mean().item()
+            observed[name].append(100.0 * (a.float().mean() - b.float().mean()).item())
+            sampling[name].append(100.0 * (disagreement / len(a)) ** 0.5)
             line.append(
-                f"{name} ({len(a)} images): {diff:+.2f}, disagreement {100.0 * (a != b).float().mean().item():.1f}%, binomial sd {expected:.2f}"
+                f"{name} ({len(a)} images): {observed[name][-1]:+.2f}, disagreement {100 * disagreement:.1f}%, "
+                f"sampling sd {sampling[name][-1]:.2f}"
             )
         print("  " + " | ".join(line), flush=True)
-    if len(observed) >= 2:
-        d = np.array(observed)
-        share = float(np.mean(np.square(binomial))) / float(d.var(ddof=1))
+    for name in sets:
+        d, expected = np.array(observed[name]), np.sqrt(np.mean(np.square(sampling[name]))) if sampling[name] else 0.0
+        if len(d) < 2 or d.std(ddof=1) == 0:
+            continue
         print(
-            f"{len(d)} architectures: seed differences on the validation split sd {d.std(ddof=1):.2f} points, "
-            f"sampling alone would give {np.sqrt(np.mean(np.square(binomial))):.2f}: the split's sampling explains "
-            f"{100 * share:.0f}% of the variance"
+            f"{name}: {len(d)} architectures, seed differences sd {d.std(ddof=1):.2f} points (mean {d.mean():+.2f}); "
+            f"the images' sampling alone gives {expected:.2f}, {100 * expected**2 / d.var(ddof=1):.0f}% of the variance "
+            "(over 100%: no larger than sampling makes them)"
         )
 
 
@@ -159,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, func in (("train", cmd_train), ("status", cmd_status), ("noise", cmd_noise)):
         p = sub.add_parser(name)
         add_study_arguments(p, checkpoints=True)
-        p.add_argument("--markdown", action="store_true", help="also print the trained architectures as a Markdown table")
+        if name == "status":
+            p.add_argument("--markdown", action="store_true", help="also print the trained architectures as a Markdown table")
         if name == "noise":
             p.add_argument("--rest", action="store_true", help="also score on the training images the subset leaves out")
         p.set_defaults(func=func)

@@ -33,7 +33,7 @@ from nas.estimate import (
     SupernetEstimator,
     default_by_evidence,
     rank_agreement,
-    tau_difference,
+    versus_baseline,
 )
 
 
@@ -104,16 +104,14 @@ def main() -> None:
         line(f"ceiling (seed {args.seeds[1]} vs {args.seeds[0]})", ceiling, "train")
     for name, r in sorted(rows.items(), key=lambda kv: -kv[1]["kendall_tau"]):
         line(name, r, f"{cost[name]:.2f}" if name in cost else "fit")
-    versus_params = {
-        name: tau_difference(values, estimates["proxy:params"], truth, seed=args.seed).to_dict()
-        for name, values in estimates.items()
-        if name != "proxy:params"
-    }
+    differences = versus_baseline(estimates, truth, seed=args.seed)
+    versus_params = {name: d.to_dict() for name, d in differences.items()}
     print("\nKendall tau minus parameter count's, paired bootstrap 95% interval (significant when above 0):")
     for name, d in sorted(versus_params.items(), key=lambda kv: -kv[1]["difference"]):
         print(f"  {name:22s}{d['difference']:>+8.3f} [{d['low']:>+6.2f}, {d['high']:>+6.2f}]" + ("  *" if d["low"] > 0 else ""))
     training_free_estimates = {name: values for name, values in estimates.items() if name.startswith("proxy:")}
-    default, why = default_by_evidence(training_free_estimates, truth, seed=args.seed)
+    training_free_differences = {name: d for name, d in differences.items() if name in training_free_estimates}
+    default, why = default_by_evidence(training_free_estimates, truth, differences=training_free_differences)
     print(f"\ndefault of nas search by the rule: {default} ({why})")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"estimators-{recipe.name}.json"

@@ -29,7 +29,15 @@ from .proxies import (
     synflow,
     zico,
 )
-from .ranking import RankAgreement, TauDifference, default_by_evidence, rank_agreement, tau_difference, top_k_recall
+from .ranking import (
+    RankAgreement,
+    TauDifference,
+    default_by_evidence,
+    rank_agreement,
+    tau_difference,
+    top_k_recall,
+    versus_baseline,
+)
 from .supernet import SupernetEstimator
 from .synthetic import SyntheticAccuracy, enumerate_codes
 
@@ -111,6 +119,7 @@ __all__ = [
     "TauDifference",
     "tau_difference",
     "default_by_evidence",
+    "versus_baseline",
     "top_k_recall",
     "naswot_kernel",
     "naswot_score",

@@ -42,7 +42,25 @@ class RankAgreement:
         )
 
     def to_dict(self) -> dict[str, float | int]:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+        return _rounded(self)
+
+
+def _rounded(record: object) -> dict[str, float | int]:
+    """A record's fields for JSON, floats to four places."""
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in record.__dict__.items()}
+
+
+def _paired_values(caller: str, *sequences: Sequence[float]) -> tuple[np.ndarray, ...]:
+    """`sequences` as float arrays, checked to be one-dimensional, of one length of at least 3, finite."""
+    arrays = tuple(np.asarray(v, dtype=float) for v in sequences)
+    shapes = [a.shape for a in arrays]
+    if len(set(shapes)) != 1 or arrays[0].ndim != 1 or len(arrays[0]) < 3:
+        raise ValueError(
+            f"{caller}() needs {len(arrays)} equal-length sequences of at least 3 values, got {', '.join(map(str, shapes))}"
+        )
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise ValueError(f"{caller}(): estimates and truth must be finite")
+    return arrays
 
 
 def top_k_recall(estimate: Sequence[float], truth: Sequence[float], k: int) -> float:
@@ -81,11 +99,7 @@ def rank_agreement(
     """Kendall tau and Spearman of `estimate` against `truth` (higher is better in both), their
     bootstrap intervals and p-values (scipy's exact or asymptotic tests of no association), and the
     recall of the truth's best `top_fraction` (at least one architecture)."""
-    x, y = np.asarray(estimate, dtype=float), np.asarray(truth, dtype=float)
-    if x.shape != y.shape or x.ndim != 1 or len(x) < 3:
-        raise ValueError(f"rank_agreement() needs two equal-length sequences of at least 3 values, got {x.shape} and {y.shape}")
-    if not (np.isfinite(x).all() and np.isfinite(y).all()):
-        raise ValueError("rank_agreement(): estimates and truth must be finite")
+    x, y = _paired_values("rank_agreement", estimate, truth)
     kendall, spearman = stats.kendalltau(x, y), stats.spearmanr(x, y)
     intervals = {}
     for name, statistic in (("kendall", _kendall), ("spearman", _spearman)):
@@ -134,7 +148,7 @@ class TauDifference:
         return self.low > 0.0
 
     def to_dict(self) -> dict[str, float | int]:
-        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+        return _rounded(self)
 
 
 def tau_difference(
@@ -148,12 +162,7 @@ def tau_difference(
 ) -> TauDifference:
     """tau(a, truth) - tau(b, truth) with its paired percentile bootstrap interval (architectures
     resampled with replacement, the same resample for both estimates, seeded)."""
-    x, y, t = (np.asarray(v, dtype=float) for v in (a, b, truth))
-    if not (x.shape == y.shape == t.shape) or t.ndim != 1 or len(t) < 3:
-        shapes = f"{x.shape}, {y.shape}, {t.shape}"
-        raise ValueError(f"tau_difference() needs three equal-length sequences of at least 3 values, got {shapes}")
-    if not (np.isfinite(x).all() and np.isfinite(y).all() and np.isfinite(t).all()):
-        raise ValueError("tau_difference(): estimates and truth must be finite")
+    x, y, t = _paired_values("tau_difference", a, b, truth)
     result = stats.bootstrap(
         (x, y, t),
         lambda xs, ys, ts: _kendall(xs, ts) - _kendall(ys, ts),
@@ -172,34 +181,54 @@ def tau_difference(
     )
 
 
+def versus_baseline(
+    estimates: dict[str, Sequence[float]], truth: Sequence[float], *, baseline: str = "proxy:params", seed: int = 0
+) -> dict[str, TauDifference]:
+    """Every estimate's paired tau difference to `baseline`'s (tau_difference), by name."""
+    if baseline not in estimates:
+        raise ValueError(f"the baseline {baseline!r} is not among the estimates")
+    reference = estimates[baseline]
+    return {name: tau_difference(v, reference, truth, seed=seed) for name, v in estimates.items() if name != baseline}
+
+
 def default_by_evidence(
     estimates: dict[str, Sequence[float]],
     truth: Sequence[float],
     *,
     baseline: str = "proxy:params",
     seed: int = 0,
+    differences: dict[str, TauDifference] | None = None,
 ) -> tuple[str, str]:
     """(estimator, why): the rule that picks the accuracy estimate ``nas search`` uses by default.
     Among the candidates that beat `baseline` (parameter count: free, and what any tool falls back
-    to) significantly in the paired test of `tau_difference`, the one of highest tau; if none does,
-    the baseline itself. A candidate has to earn its place against the truth, not merely score higher
-    on 24 noisy architectures."""
-    if baseline not in estimates:
-        raise ValueError(f"default_by_evidence(): the baseline {baseline!r} is not among the estimates")
-    base_tau = _kendall(np.asarray(estimates[baseline], dtype=float), np.asarray(truth, dtype=float))
-    winners = []
-    for name, values in estimates.items():
-        if name == baseline:
-            continue
-        diff = tau_difference(values, estimates[baseline], truth, seed=seed)
-        if diff.significant:
-            winners.append((diff.difference + base_tau, name, diff))
-    if not winners:
+    to) in the paired test of `tau_difference`, the one of highest tau (of equal taus, the first in
+    `estimates`' order); if none does, the baseline itself. A candidate has to earn its place against
+    the truth, not merely score higher on a few dozen noisy architectures. `differences`: the paired
+    tests already computed by versus_baseline (same seed), so they are not run twice."""
+    if differences is None:
+        differences = versus_baseline(estimates, truth, baseline=baseline, seed=seed)
+    elif baseline not in estimates:
+        raise ValueError(f"the baseline {baseline!r} is not among the estimates")
+    t = np.asarray(truth, dtype=float)
+    best: tuple[float, str] | None = None
+    for name, diff in differences.items():
+        tau = _kendall(np.asarray(estimates[name], dtype=float), t)
+        if diff.significant and (best is None or tau > best[0]):
+            best = (tau, name)
+    if best is None:
+        base_tau = _kendall(np.asarray(estimates[baseline], dtype=float), t)
         return baseline, f"no estimator beats {baseline} (tau {base_tau:.3f}) in the paired bootstrap test"
-    tau, name, diff = max(winners, key=lambda w: (w[0], w[1]))
-    return name, (
-        f"tau {tau:.3f}, {diff.difference:+.3f} over {baseline} (paired 95% interval {diff.low:.2f} to {diff.high:.2f})"
-    )
+    tau, name = best
+    diff = differences[name]
+    return name, f"tau {tau:.3f}, {diff.difference:+.3f} over {baseline} (paired 95% interval {diff.low:.2f} to {diff.high:.2f})"
 
 
-__all__ = ["RankAgreement", "TauDifference", "default_by_evidence", "rank_agreement", "tau_difference", "top_k_recall"]
+__all__ = [
+    "RankAgreement",
+    "TauDifference",
+    "default_by_evidence",
+    "rank_agreement",
+    "tau_difference",
+    "top_k_recall",
+    "versus_baseline",
+]

@@ -61,9 +61,10 @@ def correct_predictions(
             right.append(logits_of(out).float().argmax(dim=1).cpu() == y)
     finally:
         model.train(was_training)
-    if not right:
-        raise BadInput("evaluate: the validation split is empty")
-    return torch.cat(right)
+    right = torch.cat(right) if right else torch.zeros(0, dtype=torch.bool)
+    if not len(right):
+        raise BadInput("evaluation: the validation split is empty")
+    return right
 
 
 def evaluate(

@@ -132,11 +132,13 @@ def test_correct_predictions_are_per_image_in_order_and_give_the_top1():
     x[:, 0, 0, 0] = torch.tensor([1.0, -1.0, 2.0, -2.0, 3.0, -3.0])
     labels = torch.tensor([1, 1, 1, 0, 0, 0])
     batches = [(x[:4], labels[:4]), (x[4:], labels[4:])]
-    right = correct_predictions(FirstPixelSign(), batches)
-    assert right.tolist() == [True, False, True, True, False, True]
+    model = FirstPixelSign().train()
+    right = correct_predictions(model, batches)
+    assert right.tolist() == [True, False, True, True, False, True] and model.training  # its mode given back
     assert evaluate(FirstPixelSign(), batches) == pytest.approx(100 * 4 / 6)
-    with pytest.raises(BadInput, match="empty"):
-        correct_predictions(FirstPixelSign(), [])
+    for nothing in ([], [(x[:0], labels[:0])]):  # no batch, or only empty ones (a shard of too few images)
+        with pytest.raises(BadInput, match="empty"):
+            correct_predictions(FirstPixelSign(), nothing)
 
 
 def test_drop_path_is_training_only_and_matches_the_extracted_subnet():
