@@ -63,6 +63,24 @@ def _paired_values(caller: str, *sequences: Sequence[float]) -> tuple[np.ndarray
     return arrays
 
 
+def _paired_interval(
+    samples: tuple[np.ndarray, ...], statistic, resamples: int, confidence: float, seed: int
+) -> tuple[float, float]:
+    """The percentile bootstrap interval of `statistic` over `samples` resampled together (the same
+    architectures for every sample), from a generator seeded by `seed`."""
+    result = stats.bootstrap(
+        samples,
+        statistic,
+        paired=True,
+        vectorized=False,
+        n_resamples=resamples,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
 def top_k_recall(estimate: Sequence[float], truth: Sequence[float], k: int) -> float:
     """The share of the truth's `k` best that are among the estimate's `k` best (ties broken by order)."""
     estimate, truth = np.asarray(estimate, dtype=float), np.asarray(truth, dtype=float)
@@ -101,19 +119,10 @@ def rank_agreement(
     recall of the truth's best `top_fraction` (at least one architecture)."""
     x, y = _paired_values("rank_agreement", estimate, truth)
     kendall, spearman = stats.kendalltau(x, y), stats.spearmanr(x, y)
-    intervals = {}
-    for name, statistic in (("kendall", _kendall), ("spearman", _spearman)):
-        result = stats.bootstrap(
-            (x, y),
-            statistic,
-            paired=True,
-            vectorized=False,
-            n_resamples=resamples,
-            confidence_level=confidence,
-            method="percentile",
-            rng=np.random.default_rng(seed),
-        )
-        intervals[name] = (float(result.confidence_interval.low), float(result.confidence_interval.high))
+    intervals = {
+        name: _paired_interval((x, y), statistic, resamples, confidence, seed)
+        for name, statistic in (("kendall", _kendall), ("spearman", _spearman))
+    }
     k = max(1, round(top_fraction * len(y)))
     return RankAgreement(
         n=len(y),
@@ -163,21 +172,12 @@ def tau_difference(
     """tau(a, truth) - tau(b, truth) with its paired percentile bootstrap interval (architectures
     resampled with replacement, the same resample for both estimates, seeded)."""
     x, y, t = _paired_values("tau_difference", a, b, truth)
-    result = stats.bootstrap(
-        (x, y, t),
-        lambda xs, ys, ts: _kendall(xs, ts) - _kendall(ys, ts),
-        paired=True,
-        vectorized=False,
-        n_resamples=resamples,
-        confidence_level=confidence,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
+    low, high = _paired_interval((x, y, t), lambda xs, ys, ts: _kendall(xs, ts) - _kendall(ys, ts), resamples, confidence, seed)
     return TauDifference(
         n=len(t),
         difference=_kendall(x, t) - _kendall(y, t),
-        low=float(result.confidence_interval.low),
-        high=float(result.confidence_interval.high),
+        low=low,
+        high=high,
     )
 
 
