@@ -159,11 +159,10 @@ class SearchContext:
     def ask(self, study: Any) -> tuple[Any, Entry] | None:
         """A new trial of `study` (a reserved slot when the study is shared) with the candidate its
         sampler suggests, as an entry with cheap metrics; None when the total is reached."""
-        trial = self.reserve(study) if self.shared else study.ask()
+        # named with its worker from the start, so a resume can tell a killed worker's trial from a live one
+        trial = self.reserve(study) if self.shared else self.store.new_trial(study)
         if trial is None:
             return None
-        if not self.shared:
-            self.store.mark_worker(trial)  # lets a resume tell a killed trial from a live one
         codes = [trial.suggest_int(gene.name, 0, len(gene.choices) - 1) for gene in self.problem.genes()]
         entry = self.problem.cheap([self.problem.decode(codes)])[0]
         if self.shared:

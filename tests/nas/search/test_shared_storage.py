@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from nas.search import run_result
+from nas.pareto import STANDARD_OBJECTIVES
+from nas.search import run_result, runs
 from nas.search.local_postgres import temporary_postgres, unavailable_reason
 from nas.search.runs import retry_creation
 
@@ -133,3 +135,39 @@ def test_schema_creation_races_are_retried_and_other_errors_are_not():
         retry_creation(lambda: (_ for _ in ()).throw(RuntimeError("password authentication failed")))
     with pytest.raises(KeyError):
         retry_creation(lambda: (_ for _ in ()).throw(KeyError("already exists")), give_up=KeyError)
+
+
+class _Killed(BaseException):
+    """Stands for a SIGKILL arriving at one point of a worker's work."""
+
+
+@pytest.mark.parametrize("taking", ["slot", "registration"])
+def test_a_worker_killed_right_after_creating_a_trial_leaves_one_that_a_resume_frees(tmp_path, monkeypatch, taking):
+    """Killed just after its slot's (or registration's) trial is created, a worker leaves a RUNNING trial;
+    it must already name the dead process, or it counts toward the total for ever (seen once: 59 of 60
+    trials complete after a killed worker was resumed)."""
+    store = runs.RunStore(
+        runs.open_storage(f"sqlite:///{tmp_path / 'shared.db'}"),
+        "s",
+        [STANDARD_OBJECTIVES["params"]],
+        create=True,
+        record=lambda c: c,
+        decode=lambda d, _where: d,
+    )
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # a process id that no longer runs: the killed worker's
+    monkeypatch.setattr(runs, "worker_name", lambda: f"{socket.gethostname()}:{child.pid}")
+    create = store.storage.create_new_trial
+
+    def create_then_die(*args, **kwargs):
+        create(*args, **kwargs)
+        raise _Killed
+
+    monkeypatch.setattr(store.storage, "create_new_trial", create_then_die)
+    with pytest.raises(_Killed):
+        store.reserve(total=1) if taking == "slot" else store.register_worker()
+    monkeypatch.undo()
+    assert store.claimed_before(10) == 1  # the dead worker's trial holds the only slot ...
+    assert store.fail_dead_trials() == 1  # ... until a resume on this host fails it
+    assert store.claimed_before(10) == 0
+    assert store.reserve(total=1) is not None  # and the slot is taken again
