@@ -173,13 +173,13 @@ class RunStore:
         self.budget, self.params = budget, params
         # the genes as Optuna parameters, so the dashboard's importance and slice plots work for every strategy
         self.distributions = {g.name: optuna.distributions.IntDistribution(0, len(g.choices) - 1) for g in genes}
-        exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(storage)}
+        exists = study_name in {s.study_name for s in optuna.get_all_study_summaries(self.storage)}
         study = self._create(settings) if create and not exists else None
         if study is None:
             if not exists and not create:
-                names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
+                names = ", ".join(s.study_name for s in optuna.get_all_study_summaries(self.storage)) or "none"
                 raise BadInput(f"no study {study_name!r} in the storage (studies: {names})")
-            study = optuna.load_study(study_name=study_name, storage=storage)
+            study = optuna.load_study(study_name=study_name, storage=self.storage)
             stored = study.metric_names or []  # empty for a moment while another worker creates the study
             if stored and list(stored) != list(self.objectives) and settings is not None:
                 raise BadInput(f"study {study_name!r} has objectives {','.join(stored)}, not {','.join(self.objectives)}")
@@ -296,8 +296,7 @@ class RunStore:
         trial that no resume could tell from a live one: it counted toward the total for ever (seen once
         in a full test run: 59 of 60 trials complete after a killed worker was resumed)."""
         optuna = _optuna()
-        template = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, user_attrs={WORKER_KEY: worker_name()})
-        trial_id = self.storage.create_new_trial(self._id(), template_trial=template)
+        trial_id = self._create_running({WORKER_KEY: worker_name()})
         # A study object of its own per trial (over the shared cache), as ``ask`` starts each trial from a
         # fresh read of the study: the sampler then sees every trial finished until now.
         fresh = optuna.Study(study_name=self.study_name, storage=self.storage, sampler=study.sampler)
@@ -308,16 +307,18 @@ class RunStore:
         returns (0 for a fresh study's first worker, so that one worker alone proposes as without sharing;
         otherwise the registration trial's storage id, unique to it). Workers started at the same moment
         with one seed thus propose different candidates."""
-        optuna = _optuna()
         name = worker_name()  # as a worker's attribute too, so a worker killed while registering is failed on resume
-        template = optuna.trial.create_trial(
-            state=optuna.trial.TrialState.RUNNING, user_attrs={REGISTRATION_KEY: name, WORKER_KEY: name}
-        )
-        trial_id = self.storage.create_new_trial(self._id(), template_trial=template)
+        trial_id = self._create_running({REGISTRATION_KEY: name, WORKER_KEY: name})
         offset = 0 if self.storage.get_trial_number_from_id(trial_id) == 0 else int(trial_id)
         self.storage.set_trial_user_attr(trial_id, "seed_offset", offset)
-        self.storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+        self.storage.set_trial_state_values(trial_id, _optuna().trial.TrialState.FAIL)
         return offset
+
+    def _create_running(self, user_attrs: dict[str, Any]) -> int:
+        """A new RUNNING trial holding `user_attrs` from the start (one transaction); returns its id."""
+        optuna = _optuna()
+        template = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, user_attrs=user_attrs)
+        return self.storage.create_new_trial(self._id(), template_trial=template)
 
     def _id(self) -> int:
         if self._study_id is None:
