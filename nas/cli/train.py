@@ -140,7 +140,7 @@ class TrainCommand(Command):
             "--memory-format",
             choices=MEMORY_FORMATS,
             default=None,
-            help="layout of weights and batches (default: channels-last on CUDA, contiguous on CPU)",
+            help="layout of weights and batches (default: channels-last, the faster on CPU and GPU)",
         )
         p.add_argument(
             "--compile-eval",

@@ -11,7 +11,7 @@ import search_spaces
 
 from ..errors import BadInput
 from ..resume import resumed_settings
-from .acceleration import memory_format
+from .acceleration import DEFAULT_MEMORY_FORMAT, memory_format
 from .distill import DISTILL_LOSSES
 from .precision import PRECISIONS
 
@@ -65,7 +65,7 @@ class TrainSettings:
     workers: int | None = None
     accelerator: str | None = None  # cpu or cuda (None: cuda when available)
     precision: str = "fp32"  # fp32, bf16 or fp16 autocast (nas.train.precision)
-    memory_format: str | None = None  # channels-last or contiguous (None: channels-last on CUDA; nas.train.acceleration)
+    memory_format: str | None = None  # channels-last or contiguous (None: channels-last; nas.train.acceleration)
     compile_eval: bool = False  # torch.compile each validated subnet
 
     def __post_init__(self) -> None:
@@ -90,7 +90,7 @@ class TrainSettings:
             isinstance(self.sample_gap, bool) or not isinstance(self.sample_gap, (int, float)) or not self.sample_gap > 1
         ):
             raise BadInput(f"--sample-gap {self.sample_gap}: expected a MACs ratio > 1 (e.g. 2)")
-        memory_format(self.memory_format, "cpu")  # BadInput, one line, for an unknown format
+        memory_format(self.memory_format)  # BadInput, one line, for an unknown format
         if not isinstance(self.compile_eval, bool):
             raise BadInput(f"compile_eval {self.compile_eval!r}: expected true or false")
         if self.arch is not None and (self.distill != "kl" or self.sample_gap is not None):
@@ -119,6 +119,7 @@ class TrainSettings:
                 given["space"] = search_spaces.load(given["arch"]["space"]).base_ref
             for key, value in DATA_DEFAULTS.get(str(given["data"]).partition(":")[0], {}).items():
                 given.setdefault(key, value)
+        given.setdefault("memory_format", DEFAULT_MEMORY_FORMAT)  # by name, so the checkpoint says what ran
         return cls(**given)
 
     @classmethod

@@ -83,7 +83,7 @@ class Trainer:
         if init_state is not None:
             self.model.load_state_dict(init_state)
         self.model.set_drop_path(s.drop_path)
-        self.memory_format = memory_format(s.memory_format, procs.device)
+        self.memory_format = memory_format(s.memory_format)
         self.model.to(procs.device, memory_format=self.memory_format).train()
         self.params = [p for p in self.model.parameters() if p.requires_grad]
         procs.broadcast(self.params)

@@ -34,7 +34,7 @@ def test_channels_last_trains_the_same_function_with_weights_stored_nhwc():
     assert losses_cl == pytest.approx(losses_plain, rel=1e-2)
     conv = [p for p in trainer.model.parameters() if p.dim() == 4 and p.shape[-1] > 1]
     assert conv and all(p.is_contiguous(memory_format=torch.channels_last) for p in conv)
-    assert memory_format(None, "cpu") == torch.contiguous_format and memory_format(None, "cuda") == torch.channels_last
+    assert memory_format(None) == torch.channels_last  # the default on every device (faster on CPU too)
     with pytest.raises(BadInput, match="--memory-format nhwc"):
         TrainSettings.resolve(dict(OPTIONS, memory_format="nhwc"))
     x = torch.ones(2)

@@ -83,6 +83,11 @@ def test_a_damaged_results_file_is_one_line_bad_input(tmp_path):
 def test_recipe_names_and_train_images_are_checked():
     with pytest.raises(BadInput):
         Recipe("a b")
+    with pytest.raises(BadInput, match="memory_format 'nhwc'"):
+        Recipe("r", memory_format="nhwc")
+    # a recipe names its layout (rounding differs); the e8 truth was trained contiguous, supernets run the fastest
+    assert study.RECIPES["fm5k-e8-64"].common_settings(0)["memory_format"] == "contiguous"
+    assert study.SupernetRecipe("s").settings(study.RECIPES["fm5k-e8-64"], 0)["memory_format"] == "channels-last"
     from nas.train.settings import TrainSettings
 
     with pytest.raises(BadInput, match="--train-images 0"):
@@ -129,3 +134,10 @@ def test_supernet_scores_grow_with_the_study_and_train_once(tmp_path, monkeypatc
     assert len((tmp_path / "supernets.jsonl").read_text().splitlines()) == 1
     ckpt = study.load_checkpoint(tmp_path / "ckpt" / RECIPE.name / "supernets" / "test-alpha-seed0.pt")
     assert ckpt.kind == "supernet" and ckpt.settings.distill == "alpha" and ckpt.settings.sample_gap == 2.0
+
+    # a supernet trained in another layout (as before channels-last was the default) is resumed, not refused
+    monkeypatch.undo()
+    stale = dict(lever.settings(RECIPE, 0), memory_format="contiguous")
+    monkeypatch.setattr(study.SupernetRecipe, "settings", lambda self, recipe, seed: stale)
+    path, _ = study.train_supernet(RECIPE, lever, 0, tmp_path / "ckpt")
+    assert path.exists()
