@@ -13,7 +13,7 @@ import torch
 from nas.cli import main
 from nas.errors import BadInput
 from nas.train import data as nas_data
-from nas.train.data import FileDecoder, Loader, load_data, prepare, read_idx, synthetic_data
+from nas.train.data import FileDecoder, Loader, _crop_flip, load_data, prepare, read_idx, synthetic_data
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -138,6 +138,20 @@ def test_prepare_normalises_and_augments():
     assert torch.allclose(prepare(d.train.images, d, 16, no_move), plain)
     flipped = (no_move[0], no_move[1], torch.ones(64, dtype=torch.bool))
     assert torch.allclose(prepare(d.train.images, d, 16, flipped), plain.flip(-1))
+
+
+def test_random_crops_shift_each_image_by_its_own_offset_into_zero_padding():
+    """A 4 x 4 image padded by 1 (an eighth of its side, at least 1): offset (0, 0) moves it down and right
+    by one pixel with zeros coming in, (2, 1) up by one, and a flip mirrors the window, per image."""
+    image = torch.arange(1, 17, dtype=torch.uint8).view(1, 1, 4, 4)
+    batch = image.repeat(3, 1, 1, 1)
+    out = _crop_flip(batch, torch.tensor([0, 2, 1]), torch.tensor([0, 1, 2]), torch.tensor([False, False, True]))
+    padded = torch.nn.functional.pad(image[0, 0], (1, 1, 1, 1))
+    assert out.dtype == torch.uint8
+    assert torch.equal(out[0, 0], padded[0:4, 0:4]) and out[0, 0, 0].tolist() == [0, 0, 0, 0]
+    assert out[0, 0, 1].tolist() == [0, 1, 2, 3]
+    assert out[1, 0].tolist() == [[5, 6, 7, 8], [9, 10, 11, 12], [13, 14, 15, 16], [0, 0, 0, 0]]
+    assert torch.equal(out[2, 0], padded[1:5, 2:6].flip(-1)) and out[2, 0, 0].tolist() == [0, 4, 3, 2]
 
 
 def test_loader_shards_do_not_change_the_global_batch():
