@@ -1,12 +1,14 @@
 """Training throughput: a sandwich-rule supernet step against training the largest subnet alone.
 
-Three ways of spending a step on the same batches, timed in interleaved rounds (medians of the rounds):
+Ways of spending a step on the same batches, timed in interleaved rounds (medians of the rounds). The
+first four run contiguous (NCHW) tensors, the layout of earlier versions (``--memory-format contiguous``);
+the two ``-channels-last`` modes run the default layout:
 - ``sandwich``: the supernet step of ``nas train`` (largest, smallest and two random subnets, distillation);
 - ``largest-in-supernet``: only the largest subnet, run through the supernet (weight slicing);
 - ``largest-alone``: the largest subnet as a plain extracted module (what ``nas train --arch`` trains);
 - ``sandwich-bf16``: the sandwich step under bf16 autocast (``nas train --precision bf16``);
-- ``sandwich-channels-last``: the sandwich step with weights and batches NHWC (``--memory-format
-  channels-last``, the default on CUDA; the other modes run contiguous).
+- ``sandwich-channels-last``: the sandwich step with weights and batches NHWC (the default layout);
+- ``largest-alone-channels-last``: ``largest-alone`` in NHWC (what ``nas train --arch`` runs by default).
 Also the time to prepare one batch (indexing, crop/flip, resize, normalise) in the main process, as a
 share of the sandwich step: it tells whether DataLoader worker processes would pay off.
 
@@ -58,10 +60,13 @@ def main() -> None:
     sandwich = Trainer(base, out, procs)
     largest = sandwich.space.largest()
     in_supernet = Trainer(base, out, procs)
-    in_supernet.archs = lambda step: [largest]  # the same supernet step with one subnet
+    # the same supernet step with one subnet: the draw train_step asks for its subnets, replaced (replacing
+    # `archs` instead, as this script once did, no longer changed the step: a sandwich was timed twice)
+    in_supernet._draw = lambda step: ([largest], None)
     alone = Trainer(dataclasses.replace(base, arch=largest.to_dict(), space=sandwich.space.base_ref), out, procs)
     bf16 = Trainer(dataclasses.replace(base, precision="bf16"), out, procs)
     nhwc = Trainer(dataclasses.replace(base, memory_format="channels-last"), out, procs)
+    alone_nhwc = Trainer(dataclasses.replace(alone.settings, memory_format="channels-last"), out, procs)
     loader = Loader(sandwich.data, "train", resolution=sandwich.resolution, batch_size=args.batch_size, train=True)
     batches = []
     for x, y in loader:
@@ -76,6 +81,7 @@ def main() -> None:
         "largest-alone": (alone, batches),
         "sandwich-bf16": (bf16, batches),
         "sandwich-channels-last": (nhwc, nhwc_batches),
+        "largest-alone-channels-last": (alone_nhwc, nhwc_batches),
     }
     for trainer, mode_batches in modes.values():  # warm-up: first calls build caches
         trainer.train_step(*mode_batches[0])
@@ -100,14 +106,22 @@ def main() -> None:
     )
     med = {m: statistics.median(r) for m, r in rates.items()}
     for name, value in med.items():
-        print(f"  {name:<24} {value:8.1f} img/s")
+        print(f"  {name:<24} {value:8.1f} img/s  ({min(rates[name]):.1f}-{max(rates[name]):.1f})")
+
+    def ratio(a: str, b: str) -> str:
+        """The median and range of a/b over the rounds: each round times both within seconds of each
+        other, so a change of the machine's speed between rounds cancels."""
+        per_round = [x / y for x, y in zip(rates[a], rates[b])]
+        return f"{statistics.median(per_round):.3f} ({min(per_round):.3f}-{max(per_round):.3f} over rounds)"
+
     print(
-        f"  sandwich / largest-alone = {med['sandwich'] / med['largest-alone']:.3f} "
+        f"  sandwich / largest-alone = {ratio('sandwich', 'largest-alone')} "
         f"(a sandwich step costs {med['largest-alone'] / med['sandwich']:.2f} largest-alone steps)"
     )
-    print(f"  sandwich / largest-in-supernet = {med['sandwich'] / med['largest-in-supernet']:.3f}")
-    print(f"  sandwich-bf16 / sandwich = {med['sandwich-bf16'] / med['sandwich']:.3f}")
-    print(f"  sandwich-channels-last / sandwich = {med['sandwich-channels-last'] / med['sandwich']:.3f}")
+    print(f"  sandwich / largest-in-supernet = {ratio('sandwich', 'largest-in-supernet')}")
+    print(f"  sandwich-bf16 / sandwich = {ratio('sandwich-bf16', 'sandwich')}")
+    print(f"  sandwich-channels-last / sandwich = {ratio('sandwich-channels-last', 'sandwich')}")
+    print(f"  largest-alone-channels-last / largest-alone = {ratio('largest-alone-channels-last', 'largest-alone')}")
     step_s = args.batch_size / med["sandwich"]
     print(
         f"  batch preparation {statistics.median(prep) * 1e3:.1f} ms = {100 * statistics.median(prep) / step_s:.1f}% "
