@@ -54,7 +54,7 @@ def cmd_status(args: argparse.Namespace) -> None:
         + f"{'train s':>9s}"
     )
     columns = {s: truth.top1(archs, recipe.name, s) for s in args.seeds}
-    if args.markdown:
+    if getattr(args, "markdown", False):  # `train` prints the status too, without that option
         print_markdown(truth, archs, recipe.name, args.seeds)
     for i, arch in enumerate(archs):
         rows = [truth.get(arch, recipe.name, s) for s in args.seeds]
