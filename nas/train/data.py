@@ -349,7 +349,7 @@ def draw_crops(n: int, side: int, generator: torch.Generator) -> tuple[torch.Ten
 def _crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     """Each image's window at (dy, dx) of itself padded by crop_padding (zeros), mirrored where `flip`.
     One slice per image: a gather over every pixel's index cost as much as decoding the image."""
-    B, _, H, W = x.shape
+    _, _, H, W = x.shape
     pad = crop_padding(max(H, W))
     padded = F.pad(x, (pad, pad, pad, pad))
     out = torch.empty_like(x)
