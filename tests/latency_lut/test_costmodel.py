@@ -128,6 +128,29 @@ def test_leave_one_family_out_on_a_small_synthetic_set():
     assert len(records) == 2 and all("worst_group_pct" in r for r in records)
 
 
+def test_a_tied_feature_is_priced_by_its_target():
+    # only group "c" has attention products; tied to the weight-matrix products, held out it is still priced
+    x = np.zeros((9, len(FEATURES)))
+    x[:, COL["linear_gmacs"]] = [1, 2, 3, 1.5, 2.5, 0.5, 1, 2, 3]
+    x[6:, COL["attention_gmacs"]] = [0.5, 1.0, 0.2]
+    y = 0.8 * (x[:, COL["linear_gmacs"]] + x[:, COL["attention_gmacs"]]) + 0.2
+    groups = ["a"] * 3 + ["b"] * 3 + ["c"] * 3
+    tied = {"attention_gmacs": "linear_gmacs"}
+    model = costmodel.fit_cost_model(x[:6], y[:6], use=("linear_gmacs", "attention_gmacs"), tied=tied, peak_tmacs=None)
+    assert model.coefficients["linear_gmacs"] == pytest.approx(0.8, rel=1e-4)
+    assert model.coefficients["attention_gmacs"] == model.coefficients["linear_gmacs"]
+    assert model.fixed_ms == pytest.approx(0.2, abs=1e-4)
+    result = costmodel.leave_group_out(x, y, groups, use=("linear_gmacs", "attention_gmacs"), tied=tied, peak_tmacs=None)
+    assert abs(result["group_mean_signed_pct"]["c"]) < 0.1
+    # untied, nothing teaches group c's attention cost: it stays at its lower bound (0 here)
+    untied = costmodel.leave_group_out(x, y, groups, use=("linear_gmacs", "attention_gmacs"), peak_tmacs=None)
+    assert untied["group_mean_signed_pct"]["c"] < -10
+    with pytest.raises(ValueError, match="tied itself"):
+        costmodel.fit_cost_model(x, y, tied={"attention_gmacs": "linear_gmacs", "linear_gmacs": "dense_gmacs"})
+    with pytest.raises(ValueError, match="unknown feature"):
+        costmodel.fit_cost_model(x, y, tied={"attention_gmacs": "gemm"})
+
+
 def test_rank_metrics_by_hand():
     m = costmodel.rank_metrics([1.1, 2.0, 2.5], [1.0, 2.0, 3.0])
     assert m["mape_pct"] == pytest.approx((10 + 0 + 16.6667) / 3, abs=0.01)
