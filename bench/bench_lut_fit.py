@@ -8,10 +8,10 @@ per-layer build (every layer key timed, calibrated on 16 subnets), then one inte
 the same held-out random subnets that every table predicts. Every table keeps its timings relative to
 the space's reference model (timed in every pass), and the held-out subnets are timed with it too, so
 each table is scored in its own unit (`nas lut validate`'s protocol): a uniform change of the machine's
-speed between building and validating cancels. Besides the shipped fit (features chosen by 5-fold
-cross-validation), each fitted table's own timings are refitted with every feature (untied, and with
-attention tied to the weight-matrix products, as the phone table is) and scored on the same held-out
-timings: no extra measuring. Prints, per table: share within +-10%, MAPE, Kendall tau, the speed ratio
+speed between building and validating cancels. Besides the shipped fit (every feature), each fitted
+table's own timings are refitted the previous way (the subset of at most five features with the lowest
+5-fold cross-validated error) and with attention tied to the weight-matrix products (as the phone table
+is), and scored on the same held-out timings: no extra measuring. Prints, per table: share within +-10%, MAPE, Kendall tau, the speed ratio
 in raw milliseconds and its measuring time; writes the report as JSON with --out, with every timing
 (fit points, held-out architectures and their ratios to the reference) so that other fits can be
 scored later without measuring.
@@ -20,6 +20,7 @@ scored later without measuring.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import sys
@@ -39,8 +40,12 @@ from latency_lut.build import measure_archs, reference_arch  # noqa: E402
 from latency_lut.fitting import build_fitted, choose_models  # noqa: E402
 from latency_lut.host import host_description  # noqa: E402
 
-#: Refits of a fitted table's own timings scored beside it: (suffix, fit options).
-REFITS = (("every feature", {}), ("every feature, attention tied", {"tied": {"attention_gmacs": "linear_gmacs"}}))
+#: Refits of a fitted table's own timings scored beside it: (suffix, fit options; "choose": the subset
+#: chosen by cross-validation among those of at most min(5, (N - 2) // 2) features, the previous method).
+REFITS = (
+    ("subset chosen by CV", {"choose": True}),
+    ("every feature, attention tied", {"tied": {"attention_gmacs": "linear_gmacs"}}),
+)
 
 
 def scores(predicted: np.ndarray, measured: np.ndarray, raw: np.ndarray) -> dict[str, float]:
@@ -54,15 +59,32 @@ def scores(predicted: np.ndarray, measured: np.ndarray, raw: np.ndarray) -> dict
     }
 
 
-def refit(lut: latency_lut.LUT, held_out_features: np.ndarray, **options) -> tuple[np.ndarray, dict]:
-    """A fitted table's own timings refitted with every feature: predictions for the held-out subnets
-    and the refit's 5-fold cross-validated error on those timings."""
+def refit(lut: latency_lut.LUT, held_out_features: np.ndarray, choose: bool = False, **options) -> tuple[np.ndarray, dict]:
+    """A fitted table's own timings refitted another way: predictions for the held-out subnets and the
+    refit's 5-fold cross-validated error on those timings (for a chosen subset, the chosen one's:
+    optimistic, since the choice saw it)."""
     points = lut.meta["provenance"]["points"]
     x = np.array([costmodel.arch_features(search_spaces.Arch.from_dict(p["arch"])) for p in points])
     y = np.array([p["measured_ms"] for p in points])
-    model = costmodel.fit_cost_model(x, y, **options)
     folds = [str(i % 5) for i in range(len(y))]
-    return model.predict(held_out_features), costmodel.leave_group_out(x, y, folds, **options)["metrics"]
+    if choose:
+        most = max(1, min(5, (len(y) - 2) // 2))
+        candidates = [c for k in range(1, most + 1) for c in itertools.combinations(costmodel.FEATURES, k)]
+        options["use"], _ = costmodel.select_features(x, y, folds, candidates=candidates, max_group_error_pct=np.inf)
+    model = costmodel.fit_cost_model(x, y, **options)
+    cv = costmodel.leave_group_out(x, y, folds, **options)["metrics"]
+    return model.predict(held_out_features), {"how": "5-fold cross-validation of the refit", **cv}
+
+
+def table_unit(lut: latency_lut.LUT, reference: search_spaces.Arch, backend: str, threads: int) -> float | None:
+    """The reference latency a table's entries are relative to, when it is this run's reference model on
+    this run's backend and threads (else None: the table is scored in the moment's milliseconds)."""
+    recorded = lut.meta["provenance"].get("reference")
+    if not isinstance(recorded, dict) or (lut.backend, lut.threads) != (backend, threads):
+        return None
+    if search_spaces.Arch.from_dict(recorded["arch"]).id != reference.id:
+        return None
+    return float(recorded["ms"])
 
 
 def main() -> int:
@@ -134,16 +156,18 @@ def main() -> int:
     for name, lut in tables.items():
         rows[name] = (lut.predict_many(held_out), lut, lut.meta["provenance"].get("error"))
         if lut.meta["provenance"].get("kind") == "fitted":
-            report["fit_points"][name] = lut.meta["provenance"]["points"]
+            report["fit_points"][name] = {
+                "reference": lut.meta["provenance"].get("reference"),
+                "points": lut.meta["provenance"]["points"],
+            }
             for suffix, options in REFITS:
                 predicted, cv = refit(lut, held_out_features, **options)
                 rows[f"{name} ({suffix})"] = (predicted, lut, cv)
     for name, (predicted, lut, cv) in rows.items():
-        recorded = lut.meta["provenance"].get("reference")
-        unit = recorded["ms"] if isinstance(recorded, dict) else timing["reference_ms"]  # shipped, no reference: raw ms
-        row = scores(predicted, ratios * unit, raw)
+        unit = table_unit(lut, reference, args.backend, args.threads)
+        row = scores(predicted, raw if unit is None else ratios * unit, raw)
         spent = seconds.get(name)
-        row.update(measuring_s=None if spent is None else round(spent, 1), cv_error=cv)
+        row.update(measuring_s=None if spent is None else round(spent, 1), cv_error=cv, unit_ms=unit)
         report["tables"][name] = row
         share = f"{100 * spent / base:.1f}%" if base and spent else "-"
         print(

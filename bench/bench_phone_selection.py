@@ -3,7 +3,7 @@
 python bench/bench_phone_selection.py            # about 4 minutes on 2 cores
 
 The shipped iPhone 12 table fits every feature (attention's matrix products tied to the weight-matrix
-products), so its leave-one-family-out errors are honest as they stand. The alternative, choosing the
+products), so no subset choice biases its leave-one-family-out errors. The alternative, choosing the
 feature subset with the lowest leave-one-family-out error, reports optimistic figures, because the
 choice sees the points it is judged on. Here that alternative is held out properly (nested): for each
 family, the subset is chosen by leave-one-family-out on the other seven families only (the lowest mean

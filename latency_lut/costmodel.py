@@ -413,7 +413,9 @@ def fit_cost_model(
     coefficient's share of the mean latency to zero, for fits with few points. `peak_tmacs` bounds every
     MAC coefficient below by ``1 / peak`` (None: no bound). `tied` maps a feature to another whose
     coefficient it shares (``{"attention_gmacs": "linear_gmacs"}``: a product of two activations costs
-    what a product with a weight does), for a feature that too few models exercise to learn alone.
+    what a product with a weight does), for a feature that too few models exercise to learn alone. A
+    tied feature is fitted exactly when its target is (whether `use` names it does not matter), and
+    both must have the same unit.
     """
     from scipy.optimize import least_squares
 
@@ -430,6 +432,10 @@ def fit_cost_model(
     chained = [name for name, target in tied.items() if target in tied or target == name]
     if chained:
         raise ValueError(f"feature {chained[0]!r} is tied to a feature that is tied itself")
+    mismatched = [name for name, target in tied.items() if UNITS[name] != UNITS[target]]
+    if mismatched:
+        name = mismatched[0]
+        raise ValueError(f"feature {name!r} ({UNITS[name]}) cannot be tied to {tied[name]!r} ({UNITS[tied[name]]})")
     if tied:  # a tied feature's amounts count as its target's; its coefficient is the target's
         x = x.copy()
         for name, target in tied.items():

@@ -304,7 +304,12 @@ class LutExportModelsCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--backend", default="coreml", choices=list(FORMATS), help="format to write (default: %(default)s)")
-        parser.add_argument("--n", type=int, default=20, help="number of models (default: %(default)s)")
+        parser.add_argument(
+            "--n",
+            type=int,
+            default=20,
+            help="number of models (default: %(default)s; the fit has 10 coefficients, so fewer than 20 gives a rougher table)",
+        )
         parser.add_argument("--out", required=True, help="directory to write the models and manifest.json to")
         parser.add_argument("--space", default=DEFAULT_SPACE, help="space to cover (default: %(default)s)")
         parser.add_argument("--precision", default="fp16", choices=("fp16", "fp32"), help="Core ML precision")

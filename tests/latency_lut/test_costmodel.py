@@ -149,6 +149,8 @@ def test_a_tied_feature_is_priced_by_its_target():
         costmodel.fit_cost_model(x, y, tied={"attention_gmacs": "linear_gmacs", "linear_gmacs": "dense_gmacs"})
     with pytest.raises(ValueError, match="unknown feature"):
         costmodel.fit_cost_model(x, y, tied={"attention_gmacs": "gemm"})
+    with pytest.raises(ValueError, match="cannot be tied"):
+        costmodel.fit_cost_model(x, y, tied={"ops": "linear_gmacs"})
 
 
 def test_rank_metrics_by_hand():
