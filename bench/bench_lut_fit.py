@@ -11,8 +11,8 @@ each table is scored in its own unit (`nas lut validate`'s protocol): a uniform 
 speed between building and validating cancels. Besides the shipped fit (every feature), each fitted
 table's own timings are refitted the previous way (the subset of at most five features with the lowest
 5-fold cross-validated error) and with attention tied to the weight-matrix products (as the phone table
-is), and scored on the same held-out timings: no extra measuring. Prints, per table: share within +-10%, MAPE, Kendall tau, the speed ratio
-in raw milliseconds and its measuring time; writes the report as JSON with --out, with every timing
+is), and scored on the same held-out timings: no extra measuring. Prints, per table: share within
++-10%, MAPE, Kendall tau, the speed ratio in raw milliseconds and its measuring time; writes the report as JSON with --out, with every timing
 (fit points, held-out architectures and their ratios to the reference) so that other fits can be
 scored later without measuring.
 """
@@ -70,9 +70,11 @@ def refit(lut: latency_lut.LUT, held_out_features: np.ndarray, choose: bool = Fa
     if choose:
         most = max(1, min(5, (len(y) - 2) // 2))
         candidates = [c for k in range(1, most + 1) for c in itertools.combinations(costmodel.FEATURES, k)]
-        options["use"], _ = costmodel.select_features(x, y, folds, candidates=candidates, max_group_error_pct=np.inf)
+        options["use"], records = costmodel.select_features(x, y, folds, candidates=candidates, max_group_error_pct=np.inf)
+        cv = {k: v for k, v in records[0].items() if k not in ("features", "worst_group", "worst_group_pct")}
+    else:
+        cv = costmodel.leave_group_out(x, y, folds, **options)["metrics"]
     model = costmodel.fit_cost_model(x, y, **options)
-    cv = costmodel.leave_group_out(x, y, folds, **options)["metrics"]
     return model.predict(held_out_features), {"how": "5-fold cross-validation of the refit", **cv}
 
 

@@ -28,8 +28,7 @@ MAX_FAMILY_ERROR_PCT = 20.0
 
 
 def worst_family(predicted: np.ndarray, y: np.ndarray, families: np.ndarray) -> str:
-    err = 100 * (predicted / y - 1)
-    by_family = {f: float(err[families == f].mean()) for f in dict.fromkeys(families)}
+    by_family = costmodel.group_mean_signed_pct(predicted, y, families)
     worst = max(by_family, key=lambda f: abs(by_family[f]))
     return f"worst family {worst} {by_family[worst]:+.1f}%"
 

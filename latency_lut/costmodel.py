@@ -46,6 +46,7 @@ __all__ = [
     "block_features",
     "layer_features",
     "fit_cost_model",
+    "group_mean_signed_pct",
     "leave_group_out",
     "module_features",
     "rank_metrics",
@@ -501,13 +502,19 @@ def leave_group_out(
     for group in dict.fromkeys(g):
         held = g == group
         predicted[held] = fit_cost_model(x[~held], y[~held], **fit_kwargs).predict(x[held])
-    err = 100 * (predicted / y - 1)
     return {
         "predicted_ms": predicted,
-        "error_pct": err,
+        "error_pct": 100 * (predicted / y - 1),
         "metrics": rank_metrics(predicted, y),
-        "group_mean_signed_pct": {str(k): round(float(err[g == k].mean()), 2) for k in dict.fromkeys(g)},
+        "group_mean_signed_pct": group_mean_signed_pct(predicted, y, g),
     }
+
+
+def group_mean_signed_pct(predicted: Sequence[float], measured: Sequence[float], groups: Sequence[str]) -> dict[str, float]:
+    """Each group's mean signed error (%), groups in order of first appearance."""
+    err = 100 * (np.asarray(predicted, dtype=float) / np.asarray(measured, dtype=float) - 1)
+    g = np.asarray(list(groups))
+    return {str(k): round(float(err[g == k].mean()), 2) for k in dict.fromkeys(g)}
 
 
 def select_features(

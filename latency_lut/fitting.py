@@ -219,16 +219,15 @@ def _manifest(path: str | Path) -> tuple[dict[str, Any], dict[str, Arch]]:
     return data, archs
 
 
-def _fit(x: np.ndarray, y: np.ndarray) -> tuple[tuple[str, ...], costmodel.CostModel, dict[str, Any]]:
+def _fit(x: np.ndarray, y: np.ndarray) -> tuple[costmodel.CostModel, dict[str, Any]]:
     """Every feature fitted (the bounds keep a coefficient the models barely exercise in range), the
     fit on every model, and its cross-validated error. Nothing is chosen by that error, so it is not
     optimistic; choosing a subset by it did worse on held-out subnets (``bench/bench_lut_fit.py``, ONNX
     Runtime here, 50 held-out subnets: from 20 models 88% within +-10% chosen, 96% with every feature)."""
-    use = costmodel.FEATURES
     groups = [str(i % CV_FOLDS) for i in range(len(y))]
-    metrics = costmodel.leave_group_out(x, y, groups, use=use)["metrics"]
+    metrics = costmodel.leave_group_out(x, y, groups)["metrics"]
     error = {"how": f"{CV_FOLDS}-fold cross-validation over the measured models", **metrics}
-    return use, costmodel.fit_cost_model(x, y, use=use), error
+    return costmodel.fit_cost_model(x, y), error
 
 
 def _write_table(
@@ -244,7 +243,7 @@ def _write_table(
 ) -> LUT:
     x = np.array([costmodel.arch_features(a) for a in archs])
     y = np.asarray(measured, dtype=float)
-    use, model, error = _fit(x, y)
+    model, error = _fit(x, y)
     specs = space.all_layers()
     feats = costmodel.specs_features(specs)
     entries = {
@@ -254,11 +253,11 @@ def _write_table(
     predicted = model.predict(x)
     provenance = {
         "kind": "fitted",
-        "method": f"the op-aware cost model fitted to {len(y)} whole-model timings (every feature: {', '.join(use)}); "
-        "every layer key's entry is its features times the fitted coefficients",
+        "method": f"the op-aware cost model fitted to {len(y)} whole-model timings (every feature: "
+        f"{', '.join(costmodel.FEATURES)}); every layer key's entry is its features times the fitted coefficients",
         **provenance_extra,
         "features": list(costmodel.FEATURES),
-        "fitted_features": list(use),
+        "fitted_features": list(costmodel.FEATURES),
         "cost_model": model.to_dict(),
         "error": error,
         "in_sample": costmodel.rank_metrics(predicted, y),
