@@ -12,9 +12,11 @@ speed between building and validating cancels. Besides the shipped fit (every fe
 table's own timings are refitted the previous way (the subset of at most five features with the lowest
 5-fold cross-validated error) and with attention tied to the weight-matrix products (as the phone table
 is), and scored on the same held-out timings: no extra measuring. Prints, per table: share within
-+-10%, MAPE, Kendall tau, the speed ratio in raw milliseconds and its measuring time; writes the report as JSON with --out, with every timing
-(fit points, held-out architectures and their ratios to the reference) so that other fits can be
-scored later without measuring.
++-10%, MAPE, Kendall tau, the speed ratio in raw milliseconds and its measuring time, whole and split
+into preparing (export, session set-up: on a phone done on the host) and timing (what occupies the
+device), each with its share of the per-layer build's; writes the report as JSON with --out, with every
+timing (fit points, held-out architectures and their ratios to the reference) so that other fits can
+be scored later without measuring.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import latency_lut  # noqa: E402
 import search_spaces  # noqa: E402
 from latency_lut import costmodel  # noqa: E402
-from latency_lut.build import measure_archs, reference_arch  # noqa: E402
+from latency_lut.build import TIME_PHASES, measure_archs, reference_arch  # noqa: E402
 from latency_lut.fitting import build_fitted, choose_models  # noqa: E402
 from latency_lut.host import host_description  # noqa: E402
 
@@ -152,8 +154,12 @@ def main() -> int:
         "fit_points": {},
     }
     base = seconds.get("per-layer")
+    base_timing = tables["per-layer"].meta["provenance"].get("timing_s") if "per-layer" in tables else None
     print(f"\n{report['host']}; {args.backend}, {args.threads} thread(s); {len(held_out)} held-out subnets of {space.name}")
-    print(f"{'table':40s} {'within10%':>9s} {'MAPE%':>7s} {'tau':>6s} {'speed':>6s} {'measuring s':>11s} {'share':>7s}")
+    print(
+        f"{'table':40s} {'within10%':>9s} {'MAPE%':>7s} {'tau':>6s} {'speed':>6s} {'measuring s':>11s} {'share':>7s} "
+        f"{'timing s':>8s} {'share':>7s}"
+    )
     rows: dict[str, tuple[np.ndarray, latency_lut.LUT, dict | None]] = {}
     for name, lut in tables.items():
         rows[name] = (lut.predict_many(held_out), lut, lut.meta["provenance"].get("error"))
@@ -169,12 +175,16 @@ def main() -> int:
         unit = table_unit(lut, reference, args.backend, args.threads)
         row = scores(predicted, raw if unit is None else ratios * unit, raw)
         spent = seconds.get(name)
-        row.update(measuring_s=None if spent is None else round(spent, 1), cv_error=cv, unit_ms=unit)
+        phases = {key: lut.meta["provenance"].get(key) if spent is not None else None for key in TIME_PHASES}
+        row.update(measuring_s=None if spent is None else round(spent, 1), **phases, cv_error=cv, unit_ms=unit)
         report["tables"][name] = row
         share = f"{100 * spent / base:.1f}%" if base and spent else "-"
+        timing = phases["timing_s"]
+        timing_share = f"{100 * timing / base_timing:.1f}%" if base_timing and timing else "-"
         print(
             f"{name:40s} {row['within_10_pct']:9.1f} {row['mape_pct']:7.2f} {row['kendall_tau']:6.3f} "
-            f"{row['speed_ratio']:6.3f} {'-' if spent is None else f'{spent:.0f}':>11s} {share:>7s}"
+            f"{row['speed_ratio']:6.3f} {'-' if spent is None else f'{spent:.0f}':>11s} {share:>7s} "
+            f"{'-' if timing is None else f'{timing:.0f}':>8s} {timing_share:>7s}"
         )
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")

@@ -26,7 +26,7 @@ from .backends import make_runner, measuring
 from .errors import LUTError
 from .host import host_description
 from .table import LUT, Calibration, table_meta
-from .timing import measure_interleaved
+from .timing import Timing, measure_interleaved
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
 
@@ -70,17 +70,65 @@ def reference_arch(space: Space) -> Arch:
     return space.sample(random.Random(0))
 
 
+def _prepare_and_time(
+    factories: dict[str, Callable[[], Any]],
+    threads: int,
+    passes: int,
+    seed: int,
+    seconds: dict[str, float] | None,
+    progress: Progress | None = None,
+    what: str = "models",
+) -> dict[str, Timing]:
+    """Prepare every runner (export, session, compile), then time them all interleaved. `seconds`, when
+    given, accumulates the wall time of each phase (``preparing_s``, ``timing_s``): on a phone the first
+    happens on the host and only the second occupies the device, so the two are reported apart."""
+    started = time.perf_counter()
+    with measuring(threads):
+        runners = {}
+        for i, (key, factory) in enumerate(factories.items()):
+            runners[key] = factory()
+            if progress:
+                progress(i + 1, len(factories), f"preparing {what}")
+        prepared = time.perf_counter()
+        timings = measure_interleaved(
+            runners,
+            passes=passes,
+            seed=seed,
+            on_pass=(lambda p: progress(p + 1, passes, f"measuring {what}")) if progress else None,
+            reference=REFERENCE_KEY if REFERENCE_KEY in runners else None,
+        )
+    if seconds is not None:
+        seconds["preparing_s"] = seconds.get("preparing_s", 0.0) + prepared - started
+        seconds["timing_s"] = seconds.get("timing_s", 0.0) + time.perf_counter() - prepared
+    return timings
+
+
+def _factories(
+    items: dict[str, LayerSpec | Arch], backend: str, threads: int, reference: Arch | None
+) -> dict[str, Callable[[], Any]]:
+    """Runner factories for `items`, the reference model's (cached per process) first when there is one."""
+    out: dict[str, Callable[[], Any]] = {}
+    if reference is not None:
+        out[REFERENCE_KEY] = lambda: _reference_runner(backend, reference, threads)
+    for key, item in items.items():
+        out[key] = lambda item=item: runner_for(backend, item, threads)
+    return out
+
+
 def measure_specs(
-    specs: list[LayerSpec], backend: str, threads: int, passes: int, seed: int, reference: Arch | None = None
+    specs: list[LayerSpec],
+    backend: str,
+    threads: int,
+    passes: int,
+    seed: int,
+    reference: Arch | None = None,
+    seconds: dict[str, float] | None = None,
 ) -> dict[str, dict]:
     """Measure a batch of layer specs on this machine, interleaved; {key: timing} (also a Ray task).
     With `reference`, that whole model is timed in every pass too (under REFERENCE_KEY) and every
-    timing carries its ratio to it."""
-    with measuring(threads):
-        runners = {spec.key: runner_for(backend, spec, threads) for spec in specs}
-        if reference is not None:
-            runners[REFERENCE_KEY] = _reference_runner(backend, reference, threads)
-        timings = measure_interleaved(runners, passes=passes, seed=seed, reference=REFERENCE_KEY if reference else None)
+    timing carries its ratio to it. `seconds` accumulates the time spent preparing and timing."""
+    factories = _factories({spec.key: spec for spec in specs}, backend, threads, reference)
+    timings = _prepare_and_time(factories, threads, passes, seed, seconds)
     return {key: timing.to_dict() for key, timing in timings.items()}
 
 
@@ -99,11 +147,13 @@ def _run_batches(
     ray_address: str | None,
     reference: Arch | None = None,
 ):
-    """Yield (batch, timings, node) as batches finish: here one after another (node None), or on a Ray
-    cluster's devices (node: the measuring node's id and host)."""
+    """Yield (batch, timings, node, seconds) as batches finish: here one after another (node None), or on
+    a Ray cluster's devices (node: the measuring node's id and host); seconds: the batch's time spent
+    preparing and timing (see :func:`_prepare_and_time`)."""
     if ray_address is None:
         for i, batch in enumerate(batches):
-            yield batch, measure_specs(batch, backend, threads, passes, seed + i, reference), None
+            seconds: dict[str, float] = {}
+            yield batch, measure_specs(batch, backend, threads, passes, seed + i, reference, seconds), None, seconds
         return
     import ray
 
@@ -128,17 +178,34 @@ def _run_batches(
     pending = {task.remote(batch, backend, threads, passes, seed + i, reference): batch for i, batch in enumerate(batches)}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
-        timings, node = ray.get(ready[0])
-        yield pending.pop(ready[0]), timings, node
+        timings, node, seconds = ray.get(ready[0])
+        yield pending.pop(ready[0]), timings, node, seconds
 
 
 def _measure_on_node(batch: list[LayerSpec], backend: str, threads: int, passes: int, seed: int, reference: Arch | None = None):
     """A batch measured on a Ray node, with the node it ran on (its id and its host's description): a
-    table records the machines that measured it, not the driver's."""
+    table records the machines that measured it, not the driver's; and the batch's seconds."""
     import ray
 
     node = {"node": ray.get_runtime_context().get_node_id(), "host": host_description()}
-    return measure_specs(batch, backend, threads, passes, seed, reference), node
+    seconds: dict[str, float] = {}
+    return measure_specs(batch, backend, threads, passes, seed, reference, seconds), node, seconds
+
+
+def _measure_archs_on_node(archs: list[Arch], backend: str, threads: int, passes: int, seed: int, reference: Arch, unit):
+    """The calibration measured on a Ray node, with its seconds (:func:`measure_archs` in a task)."""
+    seconds: dict[str, float] = {}
+    return measure_archs(archs, backend, threads, passes, seed, None, seconds, reference, unit), seconds
+
+
+#: The phases of a measurement whose wall time a table's provenance keeps (seconds, summed over batches).
+TIME_PHASES = ("preparing_s", "timing_s")
+
+
+def add_seconds(provenance: dict[str, Any], seconds: dict[str, float]) -> None:
+    """Add one measurement's seconds per phase to a table's provenance (kept across a resumed build)."""
+    for key in TIME_PHASES:
+        provenance[key] = round(provenance.get(key, 0.0) + seconds.get(key, 0.0), 1)
 
 
 def calibration_archs(space: Space, count: int, seed: int) -> list[Arch]:
@@ -166,25 +233,8 @@ def measure_archs(
     that model is timed in every pass too and each latency is returned as its ratio to it times
     `reference_ms` (default: the reference's own latency in this measurement); `seconds` then also
     receives ``reference_ms``, the reference's latency now."""
-    started = time.perf_counter()
-    with measuring(threads):
-        runners = {}
-        if reference is not None:
-            runners[REFERENCE_KEY] = _reference_runner(backend, reference, threads)
-        for i, arch in enumerate(archs):
-            runners[str(i)] = runner_for(backend, arch, threads)
-            if progress:
-                progress(i + 1, len(archs), "preparing models")
-        prepared = time.perf_counter()
-        timings = measure_interleaved(
-            runners,
-            passes=passes,
-            seed=seed,
-            on_pass=(lambda p: progress(p + 1, passes, "measuring models")) if progress else None,
-            reference=REFERENCE_KEY if reference is not None else None,
-        )
-    if seconds is not None:
-        seconds.update(preparing_s=prepared - started, timing_s=time.perf_counter() - prepared)
+    factories = _factories({str(i): arch for i, arch in enumerate(archs)}, backend, threads, reference)
+    timings = _prepare_and_time(factories, threads, passes, seed, seconds, progress)
     if reference is None:
         return [timings[str(i)].ms for i in range(len(archs))]
     now = timings[REFERENCE_KEY].ms
@@ -250,6 +300,9 @@ def build_lut(
         for key in ("measured_on", "reference"):
             if key in state["meta"].get("provenance", {}):
                 provenance[key] = dict(state["meta"]["provenance"][key])
+        for key in TIME_PHASES:
+            if isinstance(state["meta"].get("provenance", {}).get(key), (int, float)):
+                provenance[key] = state["meta"]["provenance"][key]
     elif partial_path.exists() and not resume:
         raise LUTError(f"{partial_path} exists from an interrupted build: pass --resume to continue it, or delete it")
 
@@ -267,7 +320,8 @@ def build_lut(
 
     batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
     done = total - len(todo)
-    for batch, timings, node in _run_batches(batches, backend, threads, passes, seed, ray_address, reference):
+    for batch, timings, node, seconds in _run_batches(batches, backend, threads, passes, seed, ray_address, reference):
+        add_seconds(provenance, seconds)
         now = timings.pop(REFERENCE_KEY)
         if "reference" not in provenance:  # the unit of the whole table: the reference's latency in the first batch
             provenance["reference"] = {
@@ -298,12 +352,14 @@ def build_lut(
         archs = calibration_archs(space, calibration_samples, seed)
         unit = provenance.get("reference", {}).get("ms")
         if ray_address is None:
-            measured = measure_archs(archs, backend, threads, passes, seed, progress, reference=reference, reference_ms=unit)
+            seconds = {}
+            measured = measure_archs(archs, backend, threads, passes, seed, progress, seconds, reference, unit)
         else:  # on one of the farm's devices, like the layers
             import ray
 
-            task = ray.remote(num_cpus=threads, resources={RAY_DEVICE_RESOURCE: 1})(measure_archs)
-            measured = ray.get(task.remote(archs, backend, threads, passes, seed, reference=reference, reference_ms=unit))
+            task = ray.remote(num_cpus=threads, resources={RAY_DEVICE_RESOURCE: 1})(_measure_archs_on_node)
+            measured, seconds = ray.get(task.remote(archs, backend, threads, passes, seed, reference, unit))
+        add_seconds(provenance, seconds)
         sums = [sum(ms for _, ms in lut.layer_ms(a)) for a in archs]
         counts = [len(a.layers()) for a in archs]
         calibration_points = {

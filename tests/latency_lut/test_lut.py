@@ -31,6 +31,8 @@ def test_build_covers_every_key_with_provenance(tiny_lut):
     assert all(e["ms"] > 0 and e["spread_ms"] >= 0 and e["passes"] == 2 for e in tiny_lut.entries.values())
     meta = LUT.read(tiny_lut.path).meta
     assert meta["provenance"]["kind"] == "measured" and meta["provenance"]["host"]
+    # the time spent exporting (host side on a phone) and timing (device side), reported apart
+    assert meta["provenance"]["preparing_s"] > 0 and meta["provenance"]["timing_s"] > 0
     assert meta["backend"] == "onnxruntime" and meta["threads"] == 1 and meta["batch"] == 1
     assert "onnxruntime" in meta["versions"] and meta["schema"] == 1
     assert tiny_lut.calibration.fitted_on == 4 and tiny_lut.calibration.scale > 0
@@ -96,6 +98,7 @@ def test_interrupted_build_resumes_without_remeasuring(tmp_path, monkeypatch):
     assert out.read_text() == "old table"
     partial = json.loads((tmp_path / "t.json.partial.json").read_text())
     assert len(partial["entries"]) == 10
+    spent_before = partial["meta"]["provenance"]["timing_s"]
     with pytest.raises(LUTError, match="--resume"):
         latency_lut.build_lut(TINY, "t", "torch", out, passes=1, calibration_samples=0)
     with pytest.raises(LUTError, match="backend"):
@@ -111,6 +114,7 @@ def test_interrupted_build_resumes_without_remeasuring(tmp_path, monkeypatch):
     lut = latency_lut.build_lut(TINY, "t", "torch", out, passes=1, calibration_samples=0, resume=True, batch_size=10)
     assert not set(measured) & set(first[:10])
     assert len(lut.entries) == 30 and set(first[:10]) <= set(lut.entries)
+    assert lut.meta["provenance"]["timing_s"] >= spent_before  # the resumed build adds to the interrupted one's time
     assert LUT.read(out).device == "t"
 
 
@@ -200,6 +204,7 @@ def test_build_on_a_local_ray_instance(tmp_path, monkeypatch):
             ray_address="local",
         )
         assert len(lut.entries) == 6 and all(e["ms"] > 0 for e in lut.entries.values())
+        assert lut.meta["provenance"]["timing_s"] > 0  # the nodes' seconds come back with their batches
         assert ray.cluster_resources().get("nas_lut_device") == 1
     finally:
         ray.shutdown()
