@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import latency_lut  # noqa: E402
 import search_spaces  # noqa: E402
 from latency_lut import costmodel  # noqa: E402
-from latency_lut.build import TIME_PHASES, measure_archs, reference_arch  # noqa: E402
+from latency_lut.build import TIME_PHASES, measure_archs, recorded_reference, reference_archs  # noqa: E402
 from latency_lut.fitting import build_fitted, choose_models  # noqa: E402
 from latency_lut.host import host_description  # noqa: E402
 
@@ -80,15 +80,15 @@ def refit(lut: latency_lut.LUT, held_out_features: np.ndarray, choose: bool = Fa
     return model.predict(held_out_features), {"how": "5-fold cross-validation of the refit", **cv}
 
 
-def table_unit(lut: latency_lut.LUT, reference: search_spaces.Arch, backend: str, threads: int) -> float | None:
-    """The reference latency a table's entries are relative to, when it is this run's reference model on
-    this run's backend and threads (else None: the table is scored in the moment's milliseconds)."""
-    recorded = lut.meta["provenance"].get("reference")
-    if not isinstance(recorded, dict) or (lut.backend, lut.threads) != (backend, threads):
+def table_unit(lut: latency_lut.LUT, references: list[search_spaces.Arch], backend: str, threads: int) -> float | None:
+    """The unit's latency a table's entries are relative to, when its references are this run's on this
+    run's backend and threads (else None: the table is scored in the moment's milliseconds)."""
+    recorded = recorded_reference(lut.meta["provenance"])
+    if recorded is None or (lut.backend, lut.threads) != (backend, threads):
         return None
-    if search_spaces.Arch.from_dict(recorded["arch"]).id != reference.id:
+    if [a.id for a in recorded[0]] != [a.id for a in references]:
         return None
-    return float(recorded["ms"])
+    return recorded[1]
 
 
 def main() -> int:
@@ -131,11 +131,11 @@ def main() -> int:
         if arch.id not in chosen and arch.id not in {a.id for a in held_out}:
             held_out.append(arch)
     started = time.perf_counter()
-    reference = reference_arch(space)
+    references = reference_archs(space)
     timing: dict[str, float] = {}
     ratios = np.array(
         measure_archs(
-            held_out, args.backend, args.threads, args.passes, seed=99, seconds=timing, reference=reference, reference_ms=1.0
+            held_out, args.backend, args.threads, args.passes, seed=99, seconds=timing, references=references, reference_ms=1.0
         )
     )
     raw = ratios * timing["reference_ms"]
@@ -148,7 +148,7 @@ def main() -> int:
         "threads": args.threads,
         "held_out": len(held_out),
         "validation_measuring_s": round(validate_s, 1),
-        "reference": {"arch": reference.to_dict(), "ms_at_validation": round(timing["reference_ms"], 6)},
+        "reference": {"archs": [a.to_dict() for a in references], "ms_at_validation": round(timing["reference_ms"], 6)},
         "held_out_timings": [{"arch": a.to_dict(), "ratio": round(float(r), 6)} for a, r in zip(held_out, ratios)],
         "tables": {},
         "fit_points": {},
@@ -172,7 +172,7 @@ def main() -> int:
                 predicted, cv = refit(lut, held_out_features, **options)
                 rows[f"{name} ({suffix})"] = (predicted, lut, cv)
     for name, (predicted, lut, cv) in rows.items():
-        unit = table_unit(lut, reference, args.backend, args.threads)
+        unit = table_unit(lut, references, args.backend, args.threads)
         row = scores(predicted, raw if unit is None else ratios * unit, raw)
         spent = seconds.get(name)
         phases = {key: lut.meta["provenance"].get(key) if spent is not None else None for key in TIME_PHASES}

@@ -11,7 +11,7 @@ import json
 import random
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,26 +48,68 @@ def runner_for(backend: str, item: LayerSpec | Arch, threads: int, batch: int = 
         return make_runner(backend, module, shape, threads)
 
 
-#: The key under which the reference module's own timing comes back from a measurement.
+#: The key under which the reference unit's timing comes back from a measurement; each reference model's
+#: runner is timed under this key followed by its index.
 REFERENCE_KEY = "<reference>"
 _REFERENCE_RUNNERS: dict[tuple[str, str, int], Any] = {}
 
 
+def is_reference(key: str) -> bool:
+    """Whether a runner's key is one of the reference models'."""
+    return key.startswith(REFERENCE_KEY)
+
+
 def _reference_runner(backend: str, arch: Arch, threads: int):
-    """The reference model's runner, prepared once per process (an ONNX export of a whole model takes
-    seconds; a build times it in each of its batches)."""
+    """A reference model's runner, prepared once per process (an ONNX export of a whole model takes
+    seconds; a build times the references in each of its batches)."""
     key = (backend, arch.id, threads)
     if key not in _REFERENCE_RUNNERS:
         _REFERENCE_RUNNERS[key] = runner_for(backend, arch, threads)
     return _REFERENCE_RUNNERS[key]
 
 
-def reference_arch(space: Space) -> Arch:
-    """The fixed module a table's timings are kept relative to: the space's first preset (or, in a space
-    without presets, the subnet that seed 0 samples), timed whole in every pass."""
+def reference_archs(space: Space) -> list[Arch]:
+    """The fixed models a table's timings are kept relative to: every preset of the space (or, in a space
+    without presets, the subnet that seed 0 samples), each timed whole in every pass; the unit is their
+    geometric mean, pass by pass.
+
+    Several references rather than one because the reference moves against the rest when the machine's
+    speed moves, and its move is every prediction's bias: on this VM, fitting on one round of timings and
+    validating on another (``bench/bench_reference_unit.py``, 30 pairs of rounds, quiet and with the other
+    core busy), S0 alone kept a median 75% of 50 held-out subnets within +-10% (16-98%, biases -13 to
+    +15%), the geometric mean of the five presets 90% (78-100%, biases -4 to +5%)."""
     if space.preset_names:
-        return space.preset(space.preset_names[0])
-    return space.sample(random.Random(0))
+        return [space.preset(name) for name in space.preset_names]
+    return [space.sample(random.Random(0))]
+
+
+def recorded_reference(provenance: dict[str, Any]) -> tuple[list[Arch], float] | None:
+    """The reference models a table's timings are relative to and the unit's latency, as its provenance
+    records them (``archs``; ``arch``, one model, in tables written before units of several), or None."""
+    recorded = provenance.get("reference")
+    if not isinstance(recorded, dict) or not isinstance(recorded.get("ms"), (int, float)):
+        return None
+    archs = recorded.get("archs", [recorded["arch"]] if "arch" in recorded else [])
+    if not archs:
+        return None
+    return [Arch.from_dict(a, source="the table's reference") for a in archs], float(recorded["ms"])
+
+
+def reference_record(references: Sequence[Arch], ms: float, why: str) -> dict[str, Any]:
+    """What a table's provenance keeps of its unit (read back by :func:`recorded_reference`)."""
+    return {"archs": [a.to_dict() for a in references], "ms": ms, "why": why}
+
+
+def _reference_unit(timings: dict[str, Timing]) -> dict[str, Timing]:
+    """The references' timings replaced by the unit's under REFERENCE_KEY: per pass, the geometric mean
+    of the references' chunks (what every other timing's ratio is to)."""
+    keys = [key for key in timings if is_reference(key)]
+    if not keys:
+        return timings
+    unit = np.exp(np.mean(np.log([timings[key].pass_ms for key in keys]), axis=0))
+    q1, med, q3 = np.percentile(unit, [25, 50, 75])
+    combined = Timing(float(med), float(q3 - q1), len(unit), timings[keys[0]].iters, 1.0, list(unit))
+    return {REFERENCE_KEY: combined} | {key: t for key, t in timings.items() if not is_reference(key)}
 
 
 def _prepare_and_time(
@@ -79,8 +121,9 @@ def _prepare_and_time(
     progress: Progress | None = None,
     what: str = "models",
 ) -> dict[str, Timing]:
-    """Prepare every runner (export, session, compile), then time them all interleaved. `seconds`, when
-    given, accumulates the wall time of each phase (``preparing_s``, ``timing_s``): on a phone the first
+    """Prepare every runner (export, session, compile), then time them all interleaved, the reference
+    models' timings combined into the unit's (see :func:`_reference_unit`). `seconds`, when given,
+    accumulates the wall time of each phase (``preparing_s``, ``timing_s``): on a phone the first
     happens on the host and only the second occupies the device, so the two are reported apart."""
     started = time.perf_counter()
     with measuring(threads):
@@ -95,21 +138,21 @@ def _prepare_and_time(
             passes=passes,
             seed=seed,
             on_pass=(lambda p: progress(p + 1, passes, f"measuring {what}")) if progress else None,
-            reference=REFERENCE_KEY if REFERENCE_KEY in runners else None,
+            reference=[key for key in runners if is_reference(key)],
         )
     if seconds is not None:
         seconds["preparing_s"] = seconds.get("preparing_s", 0.0) + prepared - started
         seconds["timing_s"] = seconds.get("timing_s", 0.0) + time.perf_counter() - prepared
-    return timings
+    return _reference_unit(timings)
 
 
 def _factories(
-    items: dict[str, LayerSpec | Arch], backend: str, threads: int, reference: Arch | None
+    items: dict[str, LayerSpec | Arch], backend: str, threads: int, references: Sequence[Arch] | None
 ) -> dict[str, Callable[[], Any]]:
-    """Runner factories for `items`, the reference model's (cached per process) first when there is one."""
+    """Runner factories for `items`, the reference models' (cached per process) first."""
     out: dict[str, Callable[[], Any]] = {}
-    if reference is not None:
-        out[REFERENCE_KEY] = lambda: _reference_runner(backend, reference, threads)
+    for i, arch in enumerate(references or ()):
+        out[f"{REFERENCE_KEY}{i}"] = lambda arch=arch: _reference_runner(backend, arch, threads)
     for key, item in items.items():
         out[key] = lambda item=item: runner_for(backend, item, threads)
     return out
@@ -121,13 +164,14 @@ def measure_specs(
     threads: int,
     passes: int,
     seed: int,
-    reference: Arch | None = None,
+    references: Sequence[Arch] | None = None,
     seconds: dict[str, float] | None = None,
 ) -> dict[str, dict]:
     """Measure a batch of layer specs on this machine, interleaved; {key: timing} (also a Ray task).
-    With `reference`, that whole model is timed in every pass too (under REFERENCE_KEY) and every
-    timing carries its ratio to it. `seconds` accumulates the time spent preparing and timing."""
-    factories = _factories({spec.key: spec for spec in specs}, backend, threads, reference)
+    With `references`, those whole models are timed in every pass too, every timing carries its ratio
+    to their geometric mean, and the unit's own timing comes back under REFERENCE_KEY. `seconds`
+    accumulates the time spent preparing and timing."""
+    factories = _factories({spec.key: spec for spec in specs}, backend, threads, references)
     timings = _prepare_and_time(factories, threads, passes, seed, seconds)
     return {key: timing.to_dict() for key, timing in timings.items()}
 
@@ -145,7 +189,7 @@ def _run_batches(
     passes: int,
     seed: int,
     ray_address: str | None,
-    reference: Arch | None = None,
+    references: Sequence[Arch] | None = None,
 ):
     """Yield (batch, timings, node, seconds) as batches finish: here one after another (node None), or on
     a Ray cluster's devices (node: the measuring node's id and host); seconds: the batch's time spent
@@ -153,7 +197,7 @@ def _run_batches(
     if ray_address is None:
         for i, batch in enumerate(batches):
             seconds: dict[str, float] = {}
-            yield batch, measure_specs(batch, backend, threads, passes, seed + i, reference, seconds), None, seconds
+            yield batch, measure_specs(batch, backend, threads, passes, seed + i, references, seconds), None, seconds
         return
     import ray
 
@@ -175,27 +219,31 @@ def _run_batches(
             f"measuring nodes with: ray start --address ADDRESS --resources '{{\"{RAY_DEVICE_RESOURCE}\": 1}}'"
         )
     task = ray.remote(num_cpus=threads, resources={RAY_DEVICE_RESOURCE: 1}, max_retries=2)(_measure_on_node)
-    pending = {task.remote(batch, backend, threads, passes, seed + i, reference): batch for i, batch in enumerate(batches)}
+    pending = {task.remote(batch, backend, threads, passes, seed + i, references): batch for i, batch in enumerate(batches)}
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         timings, node, seconds = ray.get(ready[0])
         yield pending.pop(ready[0]), timings, node, seconds
 
 
-def _measure_on_node(batch: list[LayerSpec], backend: str, threads: int, passes: int, seed: int, reference: Arch | None = None):
+def _measure_on_node(
+    batch: list[LayerSpec], backend: str, threads: int, passes: int, seed: int, references: Sequence[Arch] | None = None
+):
     """A batch measured on a Ray node, with the node it ran on (its id and its host's description): a
     table records the machines that measured it, not the driver's; and the batch's seconds."""
     import ray
 
     node = {"node": ray.get_runtime_context().get_node_id(), "host": host_description()}
     seconds: dict[str, float] = {}
-    return measure_specs(batch, backend, threads, passes, seed, reference, seconds), node, seconds
+    return measure_specs(batch, backend, threads, passes, seed, references, seconds), node, seconds
 
 
-def _measure_archs_on_node(archs: list[Arch], backend: str, threads: int, passes: int, seed: int, reference: Arch, unit):
+def _measure_archs_on_node(
+    archs: list[Arch], backend: str, threads: int, passes: int, seed: int, references: Sequence[Arch], unit: float | None
+):
     """The calibration measured on a Ray node, with its seconds (:func:`measure_archs` in a task)."""
     seconds: dict[str, float] = {}
-    return measure_archs(archs, backend, threads, passes, seed, None, seconds, reference, unit), seconds
+    return measure_archs(archs, backend, threads, passes, seed, None, seconds, references, unit), seconds
 
 
 #: The phases of a measurement whose wall time a table's provenance keeps (seconds, summed over batches).
@@ -225,17 +273,17 @@ def measure_archs(
     seed: int = 0,
     progress: Progress | None = None,
     seconds: dict[str, float] | None = None,
-    reference: Arch | None = None,
+    references: Sequence[Arch] | None = None,
     reference_ms: float | None = None,
 ) -> list[float]:
     """End-to-end latency (ms) of whole architectures, interleaved. `seconds`, when given, receives the
-    wall time spent preparing the runners (conversion, sessions) and timing them. With `reference`,
-    that model is timed in every pass too and each latency is returned as its ratio to it times
-    `reference_ms` (default: the reference's own latency in this measurement); `seconds` then also
-    receives ``reference_ms``, the reference's latency now."""
-    factories = _factories({str(i): arch for i, arch in enumerate(archs)}, backend, threads, reference)
+    wall time spent preparing the runners (conversion, sessions) and timing them. With `references`,
+    those models are timed in every pass too and each latency is returned as its ratio to their unit
+    (geometric mean) times `reference_ms` (default: the unit's own latency in this measurement);
+    `seconds` then also receives ``reference_ms``, the unit's latency now."""
+    factories = _factories({str(i): arch for i, arch in enumerate(archs)}, backend, threads, references)
     timings = _prepare_and_time(factories, threads, passes, seed, seconds, progress)
-    if reference is None:
+    if not references:
         return [timings[str(i)].ms for i in range(len(archs))]
     now = timings[REFERENCE_KEY].ms
     if seconds is not None:
@@ -279,9 +327,10 @@ def build_lut(
         "kind": "measured",
         "host": host_description(),
         "protocol": f"interleaved passes={passes}, chunk median, median of passes; every latency kept relative to "
-        f"the reference model timed in the same passes; calibrated on {calibration_samples} random subnets + presets",
+        f"the geometric mean of the reference models timed in the same passes; calibrated on {calibration_samples} "
+        "random subnets + presets",
     }
-    reference = reference_arch(space)
+    references = reference_archs(space)
     meta = table_meta(device, backend, threads, space, provenance, backend_versions(backend))
     entries: dict[str, dict[str, Any]] = {}
     calibration_points: dict[str, Any] | None = None
@@ -300,6 +349,9 @@ def build_lut(
         for key in ("measured_on", "reference"):
             if key in state["meta"].get("provenance", {}):
                 provenance[key] = dict(state["meta"]["provenance"][key])
+        recorded = recorded_reference(provenance)
+        if recorded is not None:  # the rest is measured in the unit of what is there
+            references = recorded[0]
         for key in TIME_PHASES:
             if isinstance(state["meta"].get("provenance", {}).get(key), (int, float)):
                 provenance[key] = state["meta"]["provenance"][key]
@@ -320,16 +372,17 @@ def build_lut(
 
     batches = [todo[start : start + batch_size] for start in range(0, len(todo), batch_size)]
     done = total - len(todo)
-    for batch, timings, node, seconds in _run_batches(batches, backend, threads, passes, seed, ray_address, reference):
+    for batch, timings, node, seconds in _run_batches(batches, backend, threads, passes, seed, ray_address, references):
         add_seconds(provenance, seconds)
         now = timings.pop(REFERENCE_KEY)
-        if "reference" not in provenance:  # the unit of the whole table: the reference's latency in the first batch
-            provenance["reference"] = {
-                "arch": reference.to_dict(),
-                "ms": now["ms"],
-                "why": "every entry is its median ratio to this model, timed in the same passes, times this latency: "
-                "a sustained change of the machine's speed during the build cancels, and validate measures in the same unit",
-            }
+        if "reference" not in provenance:  # the unit of the whole table: the references' latency in the first batch
+            provenance["reference"] = reference_record(
+                references,
+                now["ms"],
+                "every entry is its median ratio to the geometric mean of these models, timed in the same passes, times "
+                "this latency: a sustained change of the machine's speed during the build cancels, and validate measures "
+                "in the same unit",
+            )
         unit = provenance["reference"]["ms"]
         for key, timing in timings.items():
             entries[key] = {
@@ -353,12 +406,12 @@ def build_lut(
         unit = provenance.get("reference", {}).get("ms")
         if ray_address is None:
             seconds = {}
-            measured = measure_archs(archs, backend, threads, passes, seed, progress, seconds, reference, unit)
+            measured = measure_archs(archs, backend, threads, passes, seed, progress, seconds, references, unit)
         else:  # on one of the farm's devices, like the layers
             import ray
 
             task = ray.remote(num_cpus=threads, resources={RAY_DEVICE_RESOURCE: 1})(_measure_archs_on_node)
-            measured, seconds = ray.get(task.remote(archs, backend, threads, passes, seed, reference, unit))
+            measured, seconds = ray.get(task.remote(archs, backend, threads, passes, seed, references, unit))
         add_seconds(provenance, seconds)
         sums = [sum(ms for _, ms in lut.layer_ms(a)) for a in archs]
         counts = [len(a.layers()) for a in archs]

@@ -33,7 +33,7 @@ from search_spaces.files import atomic_write_dir, atomic_write_text, check_writa
 from search_spaces.provenance import require_extra
 
 from . import costmodel
-from .build import Progress, add_seconds, backend_versions, measure_archs, reference_arch
+from .build import Progress, add_seconds, backend_versions, measure_archs, reference_archs, reference_record
 from .errors import LUTError
 from .host import host_description
 from .phone import milliseconds
@@ -319,14 +319,14 @@ def build_fitted(
     archs = choose_models(space, n, seed=seed)
     started = time.perf_counter()
     seconds: dict[str, float] = {}
-    reference = reference_arch(space)
-    measured = measure_archs(archs, backend, threads, passes, seed, progress, seconds, reference=reference)
+    references = reference_archs(space)
+    measured = measure_archs(archs, backend, threads, passes, seed, progress, seconds, references)
     extra = {
-        "reference": {
-            "arch": reference.to_dict(),
-            "ms": seconds["reference_ms"],
-            "why": "every timing is its ratio to this model, timed in the same passes, times this latency",
-        },
+        "reference": reference_record(
+            references,
+            seconds["reference_ms"],
+            "every timing is its ratio to the geometric mean of these models, timed in the same passes, times this latency",
+        ),
         "host": host_description(),
         "protocol": f"{n} whole models chosen by D-optimal design, interleaved passes={passes}, median of passes",
         "measuring_s": round(time.perf_counter() - started, 1),

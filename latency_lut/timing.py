@@ -7,17 +7,19 @@ its pass medians, and its spread the interquartile range of those medians. A slo
 few seconds hits every module's one chunk in that pass, and the median over passes discards it.
 
 A sustained change (another process holding the other core for minutes: -17 to -22% here) is not
-discarded that way. With a `reference` runner among the modules, each pass also gives every module its
-*ratio* to the reference's chunk of the same pass; a table built and validated in units of one fixed
-reference module keeps its figures when the whole machine slows or speeds up.
+discarded that way. With `reference` runners among the modules, each pass also gives every module its
+*ratio* to the geometric mean of the references' chunks of the same pass; a table built and validated
+in units of fixed reference modules keeps its figures when the whole machine slows or speeds up (several
+references of different sizes, because one reference moves against the rest: see
+``latency_lut.build.reference_archs``).
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,6 +33,7 @@ class Timing:
     passes: int
     iters: int  # inferences per pass
     ratio: float | None = None  # median over passes of (this pass's chunk / the reference's chunk)
+    pass_ms: list[float] = field(default_factory=list, repr=False)  # the pass medians, in pass order
 
     def to_dict(self) -> dict:
         out = {"ms": round(self.ms, 6), "spread_ms": round(self.spread_ms, 6), "passes": self.passes, "iters": self.iters}
@@ -53,12 +56,15 @@ def measure_interleaved(
     warmup_ms: float = 30.0,
     seed: int = 0,
     on_pass: Callable[[int], None] | None = None,
-    reference: str | None = None,
+    reference: str | Sequence[str] | None = None,
 ) -> dict[str, Timing]:
     """Time every runner with the interleaved protocol of this module's docstring; with `reference` (the
-    key of one of the runners) every timing also carries its ratio to that runner, pass by pass."""
-    if reference is not None and reference not in runners:
-        raise ValueError(f"reference {reference!r} is not one of the runners")
+    key of one of the runners, or several) every timing also carries its ratio to that runner (to the
+    geometric mean of those runners), pass by pass."""
+    references = [reference] if isinstance(reference, str) else list(reference or ())
+    missing = [key for key in references if key not in runners]
+    if missing:
+        raise ValueError(f"reference {missing[0]!r} is not one of the runners")
     rng = random.Random(seed)
     iters: dict[str, int] = {}
     for key, run in runners.items():  # warm-up, and size each chunk from the warm-up speed
@@ -78,11 +84,12 @@ def measure_interleaved(
             samples[key].append(_chunk(runners[key], iters[key]))
         if on_pass:
             on_pass(p)
+    unit = np.exp(np.mean(np.log([samples[key] for key in references]), axis=0)) if references else None
     out = {}
     for key, values in samples.items():
         q1, med, q3 = np.percentile(values, [25, 50, 75])
-        ratio = None if reference is None else float(np.median(np.array(values) / np.array(samples[reference])))
-        out[key] = Timing(float(med), float(q3 - q1), passes, iters[key], ratio)
+        ratio = None if unit is None else float(np.median(np.array(values) / unit))
+        out[key] = Timing(float(med), float(q3 - q1), passes, iters[key], ratio, list(values))
     return out
 
 

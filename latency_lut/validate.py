@@ -9,9 +9,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from search_spaces import Arch
-
-from .build import Progress, measure_archs
+from .build import Progress, measure_archs, recorded_reference
 from .table import LUT
 
 
@@ -21,10 +19,10 @@ def validate(
     """Measure `samples` random subnets of the table's space end to end (interleaved) on this machine,
     with the table's backend and threads, and compare with the table's predictions.
 
-    A table that records a reference model (every table ``nas lut build`` writes) is validated in its unit:
-    the reference is timed in the same passes and each subnet's latency is its ratio to it times the
-    table's reference latency, so another process slowing the whole machine does not count as the
-    table's error. ``raw_mape`` / ``raw_within_10pct`` are the same comparison in this moment's
+    A table that records reference models (every table ``nas lut build`` writes) is validated in its unit:
+    the references are timed in the same passes and each subnet's latency is its ratio to their geometric
+    mean times the table's unit latency, so another process slowing the whole machine does not count as
+    the table's error. ``raw_mape`` / ``raw_within_10pct`` are the same comparison in this moment's
     milliseconds, and ``reference.speed_now`` says how fast the machine runs now against the build.
 
     Besides the errors, the report separates a uniform speed change from scatter: `speed_ratio` is the
@@ -36,8 +34,8 @@ def validate(
     space = lut.space
     archs = [space.sample(rng) for _ in range(samples)]
     predicted = lut.predict_many(archs)
-    recorded = lut.meta.get("provenance", {}).get("reference")
-    reference = Arch.from_dict(recorded["arch"]) if isinstance(recorded, dict) and "arch" in recorded else None
+    recorded = recorded_reference(lut.meta.get("provenance", {}))
+    references, unit_ms = recorded if recorded is not None else (None, None)
     seconds: dict[str, float] = {}
     measured = np.array(
         measure_archs(
@@ -48,13 +46,13 @@ def validate(
             seed,
             progress,
             seconds,
-            reference=reference,
-            reference_ms=recorded["ms"] if reference is not None else None,
+            references=references,
+            reference_ms=unit_ms,
         )
     )
     raw = None
-    if reference is not None:  # the same timings in this moment's milliseconds
-        raw = measured * seconds["reference_ms"] / recorded["ms"]
+    if unit_ms is not None:  # the same timings in this moment's milliseconds
+        raw = measured * seconds["reference_ms"] / unit_ms
     error = (predicted - measured) / measured
     speed_ratio = float(np.median(measured / predicted))
     rescaled = (predicted * speed_ratio - measured) / measured
@@ -78,9 +76,9 @@ def validate(
         **(
             {
                 "reference": {
-                    "table_ms": recorded["ms"],
+                    "table_ms": unit_ms,
                     "now_ms": seconds["reference_ms"],
-                    "speed_now": recorded["ms"] / seconds["reference_ms"],
+                    "speed_now": unit_ms / seconds["reference_ms"],
                 },
                 "raw_mape": float(np.abs((predicted - raw) / raw).mean()),
                 "raw_within_10pct": float((np.abs((predicted - raw) / raw) <= 0.10).mean()),

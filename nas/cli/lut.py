@@ -216,7 +216,7 @@ class LutValidateCommand(Command):
         if "reference" in result:
             ref = result["reference"]
             print(
-                f"in units of the table's reference model (timed in the same passes: {ref['now_ms']:.3f} ms now, "
+                f"in units of the table's reference models (timed in the same passes: {ref['now_ms']:.3f} ms now, "
                 f"{ref['table_ms']:.3f} ms at the build; speed now {ref['speed_now']:.3f}x); in this moment's ms: "
                 f"MAPE {result['raw_mape'] * 100:.2f}%, within ±10% {result['raw_within_10pct'] * 100:.0f}%"
             )

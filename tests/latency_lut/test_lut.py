@@ -87,7 +87,7 @@ def test_interrupted_build_resumes_without_remeasuring(tmp_path, monkeypatch):
     real = build_module.measure_interleaved
 
     def counting(runners, **kw):
-        measured.extend(k for k in runners if k != build_module.REFERENCE_KEY)
+        measured.extend(k for k in runners if not build_module.is_reference(k))
         if len(measured) > 10:
             raise KeyboardInterrupt
         return real(runners, **kw)
@@ -109,7 +109,7 @@ def test_interrupted_build_resumes_without_remeasuring(tmp_path, monkeypatch):
     monkeypatch.setattr(
         build_module,
         "measure_interleaved",
-        lambda runners, **kw: (measured.extend(k for k in runners if k != build_module.REFERENCE_KEY), real(runners, **kw))[1],
+        lambda runners, **kw: (measured.extend(k for k in runners if not build_module.is_reference(k)), real(runners, **kw))[1],
     )
     lut = latency_lut.build_lut(TINY, "t", "torch", out, passes=1, calibration_samples=0, resume=True, batch_size=10)
     assert not set(measured) & set(first[:10])
@@ -326,12 +326,24 @@ def test_timings_are_kept_relative_to_a_reference_timed_in_the_same_passes():
     assert timings["double"].ratio == pytest.approx(2.0, rel=0.25) and timings["ref"].ratio == 1.0
     with pytest.raises(ValueError, match="reference"):
         measure_interleaved({"a": spinner(0.1)}, passes=1, reference="nope")
+    # several references: the unit is their geometric mean, pass by pass (sqrt(0.5 * 2.0) = 1.0 ms)
+    timings = measure_interleaved(
+        {"ref": spinner(0.5), "quad": spinner(2.0), "double": spinner(1.0)},
+        passes=3,
+        chunk_ms=3,
+        warmup_ms=3,
+        reference=["ref", "quad"],
+    )
+    assert timings["double"].ratio == pytest.approx(1.0, rel=0.25) and timings["quad"].ratio == pytest.approx(2.0, rel=0.25)
+    assert len(timings["double"].pass_ms) == 3
 
 
 def test_build_records_its_reference_and_validate_measures_in_its_unit(tmp_path):
     lut = latency_lut.build_lut(TINY, "t", "torch", tmp_path / "t.json", passes=1, calibration_samples=3)
     ref = lut.meta["provenance"]["reference"]
-    assert ref["ms"] > 0 and search_spaces.Arch.from_dict(ref["arch"]).id == build_module.reference_arch(lut.space).id
+    assert ref["ms"] > 0 and [a.id for a in build_module.recorded_reference(lut.meta["provenance"])[0]] == [
+        a.id for a in build_module.reference_archs(lut.space)
+    ]
     entry = next(iter(lut.entries.values()))
     assert entry["ms"] == pytest.approx(entry["ratio"] * ref["ms"], rel=1e-5) and "raw_ms" in entry
     from latency_lut.validate import validate
@@ -339,3 +351,53 @@ def test_build_records_its_reference_and_validate_measures_in_its_unit(tmp_path)
     report = validate(LUT.read(tmp_path / "t.json"), samples=3, passes=1)
     assert report["reference"]["table_ms"] == ref["ms"] and report["reference"]["now_ms"] > 0
     assert 0 <= report["raw_within_10pct"] <= 1 and report["raw_mape"] >= 0
+
+
+def test_the_unit_is_every_preset_and_tables_of_one_reference_still_read():
+    space = search_spaces.load("efficientformerv2")
+    references = build_module.reference_archs(space)
+    assert [a.id for a in references] == [space.preset(name).id for name in space.preset_names]
+    record = build_module.reference_record(references, 20.0, "why")
+    archs, ms = build_module.recorded_reference({"reference": record})
+    assert [a.id for a in archs] == [a.id for a in references] and ms == 20.0
+    # a table written when the unit was one model (the first preset) keeps being validated in it
+    older = {"reference": {"arch": references[0].to_dict(), "ms": 13.2}}
+    assert [a.id for a in build_module.recorded_reference(older)[0]] == [references[0].id]
+    assert build_module.recorded_reference({}) is None and build_module.recorded_reference({"reference": {"ms": 1}}) is None
+
+
+def test_a_resumed_build_keeps_the_unit_it_started_with(tmp_path, monkeypatch):
+    out = tmp_path / "t.json"
+    real = build_module.measure_interleaved
+    calls = {"n": 0}
+
+    def interrupting(runners, **kw):
+        calls["n"] += 1
+        if calls["n"] > 1:
+            raise KeyboardInterrupt
+        return real(runners, **kw)
+
+    monkeypatch.setattr(build_module, "measure_interleaved", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        latency_lut.build_lut(TINY, "t", "torch", out, passes=1, calibration_samples=0, batch_size=10)
+    partial_path = tmp_path / "t.json.partial.json"
+    partial = json.loads(partial_path.read_text())
+    other = search_spaces.load(TINY).sample(random.Random(5))
+    partial["meta"]["provenance"]["reference"]["archs"] = [other.to_dict()]  # as if started with another unit
+    partial_path.write_text(json.dumps(partial))
+    seen: list[list[str]] = []
+
+    def recording(runners, **kw):
+        seen.append(kw.get("reference") or [])
+        return real(runners, **kw)
+
+    monkeypatch.setattr(build_module, "measure_interleaved", recording)
+    used: list[str] = []
+    monkeypatch.setattr(
+        build_module,
+        "_reference_runner",
+        lambda backend, arch, threads: (used.append(arch.id), build_module.runner_for(backend, arch, threads))[1],
+    )
+    lut = latency_lut.build_lut(TINY, "t", "torch", out, passes=1, calibration_samples=0, resume=True, batch_size=10)
+    assert seen and all(len(keys) == 1 for keys in seen) and set(used) == {other.id}
+    assert [a.id for a in build_module.recorded_reference(lut.meta["provenance"])[0]] == [other.id]
