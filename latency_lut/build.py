@@ -76,8 +76,9 @@ def reference_archs(space: Space) -> list[Arch]:
     Several references rather than one because the reference moves against the rest when the machine's
     speed moves, and its move is every prediction's bias: on this VM, fitting on one round of timings and
     validating on another (``bench/bench_reference_unit.py``, 30 pairs of rounds, quiet and with the other
-    core busy), S0 alone kept a median 75% of 50 held-out subnets within +-10% (16-98%, biases -13 to
-    +15%), the geometric mean of the five presets 90% (78-100%, biases -4 to +5%)."""
+    core busy), S0 alone kept a median 92% of 50 held-out subnets within +-10% (64-100%), the geometric
+    mean of the five presets 93% (78-98%); under a heavier, varying background load S0 75% (16-98%,
+    biases -13 to +15%), the mean 90% (78-100%, biases -4 to +5%)."""
     if space.preset_names:
         return [space.preset(name) for name in space.preset_names]
     return [space.sample(random.Random(0))]
