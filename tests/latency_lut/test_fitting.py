@@ -84,6 +84,7 @@ def test_fit_round_trip_recovers_a_synthetic_device(exported, tmp_path, cli):
     assert code == 0, err
     info = json.loads(stdout)
     assert info["models"] == 8 and info["error"]["mape_pct"] < 5  # 8 models for 10 coefficients: folds of 6-7
+    assert info["notes"] and "8 models for 10 coefficients" in info["notes"][0]  # the user is told it is thin
     lut = latency_lut.LUT.read(tmp_path / "mine.json")
     assert lut.provenance == "fitted" and lut.meta["provenance"]["error"]["how"].startswith("5-fold")
     space = search_spaces.load(TINY)
@@ -147,3 +148,9 @@ def test_build_fit_times_whole_models_here(tmp_path, cli):
     assert all(e["ms"] >= 0 for e in lut.entries.values())
     code, stdout, err = cli("lut", "build", "--device", "here", "--space", TINY, "--fit", "2", "--out", tmp_path / "y.json")
     assert_one_line_error(code, stdout, err, "--fit needs at least 3")
+
+
+def test_a_fit_from_enough_models_carries_no_note():
+    from nas.cli.lut import fit_notes
+
+    assert fit_notes(20, 9) == [] and fit_notes(19, 9) and "time 20 or more" in fit_notes(10, 9)[0]
