@@ -12,12 +12,14 @@ model (timed in the same passes) and in the moment's milliseconds, so the two ca
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,6 +37,28 @@ BUSY = (
 )
 
 
+def pin_to_first_cpu() -> None:
+    """Run this process on CPU 0 only, leaving CPU 1 to the busy process."""
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
+        os.sched_setaffinity(0, {0})
+
+
+@contextlib.contextmanager
+def busy_other_core(busy: bool = True) -> Iterator[None]:
+    """While inside, a process of single-threaded matrix products holds CPU 1 (nothing when not `busy`)."""
+    if not busy:
+        yield
+        return
+    env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    process = subprocess.Popen([sys.executable, "-c", BUSY], env=env)
+    time.sleep(3)
+    try:
+        yield
+    finally:
+        process.kill()
+        process.wait()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--space", default="efficientformerv2-tiny")
@@ -43,8 +67,7 @@ def main() -> int:
     parser.add_argument("--passes", type=int, default=7)
     parser.add_argument("--out", type=Path, help="write the report here (JSON)")
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
-        os.sched_setaffinity(0, {0})
+    pin_to_first_cpu()
     report: dict = {"host": host_description(), "space": args.space, "backend": args.backend, "validations": {}}
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
@@ -52,17 +75,8 @@ def main() -> int:
         report["build_s"] = round(time.perf_counter() - started, 1)
         print(f"built in {report['build_s']:.0f} s; reference {lut.meta['provenance']['reference']['ms']:.3f} ms", flush=True)
         for phase in ("quiet", "busy", "quiet again"):
-            busy = None
-            if phase == "busy":
-                env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-                busy = subprocess.Popen([sys.executable, "-c", BUSY], env=env)
-                time.sleep(3)
-            try:
+            with busy_other_core(phase == "busy"):
                 r = validate(lut, samples=args.samples, seed=1, passes=args.passes)
-            finally:
-                if busy is not None:
-                    busy.kill()
-                    busy.wait()
             row = {
                 "within_10pct": r["within_10pct"],
                 "mape": r["mape"],

@@ -23,9 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import os
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench_lut_drift import BUSY  # noqa: E402
+from bench_lut_drift import busy_other_core, pin_to_first_cpu  # noqa: E402
 
 import search_spaces  # noqa: E402
 from latency_lut import costmodel  # noqa: E402
@@ -42,7 +40,7 @@ from latency_lut.backends import measuring  # noqa: E402
 from latency_lut.build import runner_for  # noqa: E402
 from latency_lut.fitting import choose_models  # noqa: E402
 from latency_lut.host import host_description  # noqa: E402
-from latency_lut.timing import measure_interleaved  # noqa: E402
+from latency_lut.timing import measure_interleaved, reference_unit  # noqa: E402
 
 
 def units(space: search_spaces.Space) -> dict[str, list[str]]:
@@ -61,8 +59,7 @@ def main() -> int:
     parser.add_argument("--passes", type=int, default=7)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) >= 2:
-        os.sched_setaffinity(0, {0})
+    pin_to_first_cpu()
     space = search_spaces.load(args.space)
     if len(space.preset_names) < 2:
         parser.error(f"space {space.name!r} has {len(space.preset_names)} presets; the units compared need at least two")
@@ -83,24 +80,15 @@ def main() -> int:
         print(f"prepared {len(runners)} models in {time.perf_counter() - started:.0f} s", flush=True)
         for r in range(args.rounds):
             condition = "busy" if r % 2 else "quiet"
-            busy = None
-            if condition == "busy":
-                env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-                busy = subprocess.Popen([sys.executable, "-c", BUSY], env=env)
-                time.sleep(3)
-            try:
+            with busy_other_core(condition == "busy"):
                 timings = measure_interleaved(runners, passes=args.passes, seed=r)
-            finally:
-                if busy is not None:
-                    busy.kill()
-                    busy.wait()
             rounds.append({"condition": condition, "pass_ms": {key: t.pass_ms for key, t in timings.items()}})
             print(f"round {r} ({condition}): S0 {timings['preset:' + space.preset_names[0]].ms:.2f} ms", flush=True)
     x_fit = np.array([costmodel.arch_features(a) for a in fit])
     x_held = np.array([costmodel.arch_features(a) for a in held])
 
     def ratios(rnd: dict, prefix: str, count: int, refs: list[str]) -> np.ndarray:
-        unit = np.exp(np.mean(np.log([rnd["pass_ms"][k] for k in refs]), axis=0))
+        unit = reference_unit([rnd["pass_ms"][k] for k in refs])
         return np.array([np.median(np.array(rnd["pass_ms"][f"{prefix}:{i}"]) / unit) for i in range(count)])
 
     report: dict = {"host": host_description(), "space": space.name, "backend": args.backend, "units": {}, "rounds": rounds}

@@ -26,7 +26,7 @@ from .backends import make_runner, measuring
 from .errors import LUTError
 from .host import host_description
 from .table import LUT, Calibration, table_meta
-from .timing import Timing, measure_interleaved
+from .timing import Timing, measure_interleaved, reference_unit
 
 Progress = Callable[[int, int, str], None]  # (done, total, what)
 
@@ -107,7 +107,7 @@ def _reference_unit(timings: dict[str, Timing]) -> dict[str, Timing]:
     keys = [key for key in timings if is_reference(key)]
     if not keys:
         return timings
-    unit = np.exp(np.mean(np.log([timings[key].pass_ms for key in keys]), axis=0))
+    unit = reference_unit([timings[key].pass_ms for key in keys])
     q1, med, q3 = np.percentile(unit, [25, 50, 75])
     combined = Timing(float(med), float(q3 - q1), len(unit), timings[keys[0]].iters, 1.0, list(unit))
     return {REFERENCE_KEY: combined} | {key: t for key, t in timings.items() if not is_reference(key)}

@@ -84,7 +84,7 @@ def measure_interleaved(
             samples[key].append(_chunk(runners[key], iters[key]))
         if on_pass:
             on_pass(p)
-    unit = np.exp(np.mean(np.log([samples[key] for key in references]), axis=0)) if references else None
+    unit = reference_unit([samples[key] for key in references]) if references else None
     out = {}
     for key, values in samples.items():
         q1, med, q3 = np.percentile(values, [25, 50, 75])
@@ -93,4 +93,10 @@ def measure_interleaved(
     return out
 
 
-__all__ = ["Timing", "measure_interleaved"]
+def reference_unit(pass_ms: Sequence[Sequence[float]]) -> np.ndarray:
+    """The unit several reference modules make, pass by pass: the geometric mean of their pass medians
+    (one row per reference, one column per pass)."""
+    return np.exp(np.mean(np.log(np.asarray(pass_ms, dtype=float)), axis=0))
+
+
+__all__ = ["Timing", "measure_interleaved", "reference_unit"]
