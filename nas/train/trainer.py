@@ -101,6 +101,10 @@ class Trainer:
         self.step = self.epoch = self.batch = 0
         self.history: list[dict[str, Any]] = []
         self.epoch_loss = [0.0, 0]
+        # Seconds the current epoch ran before this process (a checkpoint taken inside it), so that an
+        # interrupted epoch's recorded time is its whole training time, not the part after the resume.
+        self.epoch_seconds = 0.0
+        self._tick: float | None = None
         self.previous_macs: float | None = None  # the last random subnet's, for --sample-gap
         if state is not None:
             self._restore(state)
@@ -266,6 +270,7 @@ class Trainer:
             "batch": self.batch,
             "complete": self.done,
             "epoch_loss": list(self.epoch_loss),
+            "epoch_seconds": self.epoch_seconds + (time.perf_counter() - self._tick if self._tick is not None else 0.0),
             "previous_macs": self.previous_macs,
             "rng": rng_state(),
             "settings": plain_data(self.settings.to_dict()),
@@ -280,6 +285,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.step, self.epoch, self.batch = state["step"], state["epoch"], state["batch"]
         self.history, self.epoch_loss = list(state["history"]), list(state["epoch_loss"])
+        self.epoch_seconds = float(state.get("epoch_seconds", 0.0))  # absent in checkpoints of older versions
         self.previous_macs = state.get("previous_macs")  # absent in checkpoints written before --sample-gap
         set_rng_state(state["rng"])
 
@@ -311,7 +317,7 @@ class Trainer:
         images, train_seconds = 0, 0.0
         max_steps = s.max_steps if s.max_steps is not None else self.total_steps
         while not self.done and self.step < max_steps:
-            tick = time.perf_counter()
+            tick = self._tick = time.perf_counter()
             for x, y in self._loader(self.epoch, self.batch):
                 device = self.procs.device
                 loss = self.train_step(to_device(x, device, self.memory_format), to_device(y, device))
@@ -332,8 +338,10 @@ class Trainer:
                     self.save()
             train_seconds += time.perf_counter() - tick
             if self.batch < self.steps_per_epoch:  # stopped by --max-steps inside the epoch
+                self.epoch_seconds, self._tick = self.epoch_seconds + time.perf_counter() - tick, None
                 break
-            self._end_epoch(time.perf_counter() - tick, log)
+            seconds, self._tick = self.epoch_seconds + time.perf_counter() - tick, None
+            self._end_epoch(seconds, log)
             self.save()
         if self._saved_at != self.step or not self.out.exists():
             self.save()
@@ -354,7 +362,7 @@ class Trainer:
                 "seconds": round(seconds, 1),
             }
         )
-        self.epoch, self.batch, self.epoch_loss = self.epoch + 1, 0, [0.0, 0]
+        self.epoch, self.batch, self.epoch_loss, self.epoch_seconds = self.epoch + 1, 0, [0.0, 0], 0.0
         if log:
             shown = ", ".join(f"{k} {v:.2f}%" for k, v in val.items())
             log(f"epoch {self.epoch}/{self.settings.epochs}: loss {loss:.4f}" + (f", validation top-1 {shown}" if val else ""))

@@ -62,6 +62,21 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(trained, tmp_path):
     assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
 
 
+def test_an_interrupted_epoch_records_its_whole_training_time(tmp_path, monkeypatch):
+    """The accuracy study reports each training's cost from the epochs' seconds: an epoch stopped and
+    resumed must count the part before the stop too, not only what ran after the resume."""
+    import nas.train.trainer as trainer_module
+
+    clock = iter(range(0, 10**6, 10))  # a clock that moves 10 s per reading
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: float(next(clock)))
+    out = tmp_path / "timed.pt"
+    train(dict(OPTIONS, epochs=1, max_steps=2), out)  # stops inside the only epoch
+    before = _state(out)["epoch_seconds"]
+    assert before >= 10
+    train(dict(OPTIONS, epochs=1), out, resume=True)
+    state = _state(out)
+    assert state["history"][0]["seconds"] >= before + 10 and state["epoch_seconds"] == 0.0
+
 def test_checkpoint_holds_what_it_should(trained):
     state = _state(trained)  # weights_only: plain data only
     assert state["format"] == "nas-train" and state["kind"] == "supernet" and state["complete"]
