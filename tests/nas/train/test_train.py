@@ -77,6 +77,7 @@ def test_an_interrupted_epoch_records_its_whole_training_time(tmp_path, monkeypa
     state = _state(out)
     assert state["history"][0]["seconds"] >= before + 10 and state["epoch_seconds"] == 0.0
 
+
 def test_checkpoint_holds_what_it_should(trained):
     state = _state(trained)  # weights_only: plain data only
     assert state["format"] == "nas-train" and state["kind"] == "supernet" and state["complete"]
