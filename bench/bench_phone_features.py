@@ -111,7 +111,7 @@ def published_op_logs(records) -> dict[str, list[Op]]:
             logs[record.model] = log
         else:
             model = reparameterize_model(timm.create_model(record.model, pretrained=False).eval())
-            logs[record.model] = op_log(model, torch.zeros(1, 3, 224, 224))
+            logs[record.model] = op_log(model, torch.zeros(1, 3, record.resolution, record.resolution))
     return logs
 
 

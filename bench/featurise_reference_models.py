@@ -62,14 +62,14 @@ def main() -> int:
             continue
         started = time.perf_counter()
         model = reparameterize_model(timm.create_model(record.model, pretrained=False).eval())
-        x = torch.zeros(1, 3, 224, 224)
+        x = torch.zeros(1, 3, record.resolution, record.resolution)
         names, feats = block_features(model, x)
         params = sum(p.numel() for p in model.parameters())
         total = feats.sum(axis=0)
         gmacs = float(total[: FEATURES.index("attention_gmacs") + 1].sum())
         models[record.model] = {
             "family": record.family,
-            "resolution": 224,
+            "resolution": record.resolution,
             "params": int(params),
             "gmacs": round(gmacs, 6),
             "blocks": {"names": names, "features": [[round(float(v), 9) for v in row] for row in feats]},
@@ -79,7 +79,8 @@ def main() -> int:
             f"({time.perf_counter() - started:.1f} s)"
         )
     data = {
-        "about": "Per-block features (latency_lut.costmodel.FEATURES) of timm reference models at batch 1, 224x224, "
+        "about": "Per-block features (latency_lut.costmodel.FEATURES) of timm reference models at batch 1, at the "
+        "resolution of their published latency, "
         "deployed form; written by bench/featurise_reference_models.py",
         "features": list(FEATURES),
         "versions": versions("torch", "timm"),

@@ -1,4 +1,4 @@
-"""Published whole-model latencies on iPhone 12 (Core ML, batch 1, 224x224) and their features.
+"""Published whole-model latencies on iPhone 12 (Core ML, batch 1; 224x224 unless a record says) and their features.
 
 The values are what papers and their repositories print or plot; each record keeps its source and
 tier (A: printed in text, B: read off a published figure, about +-0.05 ms). Where sources disagree
@@ -28,14 +28,19 @@ _REPVIT = "RepViT README (iPhone 12, iOS 16, Xcode 14 Core ML performance report
 _REPVIT_FIG = "RepViT paper, latency-accuracy figure (iPhone 12, iOS 16), tier B"
 _MOBILEONE_FIG = "MobileOne paper, latency-accuracy figure (iPhone 12), tier B"
 _EFFICIENTFORMER = "EfficientFormer README (iPhone 12, iOS 15, Core ML), tier A"
+_FASTVIT = "FastViT README (iPhone 12 Pro, ModelBench app, 256x256, rounded to 0.1 ms), tier A"
+_FASTVIT_NOTE = (
+    "an iPhone 12 Pro has the iPhone 12's A14; timed with ModelBench, the tool of the MobileOne README, whose "
+    "MobileOne S1-S4 values run 1-18% above the RepViT figure's iPhone 12 ones, so these may be a little high"
+)
 _EFFICIENTFORMERV2 = "EfficientFormerV2 paper (arXiv 2212.08059), ImageNet table (iPhone 12, iOS 16, Core ML), tier A"
 
 
 @dataclass(frozen=True)
 class PublishedLatency:
     """One published latency: the model (timm name, or ``preset:<name>`` of this project's default space),
-    its family (the unit of leave-one-family-out), the value used, where it comes from, and whether the
-    fit uses it."""
+    its family (the unit of leave-one-family-out), the value used, where it comes from, whether the fit
+    uses it, and the input resolution it was timed at."""
 
     model: str
     family: str
@@ -44,6 +49,12 @@ class PublishedLatency:
     fitted: bool = True
     note: str = ""
     alternatives: tuple[tuple[float, str], ...] = field(default=())
+    resolution: int = 224
+
+    @property
+    def phone(self) -> str:
+        """The phone the value was timed on: "iPhone 12 Pro" (the same A14 chip) or "iPhone 12"."""
+        return "iPhone 12 Pro" if "iPhone 12 Pro" in self.source else "iPhone 12"
 
 
 PUBLISHED: tuple[PublishedLatency, ...] = (
@@ -111,6 +122,10 @@ PUBLISHED: tuple[PublishedLatency, ...] = (
     PublishedLatency("swiftformer_xs", "swiftformer", 1.0, _REPVIT_FIG),
     PublishedLatency("swiftformer_s", "swiftformer", 1.2, _REPVIT_FIG),
     PublishedLatency("swiftformer_l1", "swiftformer", 1.6, _REPVIT_FIG),
+    *(
+        PublishedLatency(f"fastvit_{name}", "fastvit", ms, _FASTVIT, note=_FASTVIT_NOTE, resolution=256)
+        for name, ms in (("t8", 0.8), ("t12", 1.2), ("s12", 1.4), ("sa12", 1.6), ("sa24", 2.6), ("sa36", 3.5), ("ma36", 4.6))
+    ),
 )
 
 

@@ -22,7 +22,7 @@ def test_loads_estimated_with_its_sources(lut):
     # every published point the fit uses is recorded with its source, and the ones left out as checks
     fitted = [r for r in PUBLISHED if r.fitted]
     assert [p["model"] for p in prov["points"]] == [r.model for r in fitted]
-    assert len({r.family for r in fitted}) == 8 and len(fitted) == 25
+    assert len({r.family for r in fitted}) == 9 and len(fitted) == 32
     assert [c["model"] for c in prov["checks"]] == ["mobilenetv2_140"]
 
 
