@@ -67,6 +67,10 @@ def test_held_out_figures_meet_the_goals_and_are_recomputable(lut, space):
     again = costmodel.leave_group_out(x, y, [r.family for r in records], use=prov["fitted_features"], tied=prov["tied"])
     assert again["metrics"] == {k: err[k] for k in again["metrics"]}
     np.testing.assert_allclose(again["predicted_ms"], [p["held_out_ms"] for p in prov["points"]], atol=1e-3)
+    # the figure on the points timed on an iPhone 12 itself (FastViT and MobileOne-S0 come from a 12 Pro)
+    own = np.array([r.phone == "iPhone 12" for r in records])
+    assert own.sum() == 24 and {r.family for r, o in zip(records, own) if not o} == {"fastvit", "mobileone"}
+    assert costmodel.rank_metrics(again["predicted_ms"][own], np.array(y)[own]) == err["iphone12_points"]
 
 
 def test_reference_features_are_committed_for_every_timm_model():
