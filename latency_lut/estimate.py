@@ -83,6 +83,8 @@ def study(space: search_spaces.Space | None = None, *, features: Sequence[str] =
             "family": r.family,
             "published_ms": r.ms,
             "source": r.source,
+            "phone": r.phone,
+            "resolution": r.resolution,
             **({"note": r.note} if r.note else {}),
             **({"alternatives": [{"ms": ms, "source": src} for ms, src in r.alternatives]} if r.alternatives else {}),
             "fitted_ms": round(float(p), 4),
@@ -135,12 +137,12 @@ def build_estimated_table(out_path: str | Path = DEFAULT_OUT, *, features: Seque
             "from each layer module itself (run once on the meta device under a torch dispatch mode: dense, "
             "depthwise, weight and attention MACs; weights read; normalisation, element-wise and data-movement "
             "elements; ops), fitted by bounded robust least squares (soft L1 on relative errors) to "
-            f"{len(result['points'])} published whole-model latencies on iPhone 12 (Core ML, batch 1, 224x224 or the "
-            "resolution a point records; sources per point below). Features fitted: "
+            f"{len(result['points'])} published whole-model latencies on the A14 of iPhone 12 and 12 Pro (Core ML, batch 1, "
+            "at the phone and resolution each point records, with its source). Features fitted: "
             + ", ".join(result["features"])
             + " (fixed in advance, not chosen by the errors below), attention's matrix products tied to the "
-            "weight-matrix products' coefficient (only the EfficientFormer families have attention: untied, a "
-            "held-out family's attention cost is learnt from the other alone); MAC coefficients bounded below by "
+            "weight-matrix products' coefficient (few families have attention: untied, a held-out family's attention "
+            "cost is learnt from the few others); MAC coefficients bounded below by "
             f"{costmodel.LOWER_PEAK_TMACS:g} TMAC/s, the A14 Neural Engine's peak. "
             f"Held out by family: mean absolute error {held['mape_pct']}%, {held['within_20_pct']}% within +-20%, "
             f"Kendall tau {held['kendall_tau']}. Replace the table with measurements (nas lut export-blocks / "
@@ -206,15 +208,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"predicted {c['predicted_ms']:.2f} ({c['error_pct']:+.1f}%)"
         )
     err = prov["error"]
-    print(
-        f"held out by family: MAPE {err['mape_pct']}%, {err['within_10_pct']}% within +-10%, {err['within_20_pct']}% "
-        f"within +-20%, Kendall tau {err['kendall_tau']}; family mean signed errors {err['family_mean_signed_pct']}"
-    )
-    own = err["iphone12_points"]
-    print(
-        f"  the same on the points timed on an iPhone 12 itself (not a 12 Pro): MAPE {own['mape_pct']}%, "
-        f"{own['within_10_pct']}% within +-10%, {own['within_20_pct']}% within +-20%, Kendall tau {own['kendall_tau']}"
-    )
+
+    def figures(m: dict[str, float]) -> str:
+        return (
+            f"MAPE {m['mape_pct']}%, {m['within_10_pct']}% within +-10%, {m['within_20_pct']}% within +-20%, "
+            f"Kendall tau {m['kendall_tau']}"
+        )
+
+    print(f"held out by family: {figures(err)}; family mean signed errors {err['family_mean_signed_pct']}")
+    print(f"  the same on the points timed on an iPhone 12 itself (not a 12 Pro): {figures(err['iphone12_points'])}")
     return 0
 
 

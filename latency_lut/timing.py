@@ -75,8 +75,9 @@ def measure_interleaved(
             if count >= 2000:
                 break
         per_call = (time.perf_counter() - start) * 1e3 / count
-        # as many inferences as fill ~chunk_ms; a module slower than that runs once per pass (a whole
-        # model: the median over passes already discards a slow pass, and three a pass tripled its cost)
+        # as many inferences as fill ~chunk_ms (rounded, at least one): a module slower than that, a whole
+        # model, runs once per pass (the median over passes already discards a slow pass; three a pass, the
+        # earlier minimum, tripled a fitted table's timing time)
         iters[key] = int(min(500, max(1, round(chunk_ms / max(per_call, 1e-4)))))
     samples: dict[str, list[float]] = {key: [] for key in runners}
     order = list(runners)

@@ -291,7 +291,7 @@ def train_one(
         recipe=recipe.name,
         seed=int(seed),
         top1=float(top1),
-        seconds=sum(epoch["seconds"] for epoch in history),  # training only (an interrupted epoch: after its resume)
+        seconds=sum(epoch["seconds"] for epoch in history),  # training only (an interrupted epoch: before and after its resume)
         params=counts.params,
         macs=counts.macs,
         host=host_description(),
@@ -422,7 +422,7 @@ def train_supernet(
     log: Callable[[str], None] | None = None,
 ) -> tuple[Path, float]:
     """Train (or finish training) the supernet `lever` on the study `recipe`: its checkpoint and its
-    training seconds (validation excluded; of an epoch interrupted and resumed, the part after the resume)."""
+    training seconds (validation excluded; an epoch interrupted and resumed counts both parts)."""
     path = Path(checkpoints) / recipe.name / "supernets" / f"{lever.name}-seed{seed}.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
     ckpt = load_checkpoint(path) if path.exists() else None

@@ -270,7 +270,7 @@ class Trainer:
             "batch": self.batch,
             "complete": self.done,
             "epoch_loss": list(self.epoch_loss),
-            "epoch_seconds": self.epoch_seconds + (time.perf_counter() - self._tick if self._tick is not None else 0.0),
+            "epoch_seconds": self._epoch_seconds_now(),
             "previous_macs": self.previous_macs,
             "rng": rng_state(),
             "settings": plain_data(self.settings.to_dict()),
@@ -317,7 +317,7 @@ class Trainer:
         images, train_seconds = 0, 0.0
         max_steps = s.max_steps if s.max_steps is not None else self.total_steps
         while not self.done and self.step < max_steps:
-            tick = self._tick = time.perf_counter()
+            self._tick = time.perf_counter()
             for x, y in self._loader(self.epoch, self.batch):
                 device = self.procs.device
                 loss = self.train_step(to_device(x, device, self.memory_format), to_device(y, device))
@@ -336,16 +336,20 @@ class Trainer:
                     break
                 if self.step % s.save_every == 0 and self.batch < self.steps_per_epoch:
                     self.save()
-            train_seconds += time.perf_counter() - tick
+            elapsed = time.perf_counter() - self._tick
+            train_seconds += elapsed
+            self.epoch_seconds, self._tick = self.epoch_seconds + elapsed, None
             if self.batch < self.steps_per_epoch:  # stopped by --max-steps inside the epoch
-                self.epoch_seconds, self._tick = self.epoch_seconds + time.perf_counter() - tick, None
                 break
-            seconds, self._tick = self.epoch_seconds + time.perf_counter() - tick, None
-            self._end_epoch(seconds, log)
+            self._end_epoch(self.epoch_seconds, log)
             self.save()
         if self._saved_at != self.step or not self.out.exists():
             self.save()
         return self.result(time.perf_counter() - started, images / train_seconds if train_seconds else 0.0)
+
+    def _epoch_seconds_now(self) -> float:
+        """Seconds the current epoch has trained so far, in this process and in those it resumes."""
+        return self.epoch_seconds + (time.perf_counter() - self._tick if self._tick is not None else 0.0)
 
     def _end_epoch(self, seconds: float, log: Callable[[str], None] | None) -> None:
         last = self.epoch + 1 == self.settings.epochs

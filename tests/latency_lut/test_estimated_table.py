@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from latency_lut import costmodel, estimate
-from latency_lut.published import PUBLISHED, reference_features
+from latency_lut.published import FEATURES_FILE, PUBLISHED, reference_features
 
 PRESETS = ["s0", "s1", "s2", "l"]
 
@@ -76,6 +78,10 @@ def test_held_out_figures_meet_the_goals_and_are_recomputable(lut, space):
 def test_reference_features_are_committed_for_every_timm_model():
     features = reference_features()
     assert {r.model for r in PUBLISHED if not r.model.startswith("preset:")} == set(features)
+    # each model was featurised at the resolution its latency was published for (FastViT: 256 px)
+    committed = json.loads(FEATURES_FILE.read_text())["models"]
+    assert all(committed[r.model]["resolution"] == r.resolution for r in PUBLISHED if r.model in committed)
+    assert committed["fastvit_t8"]["resolution"] == 256 and committed["repvit_m0_9"]["resolution"] == 224
     # parameter-free sanity: RepViT M0.9's 0.82 GMACs (published) come back from its features
     gmacs = features["repvit_m0_9"][: costmodel.FEATURES.index("attention_gmacs") + 1].sum()
     assert gmacs == pytest.approx(0.82, abs=0.01)

@@ -236,7 +236,7 @@ def test_cpu_backends_run_the_layer_they_time(backend, spec):
     assert timing.ms > 0 and timing.spread_ms >= 0 and timing.passes == 3
 
 
-def test_chunks_fill_about_chunk_ms_and_a_slow_module_runs_once_per_pass():
+def test_a_module_slower_than_a_chunk_runs_once_per_pass_and_a_fast_one_several_times():
     """Whole models (slower than a chunk) run once per pass, not three times: that took a fitted table's
     timing from 14% to 6% of a per-layer build's; fast modules still fill their chunk."""
     import time

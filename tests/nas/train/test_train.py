@@ -63,19 +63,39 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(trained, tmp_path):
 
 
 def test_an_interrupted_epoch_records_its_whole_training_time(tmp_path, monkeypatch):
-    """The accuracy study reports each training's cost from the epochs' seconds: an epoch stopped and
-    resumed must count the part before the stop too, not only what ran after the resume."""
+    """The accuracy study reports each training's cost from the epochs' seconds: an epoch killed right
+    after a periodic checkpoint and resumed must count the part before the kill too."""
+    from types import SimpleNamespace
+
     import nas.train.trainer as trainer_module
 
-    clock = iter(range(0, 10**6, 10))  # a clock that moves 10 s per reading
-    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: float(next(clock)))
+    clock = {"now": 0.0, "step": 1000.0}  # 1000 s per reading before the kill, 1 s after
+
+    def perf_counter() -> float:
+        clock["now"] += clock["step"]
+        return clock["now"]
+
+    monkeypatch.setattr(trainer_module, "time", SimpleNamespace(perf_counter=perf_counter))
+    real_step, steps = trainer_module.Trainer.train_step, []
+
+    def killed_at_the_third_step(self, x, y):
+        steps.append(1)
+        if len(steps) == 3:
+            raise KeyboardInterrupt  # a kill after the checkpoint of step 2
+        return real_step(self, x, y)
+
     out = tmp_path / "timed.pt"
-    train(dict(OPTIONS, epochs=1, max_steps=2), out)  # stops inside the only epoch
-    before = _state(out)["epoch_seconds"]
-    assert before >= 10
+    monkeypatch.setattr(trainer_module.Trainer, "train_step", killed_at_the_third_step)
+    with pytest.raises(KeyboardInterrupt):
+        train(dict(OPTIONS, epochs=1, save_every=1), out)
+    state = _state(out)
+    assert (state["step"], state["complete"]) == (2, False) and state["epoch_seconds"] >= 1000
+    monkeypatch.setattr(trainer_module.Trainer, "train_step", real_step)
+    clock["step"] = 1.0
     train(dict(OPTIONS, epochs=1), out, resume=True)
     state = _state(out)
-    assert state["history"][0]["seconds"] >= before + 10 and state["epoch_seconds"] == 0.0
+    assert state["complete"] and state["epoch_seconds"] == 0.0
+    assert state["history"][0]["seconds"] >= 1000  # the resumed part alone is a few seconds of this clock
 
 
 def test_checkpoint_holds_what_it_should(trained):
