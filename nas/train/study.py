@@ -358,6 +358,11 @@ SUPERNET_RECIPES: dict[str, SupernetRecipe] = {
         SupernetRecipe("alpha-e8", distill="alpha"),
         SupernetRecipe("kl-gap2-e8", sample_gap=2.0),
         SupernetRecipe("kl-e24", epochs=24),
+        # the same levers at the scale of the 60,000-image recipe fm60k-e1-64 (one epoch there is twelve of fm5k)
+        SupernetRecipe("kl-e1", epochs=1),
+        SupernetRecipe("alpha-e1", epochs=1, distill="alpha"),
+        SupernetRecipe("kl-gap2-e1", epochs=1, sample_gap=2.0),
+        SupernetRecipe("kl-e3", epochs=3),
     )
 }
 
