@@ -24,8 +24,17 @@ from .context import SearchContext
 from .problem import Problem
 from .ray_tune import RayExecutor, require_ray
 from .result import SearchResult, result_of
-from .runs import RUN_FILE, RunStore, default_storage, load_run_settings, open_storage, write_result, write_run_file
-from .settings import SearchSettings, check_shared
+from .runs import (
+    RUN_FILE,
+    RunStore,
+    default_storage,
+    load_run_settings,
+    open_storage,
+    study_settings,
+    write_result,
+    write_run_file,
+)
+from .settings import DEFAULT_STUDY, SearchSettings, check_shared
 from .space import SpaceProblem
 from .strategies import Strategy, make_strategy, strategy_options
 
@@ -202,7 +211,11 @@ def _same(estimator: Any) -> Any:
 
 def resumed_settings_of(run_dir: str | Path, given: Mapping[str, Any]) -> SearchSettings:
     """The settings to resume the run in `run_dir` with, `given` options (None: not given) applied
-    where they may change."""
+    where they may change. A worker of a shared study (`given` names its ``storage``) that was killed
+    before it wrote its ``run.yaml`` resumes with the settings the study was created with."""
+    if not (Path(run_dir) / RUN_FILE).is_file() and given.get("storage"):
+        stored = study_settings(str(given["storage"]), str(given.get("study") or DEFAULT_STUDY))
+        return SearchSettings.from_dict(stored).resumed(given)
     return SearchSettings.from_dict(load_run_settings(run_dir)).resumed(given)
 
 

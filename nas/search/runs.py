@@ -506,11 +506,26 @@ def load_run_settings(run_dir: str | Path) -> dict[str, Any]:
     path = run_dir / RUN_FILE
     if not path.is_file():
         raise BadInput(f"{run_dir}: not a search run ({RUN_FILE} not found)")
-    settings = _read_run_file(path).get("settings")
+    return _checked_settings(_read_run_file(path).get("settings"), f"{path}: not a readable run file")
+
+
+def study_settings(url: str, study: str) -> dict[str, Any]:
+    """The settings a shared study was created with (the first worker's, stored in the study): what a
+    worker killed before it wrote its own ``run.yaml`` resumes with."""
+    optuna = _optuna()
+    storage = optuna.storages.get_storage(url)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    if study not in names:
+        raise BadInput(f"no study {study!r} in the storage (studies: {', '.join(names) or 'none'})")
+    stored = optuna.load_study(study_name=study, storage=storage).user_attrs.get("nas")
+    return _checked_settings(stored, f"study {study!r}: its stored settings are not readable")
+
+
+def _checked_settings(settings: Any, what: str) -> dict[str, Any]:
     required = ("space", "objectives", "budget", "strategy", "reference")
     missing = [k for k in required if not isinstance(settings, dict) or k not in settings]
     if missing:
-        raise BadInput(f"{path}: not a readable run file (no settings {', '.join(missing)})")
+        raise BadInput(f"{what} (no settings {', '.join(missing)})")
     return dict(settings)
 
 
@@ -581,6 +596,7 @@ __all__ = [
     "write_run_file",
     "write_result",
     "load_run_settings",
+    "study_settings",
     "run_versions",
     "load_run",
     "run_result",

@@ -385,6 +385,34 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     assert [e["arch"] for e in a["pareto"]] == [e["arch"] for e in b["pareto"]]
 
 
+@pytest.mark.subprocess
+def test_a_shared_worker_killed_before_its_run_file_resumes_with_the_studys_settings(tmp_path):
+    """A worker of a shared study killed before it wrote ``run.yaml`` (it had only joined) resumes with
+    ``--out DIR --resume --storage URL --study NAME``: the settings come from the study."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    shared = ["--storage", url, "--study", "shared"]
+    first = nas_cli(
+        "search",
+        "--budget",
+        "params=2.5M",
+        "--trials",
+        "12",
+        "--population",
+        "6",
+        *shared,
+        *CLI_FAST,
+        "--out",
+        str(tmp_path / "a"),
+    )
+    assert first.returncode == 0, first.stderr
+    (tmp_path / "b").mkdir()  # the killed worker's directory, without its run file
+    resumed = nas_cli("search", "--out", str(tmp_path / "b"), "--resume", "--trials", "20", *shared, "--json")
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["evaluated"] == 20 and (tmp_path / "b" / "run.yaml").is_file()
+    wrong = nas_cli("search", "--out", str(tmp_path / "c"), "--resume", "--storage", url, "--study", "other")
+    assert wrong.returncode == 2 and "no study 'other'" in wrong.stderr
+
+
 # ---- architecture-aware operators --------------------------------------------------------------
 def test_neighbours_are_one_gene_away_and_shrink_actions_shrink(tiny):
     import supernet
