@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import latency_lut
@@ -15,7 +14,7 @@ from search_spaces import DEFAULT_SPACE
 from search_spaces.files import write_failure
 
 from ..errors import BadInput
-from .base import Command, print_json, progress_bar, report, resume_command, table
+from .base import Command, note, print_json, progress_bar, report, resume_command, table
 
 
 def _in_user_dir(name: str) -> str:
@@ -187,8 +186,8 @@ def _report_fitted(args: argparse.Namespace, lut: latency_lut.LUT) -> int:
     err = prov["error"]
     notes = fit_notes(len(prov["points"]), len(prov["fitted_features"]))
     if not args.json:
-        for note in notes:
-            print(f"note: {note}", file=sys.stderr)
+        for line in notes:
+            note(line)
     info = {
         "device": lut.device,
         "backend": lut.backend,
