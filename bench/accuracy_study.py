@@ -1,7 +1,7 @@
 """The accuracy study's ground truth: architectures trained alone, one fixed recipe, several seeds.
 
-    python bench/accuracy_study.py train --recipe fm5k-e8-64 --archs 8 --seeds 0 1
-    python bench/accuracy_study.py status --recipe fm5k-e8-64 --archs 8 --seeds 0 1
+    python bench/accuracy_study.py train --archs 24 --seeds 0 1
+    python bench/accuracy_study.py status --archs 24 --seeds 0 1
     python bench/accuracy_study.py noise --recipe fm5k-e8-64 --archs 24 --rest
 
 ``train`` trains what the results file does not hold yet, in the order architecture by architecture

@@ -1,8 +1,8 @@
 """How well each accuracy estimator ranks architectures: rank agreement with the accuracy study's
 ground truth (``bench/accuracy_study.py``; docs/accuracy-study.md).
 
-    python bench/bench_estimators.py --recipe fm5k-e8-64 --archs 24
-    python bench/bench_estimators.py --recipe fm5k-e8-64 --supernet runs/study-supernet.pt   # + supernet, predictor
+    python bench/bench_estimators.py --archs 24
+    python bench/bench_estimators.py --supernet runs/accuracy-study/fm60k-e1-64/supernets/kl-e1-seed0.pt   # + supernet, predictor
 
 The truth is each architecture's top-1 averaged over the seeds it was trained with (only architectures
 trained with every seed of --seeds count). For every estimator the script prints Kendall tau and

@@ -24,7 +24,7 @@ CHECKPOINTS = Path("runs/accuracy-study")
 def add_study_arguments(parser: argparse.ArgumentParser, *, checkpoints: bool = False) -> None:
     """--recipe, --archs, --seeds, --truth and --max-macs (and --checkpoints for the scripts that train
     or read trained models)."""
-    parser.add_argument("--recipe", default="fm5k-e8-64", choices=sorted(RECIPES))
+    parser.add_argument("--recipe", default="fm60k-e1-64", choices=sorted(RECIPES))
     parser.add_argument("--archs", type=int, default=24, help="the first N of the study's architecture order (default: 24)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="the truth's seeds (default: 0 1)")
     parser.add_argument("--truth", default=str(TRUTH), help="the ground truth, JSON lines (default: %(default)s)")

@@ -1,6 +1,6 @@
 """Supernets trained on the accuracy study's space and data, ranked against its trained ground truth.
 
-    python bench/supernet_study.py train --supernets kl-e8 alpha-e8 --calib 8 64
+    python bench/supernet_study.py train --supernets kl-e1 alpha-e1 --calib 8 64
     python bench/supernet_study.py status
 
 ``train`` trains each named supernet recipe (``nas.train.study.SUPERNET_RECIPES``: the baseline and one
@@ -9,18 +9,21 @@ checkpoints under ``runs/accuracy-study/`` (an interrupted training resumes), th
 architectures with BatchNorm recalibrated on each ``--calib`` number of batches, scoring only those
 not held yet. Scores go to ``bench/results/accuracy_study/supernets.jsonl`` (commit it). ``status``
 prints, for every supernet and calibration, the rank agreement with the truth (the mean top-1 over
-the study's seeds, on the architectures both hold) beside the seed-to-seed ceiling, and the cost.
+the study's seeds, on the architectures both hold) beside the seed-to-seed ceiling, and the cost; then,
+where ``bench/bench_estimators.py`` has ranked the proxies on the same architectures, each supernet's
+tau minus parameter count's and minus the best proxy's, with paired bootstrap 95% intervals.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import numpy as np
 from study_args import RESULTS, add_study_arguments, complete_truth, selected
 
-from nas.estimate.ranking import rank_agreement
+from nas.estimate.ranking import rank_agreement, versus_baseline
 from nas.train.study import SUPERNET_RECIPES, SupernetStudy, score_supernet
 
 
@@ -49,9 +52,8 @@ def cmd_status(args: argparse.Namespace) -> None:
             f"{'ceiling':14s}{'':>6s}{len(truth):>6d}{ceiling.kendall_tau:>8.3f} [{ceiling.kendall_low:>5.2f}, "
             f"{ceiling.kendall_high:>5.2f}]{ceiling.kendall_p:>8.3f}{ceiling.spearman:>9.3f}{ceiling.top_recall:>8.2f}"
         )
-    for scores in SupernetStudy(args.results).results.values():
-        if scores.recipe != recipe.name:
-            continue
+    lines = [scores for scores in SupernetStudy(args.results).results.values() if scores.recipe == recipe.name]
+    for scores in lines:
         ids = [i for i in truth if i in scores.top1]
         if len(ids) < 4:
             print(f"{scores.supernet:14s}{scores.calib_batches:>6d}{len(ids):>6d}  too few architectures in the truth")
@@ -64,6 +66,32 @@ def cmd_status(args: argparse.Namespace) -> None:
             f"{f'{estimate.min():.1f}-{estimate.max():.1f}':>14s}{scores.train_seconds / 3600:>8.2f}"
             f"{scores.eval_seconds / len(scores.top1):>7.1f}"
         )
+    _paired_with_proxies(lines, list(truth), np.array(list(truth.values())), RESULTS / f"estimators-{recipe.name}.json")
+
+
+def _paired_with_proxies(lines: list, ids: list[str], truth: np.ndarray, proxies_file) -> None:
+    """Each supernet's tau minus parameter count's and minus the best proxy's, paired over the same
+    resamples of the architectures (what separate intervals cannot tell apart at two dozen)."""
+    if not proxies_file.exists():
+        return
+    ranked = json.loads(proxies_file.read_text())
+    if sorted(ranked["archs"]) != sorted(ids):
+        print(f"\n{proxies_file.name} ranks other architectures than the truth now holds: rerun bench/bench_estimators.py")
+        return
+    order = [ranked["archs"].index(i) for i in ids]
+    proxies = {name: [values[k] for k in order] for name, values in ranked["estimates"].items() if name.startswith("proxy:")}
+    best = max(proxies, key=lambda name: ranked["agreement"][name]["kendall_tau"])
+    complete = [scores for scores in lines if all(i in scores.top1 for i in ids)]
+    if not complete:
+        return
+    print("\nKendall tau minus a proxy's, paired bootstrap 95% interval (* when the interval excludes 0):")
+    for baseline in dict.fromkeys(("proxy:params", best)):
+        estimates = {baseline: proxies[baseline]} | {
+            f"{scores.supernet} ({scores.calib_batches})": [scores.top1[i] for i in ids] for scores in complete
+        }
+        for name, d in versus_baseline(estimates, truth, baseline=baseline, seed=0).items():
+            mark = "  *" if d.low > 0 or d.high < 0 else ""
+            print(f"  {name:20s} - {baseline:20s}{d.difference:>+8.3f} [{d.low:>+6.2f}, {d.high:>+6.2f}]{mark}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         add_study_arguments(p, checkpoints=name == "train")
         p.add_argument("--results", default=str(RESULTS / "supernets.jsonl"), help="the supernets' scores (default: %(default)s)")
         if name == "train":
-            p.add_argument("--supernets", nargs="+", default=["kl-e8"], choices=sorted(SUPERNET_RECIPES))
+            p.add_argument("--supernets", nargs="+", default=["kl-e1"], choices=sorted(SUPERNET_RECIPES))
             p.add_argument("--calib", type=int, nargs="+", default=[8, 64], help="BatchNorm recalibration batches")
             p.add_argument("--seed", type=int, default=0, help="the supernet's training seed")
         p.set_defaults(func=func)
