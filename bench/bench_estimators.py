@@ -23,7 +23,7 @@ import json
 import time
 
 import numpy as np
-from study_args import RESULTS, add_study_arguments, complete_truth
+from study_args import RESULTS, add_study_arguments, complete_truth, difference_text
 
 from nas.estimate import (
     DATA_PROXIES,
@@ -107,8 +107,8 @@ def main() -> None:
     differences = versus_baseline(estimates, truth, seed=args.seed)
     versus_params = {name: d.to_dict() for name, d in differences.items()}
     print("\nKendall tau minus parameter count's, paired bootstrap 95% interval (significant when above 0):")
-    for name, d in sorted(versus_params.items(), key=lambda kv: -kv[1]["difference"]):
-        print(f"  {name:22s}{d['difference']:>+8.3f} [{d['low']:>+6.2f}, {d['high']:>+6.2f}]" + ("  *" if d["low"] > 0 else ""))
+    for name, d in sorted(differences.items(), key=lambda kv: -kv[1].difference):
+        print(f"  {name:22s}{difference_text(d)}" + ("  *" if d.low > 0 else ""))
     training_free_estimates = {name: values for name, values in estimates.items() if name.startswith("proxy:")}
     training_free_differences = {name: d for name, d in differences.items() if name in training_free_estimates}
     default, why = default_by_evidence(training_free_estimates, truth, differences=training_free_differences)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 import supernet
+from nas.estimate.ranking import TauDifference
 from nas.train.study import RECIPES, GroundTruth, Recipe, study_archs
 from search_spaces import Arch
 
@@ -54,3 +55,8 @@ def complete_truth(args: argparse.Namespace) -> tuple[Recipe, list[Arch], np.nda
     recipe, archs, truth = selected(args)
     archs, per_seed = truth.complete(archs, recipe.name, args.seeds)
     return recipe, archs, per_seed
+
+
+def difference_text(d: TauDifference) -> str:
+    """A paired tau difference as the study's scripts print it: the difference and its 95% interval."""
+    return f"{d.difference:>+8.3f} [{d.low:>+6.2f}, {d.high:>+6.2f}]"

@@ -19,12 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
-from study_args import RESULTS, add_study_arguments, complete_truth, selected
+from study_args import RESULTS, add_study_arguments, complete_truth, difference_text, selected
 
 from nas.estimate.ranking import rank_agreement, versus_baseline
-from nas.train.study import SUPERNET_RECIPES, SupernetStudy, score_supernet
+from nas.train.study import SUPERNET_RECIPES, SupernetScores, SupernetStudy, score_supernet
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -69,7 +70,7 @@ def cmd_status(args: argparse.Namespace) -> None:
     _paired_with_proxies(lines, list(truth), np.array(list(truth.values())), RESULTS / f"estimators-{recipe.name}.json")
 
 
-def _paired_with_proxies(lines: list, ids: list[str], truth: np.ndarray, proxies_file) -> None:
+def _paired_with_proxies(lines: list[SupernetScores], ids: list[str], truth: np.ndarray, proxies_file: Path) -> None:
     """Each supernet's tau minus parameter count's and minus the best proxy's, paired over the same
     resamples of the architectures (what separate intervals cannot tell apart at two dozen)."""
     if not proxies_file.exists():
@@ -91,7 +92,7 @@ def _paired_with_proxies(lines: list, ids: list[str], truth: np.ndarray, proxies
         }
         for name, d in versus_baseline(estimates, truth, baseline=baseline, seed=0).items():
             mark = "  *" if d.low > 0 or d.high < 0 else ""
-            print(f"  {name:20s} - {baseline:20s}{d.difference:>+8.3f} [{d.low:>+6.2f}, {d.high:>+6.2f}]{mark}")
+            print(f"  {name:20s} - {baseline:20s}{difference_text(d)}{mark}")
 
 
 def main(argv: list[str] | None = None) -> None:
