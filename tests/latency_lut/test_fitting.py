@@ -43,9 +43,9 @@ def fit_cli(cli, measurements: dict, manifest, tmp_path, device: str, *extra: st
 
 
 def logdet(archs) -> float:
-    from latency_lut.fitting import _scaled
+    from latency_lut.fitting import _design
 
-    x = _scaled(np.array([costmodel.arch_features(a) for a in archs]))
+    x = _design(np.array([costmodel.arch_features(a) for a in archs]))
     return float(np.linalg.slogdet(x.T @ x + 1e-6 * np.eye(x.shape[1]))[1])
 
 
@@ -58,6 +58,22 @@ def test_chosen_models_are_distinct_and_better_conditioned_than_random():
     rng = random.Random(1)
     randoms = [logdet([space.sample(rng) for _ in range(12)]) for _ in range(5)]
     assert logdet(chosen) > max(randoms)
+
+
+def test_chosen_models_are_no_larger_than_random_ones():
+    """The fit's residuals are relative, so the design must not favour the largest models (slowest to
+    time, no more informative): the chosen ones' MACs average no more than a random sample's."""
+    import random
+
+    space = search_spaces.load(TINY)
+    macs = [i for i, name in enumerate(costmodel.FEATURES) if name.endswith("_gmacs")]
+
+    def mean_gmacs(archs) -> float:
+        return float(np.mean([costmodel.arch_features(a)[macs].sum() for a in archs]))
+
+    rng = random.Random(1)
+    chosen = choose_models(space, 12, pool=500, seed=0)
+    assert mean_gmacs(chosen) <= mean_gmacs([space.sample(rng) for _ in range(500)])
 
 
 @pytest.fixture(scope="module")
