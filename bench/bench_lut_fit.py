@@ -1,6 +1,6 @@
 """A per-layer table against tables fitted to a few whole-model timings, on this CPU, in one run.
 
-python bench/bench_lut_fit.py                      # ONNX Runtime, 1 thread, default space (~15 min)
+python bench/bench_lut_fit.py                      # ONNX Runtime, 1 thread, default space (~10 min alone)
 python bench/bench_lut_fit.py --space efficientformerv2-tiny --fits 10 20 --validate 30   # quicker
 
 In order: the fitted tables (each from its own N chosen whole models, timed interleaved), then the full

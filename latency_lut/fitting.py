@@ -3,7 +3,7 @@
 Measuring every layer key (762 in the default space) is the expensive way to a table: on a phone it
 means 762 Core ML packages and as many measurements. The cost model of :mod:`latency_lut.costmodel`
 needs only whole models: :func:`choose_models` picks N subnets that spread over the op mix (a greedy
-D-optimal design over their features, so that the fit is well-conditioned), :func:`export_models`
+D-optimal design for the relative fit, so that it is well-conditioned), :func:`export_models`
 writes them with a manifest, and :func:`fit_table` turns their measured latencies into a table of
 every layer key, with its cross-validated error. :func:`build_fitted` does all three on this machine.
 
