@@ -11,7 +11,8 @@ not held yet. Scores go to ``bench/results/accuracy_study/supernets.jsonl`` (com
 prints, for every supernet and calibration, the rank agreement with the truth (the mean top-1 over
 the study's seeds, on the architectures both hold) beside the seed-to-seed ceiling, and the cost; then,
 where ``bench/bench_estimators.py`` has ranked the proxies on the same architectures, each supernet's
-tau minus parameter count's and minus the best proxy's, with paired bootstrap 95% intervals.
+tau minus parameter count's and minus the best proxy's, with paired bootstrap 95% intervals; and each
+lever's tau minus the baseline supernet's (the one pulling no lever) at the same calibration.
 """
 
 from __future__ import annotations
@@ -93,6 +94,37 @@ def _paired_with_proxies(lines: list[SupernetScores], ids: list[str], truth: np.
         for name, d in versus_baseline(estimates, truth, baseline=baseline, seed=0).items():
             mark = "  *" if d.low > 0 or d.high < 0 else ""
             print(f"  {name:20s} - {baseline:20s}{difference_text(d)}{mark}")
+    _paired_with_baseline_supernet(complete, ids, truth)
+
+
+def _baseline_supernet(lines: list[SupernetScores]) -> SupernetScores | None:
+    """The supernet that pulls no lever (KL distillation, unbounded sampling, the default sandwich) with
+    the shortest schedule, among `lines`."""
+    plain = [
+        scores
+        for scores in lines
+        if (recipe := SUPERNET_RECIPES.get(scores.supernet)) is not None
+        and (recipe.distill, recipe.sample_gap, recipe.random_subnets) == ("kl", None, 2)
+    ]
+    return min(plain, key=lambda scores: SUPERNET_RECIPES[scores.supernet].epochs, default=None)
+
+
+def _paired_with_baseline_supernet(lines: list[SupernetScores], ids: list[str], truth: np.ndarray) -> None:
+    """Each lever's tau minus the baseline supernet's at the same BatchNorm calibration, paired."""
+    rows = []
+    for calib in sorted({scores.calib_batches for scores in lines}):
+        same = [scores for scores in lines if scores.calib_batches == calib]
+        baseline = _baseline_supernet(same)
+        if baseline is None or len(same) < 2:
+            continue
+        estimates = {f"{scores.supernet} ({calib})": [scores.top1[i] for i in ids] for scores in same}
+        name = f"{baseline.supernet} ({calib})"
+        rows += [(lever, name, d) for lever, d in versus_baseline(estimates, truth, baseline=name, seed=0).items()]
+    if rows:
+        print("\nKendall tau minus the baseline supernet's at the same calibration, paired bootstrap 95% interval:")
+        for lever, name, d in rows:
+            mark = "  *" if d.low > 0 or d.high < 0 else ""
+            print(f"  {lever:20s} - {name:20s}{difference_text(d)}{mark}")
 
 
 def main(argv: list[str] | None = None) -> None:
