@@ -68,13 +68,17 @@ def cmd_status(args: argparse.Namespace) -> None:
             f"{f'{estimate.min():.1f}-{estimate.max():.1f}':>14s}{scores.train_seconds / 3600:>8.2f}"
             f"{scores.eval_seconds / len(scores.top1):>7.1f}"
         )
-    _paired_with_proxies(lines, list(truth), np.array(list(truth.values())), RESULTS / f"estimators-{recipe.name}.json")
+    ids, values = list(truth), np.array(list(truth.values()))
+    complete = [scores for scores in lines if all(i in scores.top1 for i in ids)]
+    _paired_with_proxies(complete, ids, values, RESULTS / f"estimators-{recipe.name}.json")
+    _paired_with_baseline_supernet(complete, ids, values)
 
 
 def _paired_with_proxies(lines: list[SupernetScores], ids: list[str], truth: np.ndarray, proxies_file: Path) -> None:
-    """Each supernet's tau minus parameter count's and minus the best proxy's, paired over the same
-    resamples of the architectures (what separate intervals cannot tell apart at two dozen)."""
-    if not proxies_file.exists():
+    """Each supernet of `lines` (each scoring every one of `ids`) minus parameter count's and minus the
+    best proxy's tau, paired over the same resamples of the architectures (what separate intervals
+    cannot tell apart at two dozen)."""
+    if not lines or not proxies_file.exists():
         return
     ranked = json.loads(proxies_file.read_text())
     if sorted(ranked["archs"]) != sorted(ids):
@@ -83,18 +87,14 @@ def _paired_with_proxies(lines: list[SupernetScores], ids: list[str], truth: np.
     order = [ranked["archs"].index(i) for i in ids]
     proxies = {name: [values[k] for k in order] for name, values in ranked["estimates"].items() if name.startswith("proxy:")}
     best = max(proxies, key=lambda name: ranked["agreement"][name]["kendall_tau"])
-    complete = [scores for scores in lines if all(i in scores.top1 for i in ids)]
-    if not complete:
-        return
     print("\nKendall tau minus a proxy's, paired bootstrap 95% interval (* when the interval excludes 0):")
     for baseline in dict.fromkeys(("proxy:params", best)):
         estimates = {baseline: proxies[baseline]} | {
-            f"{scores.supernet} ({scores.calib_batches})": [scores.top1[i] for i in ids] for scores in complete
+            f"{scores.supernet} ({scores.calib_batches})": [scores.top1[i] for i in ids] for scores in lines
         }
         for name, d in versus_baseline(estimates, truth, baseline=baseline, seed=0).items():
             mark = "  *" if d.low > 0 or d.high < 0 else ""
             print(f"  {name:20s} - {baseline:20s}{difference_text(d)}{mark}")
-    _paired_with_baseline_supernet(complete, ids, truth)
 
 
 def _baseline_supernet(lines: list[SupernetScores]) -> SupernetScores | None:

@@ -68,8 +68,8 @@ def choose_models(space: Space, n: int, *, pool: int = 2000, seed: int = 0) -> l
 
     Against the same greedy design on the raw features, on the default space (2,000 random subnets,
     latencies predicted by a fit to 40 ONNX Runtime timings on an AMD EPYC): for 20 models the mean
-    relative prediction variance over the pool falls from 0.96 to 0.24 and the chosen models' time
-    to run once from 1.03 to 0.51 s (mean 51 to 26 ms, the pool's 29 ms)."""
+    relative prediction variance over the pool falls from 0.96 to 0.24, and the chosen models average
+    26 ms instead of 47 (a random subnet 29 ms; timed in ``bench/bench_lut_fit.py``: 27 against 47)."""
     if n < 3:
         raise LUTError(f"choose at least 3 models to fit, got {n}")
     rng = random.Random(seed)
