@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 from study_args import RESULTS, add_study_arguments, complete_truth, difference_text, selected
 
-from nas.estimate.ranking import rank_agreement, versus_baseline
-from nas.train.study import SUPERNET_RECIPES, SupernetScores, SupernetStudy, score_supernet
+from nas.estimate.ranking import TauDifference, rank_agreement, versus_baseline
+from nas.train.study import SUPERNET_RECIPES, SupernetRecipe, SupernetScores, SupernetStudy, score_supernet
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -93,18 +93,17 @@ def _paired_with_proxies(lines: list[SupernetScores], ids: list[str], truth: np.
             f"{scores.supernet} ({scores.calib_batches})": [scores.top1[i] for i in ids] for scores in lines
         }
         for name, d in versus_baseline(estimates, truth, baseline=baseline, seed=0).items():
-            mark = "  *" if d.low > 0 or d.high < 0 else ""
-            print(f"  {name:20s} - {baseline:20s}{difference_text(d)}{mark}")
+            _print_difference(name, baseline, d)
 
 
 def _baseline_supernet(lines: list[SupernetScores]) -> SupernetScores | None:
-    """The supernet that pulls no lever (KL distillation, unbounded sampling, the default sandwich) with
-    the shortest schedule, among `lines`."""
+    """The supernet that pulls no lever (every setting of SupernetRecipe at its default but the schedule)
+    with the shortest schedule, among `lines`."""
     plain = [
         scores
         for scores in lines
         if (recipe := SUPERNET_RECIPES.get(scores.supernet)) is not None
-        and (recipe.distill, recipe.sample_gap, recipe.random_subnets) == ("kl", None, 2)
+        and recipe == SupernetRecipe(recipe.name, epochs=recipe.epochs)
     ]
     return min(plain, key=lambda scores: SUPERNET_RECIPES[scores.supernet].epochs, default=None)
 
@@ -115,7 +114,7 @@ def _paired_with_baseline_supernet(lines: list[SupernetScores], ids: list[str], 
     for calib in sorted({scores.calib_batches for scores in lines}):
         same = [scores for scores in lines if scores.calib_batches == calib]
         baseline = _baseline_supernet(same)
-        if baseline is None or len(same) < 2:
+        if baseline is None:
             continue
         estimates = {f"{scores.supernet} ({calib})": [scores.top1[i] for i in ids] for scores in same}
         name = f"{baseline.supernet} ({calib})"
@@ -123,8 +122,13 @@ def _paired_with_baseline_supernet(lines: list[SupernetScores], ids: list[str], 
     if rows:
         print("\nKendall tau minus the baseline supernet's at the same calibration, paired bootstrap 95% interval:")
         for lever, name, d in rows:
-            mark = "  *" if d.low > 0 or d.high < 0 else ""
-            print(f"  {lever:20s} - {name:20s}{difference_text(d)}{mark}")
+            _print_difference(lever, name, d)
+
+
+def _print_difference(name: str, baseline: str, d: TauDifference) -> None:
+    """One line of a paired comparison, starred when its interval excludes 0."""
+    mark = "  *" if d.low > 0 or d.high < 0 else ""
+    print(f"  {name:20s} - {baseline:20s}{difference_text(d)}{mark}")
 
 
 def main(argv: list[str] | None = None) -> None:
