@@ -95,9 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # a TrainingInterrupted says what it saved
         hint = args.command_object.resume_hint(args, list(argv)) if args is not None else None
-        print("nas: interrupted" + (f"; continue with: {hint}" if hint else ""), file=sys.stderr)
+        saved = f" ({exc})" if str(exc) else ""
+        print(f"nas: interrupted{saved}" + (f"; continue with: {hint}" if hint else ""), file=sys.stderr)
         return 130
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0

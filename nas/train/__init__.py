@@ -10,12 +10,14 @@ from .checkpoint import FORMAT, VERSION, Checkpoint, adapt_arch, load_checkpoint
 from .data import Data, Loader, load_data, synthetic_data
 from .distributed import Processes
 from .evaluation import calibration_batches, correct_predictions, evaluate, evaluate_subnet
+from .interrupt import TrainingInterrupted
 from .settings import DATA_DEFAULTS, RESUME_MAY_CHANGE, TrainSettings
 from .trainer import Trainer, train
 
 __all__ = [
     "train",
     "Trainer",
+    "TrainingInterrupted",
     "TrainSettings",
     "DATA_DEFAULTS",
     "RESUME_MAY_CHANGE",

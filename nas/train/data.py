@@ -36,6 +36,7 @@ from search_spaces.errors import first_line
 
 from ..errors import BadInput
 from .acceleration import pinned
+from .interrupt import ignore_interrupts_in_worker
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_HINT = "apt-get install dataset-fashion-mnist"
@@ -463,6 +464,7 @@ class FileDecoder:
             num_workers=workers,
             collate_fn=_stack,
             persistent_workers=persistent and workers > 0,
+            worker_init_fn=ignore_interrupts_in_worker,
         )
 
     def decode(self, batches: Sequence[torch.Tensor]) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -66,6 +66,16 @@ class Processes:
         for t, reduced in zip(tensors, flat.split([t.numel() for t in tensors])):
             t.copy_(reduced.view_as(t))
 
+    def any_true(self, flag: bool) -> bool:
+        """Whether `flag` holds in any process, so that all of them act on it at the same step."""
+        if self.world == 1:
+            return flag
+        import torch.distributed as dist
+
+        value = torch.tensor([float(flag)], device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item())
+
     def broadcast(self, tensors: list[torch.Tensor]) -> None:
         if self.world > 1:
             import torch.distributed as dist

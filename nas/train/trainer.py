@@ -61,6 +61,7 @@ from .data import FileDecoder, Loader, load_data, seed_of
 from .distill import distill_loss, sample_bounded
 from .distributed import Processes
 from .evaluation import evaluate, evaluate_subnet, logits_of, resize
+from .interrupt import StopRequest, TrainingInterrupted
 from .precision import autocast, grad_scaler
 from .settings import TrainSettings
 
@@ -311,8 +312,13 @@ class Trainer:
         """Train to the end of ``epochs`` (or ``max_steps``), saving along the way; returns the result.
 
         ``progress(images_done, images_total, "epoch E/N", loss=..., lr=...)`` is called after every step
-        and ``log(line)`` after every epoch (rank 0 only).
+        and ``log(line)`` after every epoch (rank 0 only). SIGINT or SIGTERM stops the run after the step
+        under way, saved (:class:`~nas.train.interrupt.TrainingInterrupted`).
         """
+        with StopRequest() as stop:
+            return self._run(stop, progress, log)
+
+    def _run(self, stop: StopRequest, progress: ProgressCallback | None, log: Callable[[str], None] | None) -> dict[str, Any]:
         s, started = self.settings, time.perf_counter()
         images, train_seconds = 0, 0.0
         max_steps = s.max_steps if s.max_steps is not None else self.total_steps
@@ -332,6 +338,8 @@ class Trainer:
                         loss=f"{loss:.3f}",
                         lr=f"{self.scheduler.get_last_lr()[0]:.2e}",
                     )
+                if self.batch < self.steps_per_epoch:  # an epoch's last step stops after the epoch's end
+                    self._stop_if_requested(stop)
                 if self.step >= max_steps:
                     break
                 if self.step % s.save_every == 0 and self.batch < self.steps_per_epoch:
@@ -343,9 +351,17 @@ class Trainer:
                 break
             self._end_epoch(self.epoch_seconds, log)
             self.save()
+            if not self.done:
+                self._stop_if_requested(stop)
         if self._saved_at != self.step or not self.out.exists():
             self.save()
         return self.result(time.perf_counter() - started, images / train_seconds if train_seconds else 0.0)
+
+    def _stop_if_requested(self, stop: StopRequest) -> None:
+        if self.procs.any_true(stop.requested):  # every process stops at the same step
+            if self._saved_at != self.step:
+                self.save()
+            raise TrainingInterrupted(f"step {self.step} saved to {self.out}")
 
     def _epoch_seconds_now(self) -> float:
         """Seconds the current epoch has trained so far, in this process and in those it resumes."""

@@ -112,6 +112,29 @@ def test_file_decoder_keeps_its_workers_across_epochs_and_after_a_partial_epoch(
     assert all(not w.is_alive() for w in workers)  # close() stops them
 
 
+def test_file_decoder_workers_outlive_ctrl_c(tmp_path):
+    """Ctrl-C reaches every process of the terminal's group; a worker it killed would fail the next
+    batch before the training could save the step under way (the main process decides when to stop)."""
+    import os
+    import signal
+    import time
+
+    make_image_folder(tmp_path / "set" / "train")
+    make_image_folder(tmp_path / "set" / "val")
+    d = load_data(str(tmp_path / "set"))
+    decoder = FileDecoder(d.train, 32, workers=1)
+    try:
+        assert len(list(Loader(d, "train", resolution=32, batch_size=4, train=True, epoch=0, decoder=decoder))) == 3
+        workers = decoder._loader._iterator._workers
+        for worker in workers:
+            os.kill(worker.pid, signal.SIGINT)
+        time.sleep(0.5)
+        assert all(w.is_alive() for w in workers)
+        assert len(list(Loader(d, "train", resolution=32, batch_size=4, train=True, epoch=1, decoder=decoder))) == 3
+    finally:
+        decoder.close()
+
+
 def test_image_folder_split_by_seed(tmp_path):
     make_image_folder(tmp_path / "flat", per_class=10)
     a, b, c = (load_data(str(tmp_path / "flat"), seed=s, val_fraction=0.2) for s in (0, 0, 1))

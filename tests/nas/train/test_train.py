@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,7 @@ from nas.errors import BadInput
 from nas.train import (
     Processes,
     Trainer,
+    TrainingInterrupted,
     TrainSettings,
     calibration_batches,
     correct_predictions,
@@ -96,6 +98,75 @@ def test_an_interrupted_epoch_records_its_whole_training_time(tmp_path, monkeypa
     state = _state(out)
     assert state["complete"] and state["epoch_seconds"] == 0.0
     assert state["history"][0]["seconds"] >= 1000  # the resumed part alone is a few seconds of this clock
+
+
+def _signal_at_step(monkeypatch, step: int, number: int = signal.SIGINT) -> None:
+    """Send this process `number` while the training's `step`-th step (counted from 1) runs."""
+    import nas.train.trainer as trainer_module
+
+    real_step, steps = trainer_module.Trainer.train_step, []
+
+    def signalled(self, x, y):
+        steps.append(1)
+        if len(steps) == step:
+            os.kill(os.getpid(), number)  # Ctrl-C or kill in the middle of the step
+        return real_step(self, x, y)
+
+    monkeypatch.setattr(trainer_module.Trainer, "train_step", signalled)
+
+
+def test_a_signal_saves_the_step_under_way_and_the_resumed_run_equals_the_uninterrupted(trained, tmp_path, monkeypatch):
+    """Without the handler a kill loses every step since the last periodic checkpoint (200 by default);
+    with it, Ctrl-C finishes and saves step 3 (of 8), and resuming ends where the uninterrupted run does."""
+    out, before = tmp_path / "signalled.pt", signal.getsignal(signal.SIGINT)
+    _signal_at_step(monkeypatch, 3)
+    with pytest.raises(TrainingInterrupted, match=r"step 3 saved to .*signalled\.pt"):
+        train(dict(OPTIONS), out)
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is the training's only
+    state = _state(out)
+    assert (state["step"], state["epoch"], state["batch"], state["complete"]) == (3, 0, 3, False)
+    monkeypatch.undo()
+    assert train(dict(OPTIONS), out, resume=True)["complete"]
+    a, b = _state(trained), _state(out)
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]) or (value - b["model"][key]).abs().max() <= 1e-6, key
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+
+
+def test_a_signal_in_an_epochs_last_step_stops_after_the_epoch(tmp_path, monkeypatch):
+    """SIGTERM (kill, a batch scheduler) in step 4, the last of epoch 1: the epoch is closed (validated,
+    recorded) before stopping, so the checkpoint is an ordinary end-of-epoch one."""
+    out = tmp_path / "term.pt"
+    _signal_at_step(monkeypatch, 4, signal.SIGTERM)
+    with pytest.raises(TrainingInterrupted, match="step 4 saved"):
+        train(dict(OPTIONS), out)
+    state = _state(out)
+    assert (state["step"], state["epoch"], state["batch"]) == (4, 1, 0) and len(state["history"]) == 1
+
+
+def test_a_second_signal_interrupts_at_once():
+    from nas.train.interrupt import StopRequest
+
+    with StopRequest() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.requested and stop.signal == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_nas_train_interrupted_says_what_it_saved_and_how_to_continue(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "cli.pt"
+    _signal_at_step(monkeypatch, 2)
+    assert main(["train", "--data", DATA, "--out", str(out), "--epochs", "1", "--batch-size", "16"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (
+        f"nas: interrupted (step 2 saved to {out}); continue with: "
+        f"nas train --data {DATA} --out {out} --epochs 1 --batch-size 16 --resume"
+    )
+    monkeypatch.undo()
+    assert main(["train", "--data", DATA, "--out", str(out), "--epochs", "1", "--batch-size", "16", "--resume"]) == 0
+    assert _state(out)["complete"]
 
 
 def test_checkpoint_holds_what_it_should(trained):
@@ -268,6 +339,27 @@ def test_torchrun_two_processes(tmp_path, memory_format):
     assert result["steps"] == 2 and not result["complete"]
     state = _state(out)  # saving checks that both processes hold the same weights
     assert state["step"] == 2 and state["batch"] == 2 and state["settings"]["memory_format"] == memory_format
+
+
+def _stop_vote(rank: int, store: str, out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        procs = Processes(rank, 2, torch.device("cpu"))
+        votes = [procs.any_true(rank == 1), procs.any_true(False)]  # a signal that reached rank 1 only
+        Path(f"{out}.{rank}").write_text(json.dumps(votes))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_a_signal_to_one_process_stops_every_process_at_the_same_step(tmp_path):
+    """torchrun's processes need not all receive the signal: each step they agree whether any did, so
+    that none waits forever in the next step's all-reduce for one that stopped."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_stop_vote, args=(str(tmp_path / "store"), str(tmp_path / "votes")), nprocs=2)
+    assert [json.loads((tmp_path / f"votes.{rank}").read_text()) for rank in (0, 1)] == [[True, False], [True, False]]
 
 
 # ---- precision ---------------------------------------------------------------------------------------
