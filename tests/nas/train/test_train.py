@@ -147,12 +147,13 @@ def test_a_signal_in_an_epochs_last_step_stops_after_the_epoch(tmp_path, monkeyp
 def test_a_second_signal_interrupts_at_once():
     from nas.train.interrupt import StopRequest
 
+    before = signal.getsignal(signal.SIGTERM)  # another library's handler, if an earlier test installed one
     with StopRequest() as stop:
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.requested and stop.signal == signal.SIGTERM
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_nas_train_interrupted_says_what_it_saved_and_how_to_continue(tmp_path, monkeypatch, capsys):
