@@ -1,8 +1,8 @@
 """Stopping a training cleanly on SIGINT or SIGTERM: the step under way finishes and is saved.
 
 Checkpoints are written every ``save_every`` steps (200 by default) and at the end of each epoch; a
-process killed between two of them loses every step since the last: up to 11 minutes of the accuracy
-study's supernet on two CPU cores (3.2 s a step). While a training runs, the first SIGINT (Ctrl-C) or
+process killed between two of them loses every step since the last: up to 21 minutes of the accuracy
+study's supernet on two CPU cores (6.4 s a step of 128 images). While a training runs, the first SIGINT (Ctrl-C) or
 SIGTERM (what ``kill``, batch schedulers and torchrun's agent send) only sets a flag that the loop reads
 after each step: it then saves that step and raises :class:`TrainingInterrupted`, and ``--resume``
 continues exactly from it. A second signal interrupts at once, as it would without the handler.
