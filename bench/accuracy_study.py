@@ -20,7 +20,7 @@ import argparse
 import sys
 
 import numpy as np
-from study_args import add_study_arguments, selected
+from study_args import add_study_arguments, run_command, selected
 
 from nas.estimate.ranking import rank_agreement
 from nas.train.checkpoint import load_checkpoint
@@ -159,7 +159,7 @@ def print_markdown(truth: GroundTruth, archs, recipe: str, seeds) -> None:
     print()
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func in (("train", cmd_train), ("status", cmd_status), ("noise", cmd_noise)):
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument("--rest", action="store_true", help="also score on the training images the subset leaves out")
         p.set_defaults(func=func)
     args = parser.parse_args(argv)
-    args.func(args)
+    return run_command(args)
 
 
 if __name__ == "__main__":

@@ -8,12 +8,14 @@ which ground-truth file, as command-line arguments, and the truth they select.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
 import supernet
 from nas.estimate.ranking import TauDifference
+from nas.train import TrainingInterrupted
 from nas.train.study import RECIPES, GroundTruth, Recipe, study_archs
 from search_spaces import Arch
 
@@ -37,6 +39,17 @@ def add_study_arguments(parser: argparse.ArgumentParser, *, checkpoints: bool = 
     )
     if checkpoints:
         parser.add_argument("--checkpoints", default=str(CHECKPOINTS), help="where trainings resume from (default: %(default)s)")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed subcommand; Ctrl-C or SIGTERM during a training saves the step under way
+    (``nas.train.interrupt``) and ends the script with one line and 130: the same command resumes it."""
+    try:
+        args.func(args)
+    except TrainingInterrupted as exc:
+        print(f"interrupted: {exc}; the same command resumes it", file=sys.stderr)
+        return 130
+    return 0
 
 
 def selected(args: argparse.Namespace) -> tuple[Recipe, list[Arch], GroundTruth]:

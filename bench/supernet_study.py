@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from study_args import RESULTS, add_study_arguments, complete_truth, difference_text, selected
+from study_args import RESULTS, add_study_arguments, complete_truth, difference_text, run_command, selected
 
 from nas.estimate.ranking import TauDifference, rank_agreement, versus_baseline
 from nas.train.study import SUPERNET_RECIPES, SupernetRecipe, SupernetScores, SupernetStudy, score_supernet
@@ -131,7 +131,7 @@ def _print_difference(name: str, baseline: str, d: TauDifference) -> None:
     print(f"  {name:20s} - {baseline:20s}{difference_text(d)}{mark}")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func in (("train", cmd_train), ("status", cmd_status)):
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument("--seed", type=int, default=0, help="the supernet's training seed")
         p.set_defaults(func=func)
     args = parser.parse_args(argv)
-    args.func(args)
+    return run_command(args)
 
 
 if __name__ == "__main__":
