@@ -362,6 +362,7 @@ SUPERNET_RECIPES: dict[str, SupernetRecipe] = {
         SupernetRecipe("kl-e1", epochs=1),
         SupernetRecipe("alpha-e1", epochs=1, distill="alpha"),
         SupernetRecipe("kl-gap2-e1", epochs=1, sample_gap=2.0),
+        SupernetRecipe("kl-e2", epochs=2),
         SupernetRecipe("kl-e3", epochs=3),
     )
 }
