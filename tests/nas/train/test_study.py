@@ -4,6 +4,7 @@ an interrupted training resumed, a spread architecture order that grows, a bad r
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +22,7 @@ RECIPE = Recipe(
     batch_size=32,
     train_images=None,
 )
+COMMITTED = Path(__file__).parents[3] / "bench" / "results" / "accuracy_study"  # the study's results as data
 
 
 def test_grow_records_results_and_a_rerun_trains_nothing(tmp_path, monkeypatch):
@@ -95,12 +97,9 @@ def test_recipe_names_and_train_images_are_checked():
 
 
 def test_the_committed_study_resumes_without_retraining(monkeypatch):
-    from pathlib import Path
-
     from nas.train.study import RECIPES, study_archs
 
-    committed = Path(__file__).parents[3] / "bench" / "results" / "accuracy_study" / "truth.jsonl"
-    truth = GroundTruth(committed)
+    truth = GroundTruth(COMMITTED / "truth.jsonl")
     recipe = RECIPES["fm5k-e8-64"]
     archs = study_archs(recipe, 7)
     assert all(truth.get(a, recipe.name, s) is not None for a in archs for s in (0, 1))
@@ -116,19 +115,17 @@ def test_the_committed_study_resumes_without_retraining(monkeypatch):
 def test_the_committed_two_pass_supernet_ranks_the_committed_truth_at_the_goal():
     """The README's supernet figures are recomputed from the committed data, not retyped: two passes
     (`kl-e2`) reach the study's goal of tau 0.7 and one pass (`kl-e1`) does not."""
-    from pathlib import Path
-
     from nas.estimate import rank_agreement
     from nas.train.study import RECIPES, SupernetStudy, study_archs
 
-    results = Path(__file__).parents[3] / "bench" / "results" / "accuracy_study"
     recipe = RECIPES["fm60k-e1-64"]
-    archs, per_seed = GroundTruth(results / "truth.jsonl").complete(study_archs(recipe, 24), recipe.name, [0, 1])
+    archs, per_seed = GroundTruth(COMMITTED / "truth.jsonl").complete(study_archs(recipe, 24), recipe.name, [0, 1])
     assert len(archs) == 24
     truth = per_seed.mean(axis=0)
+    supernets = SupernetStudy(COMMITTED / "supernets.jsonl")
     taus = {}
     for name in ("kl-e1", "kl-e2"):
-        scores = SupernetStudy(results / "supernets.jsonl").get(recipe.name, name, 0, 64)
+        scores = supernets.get(recipe.name, name, 0, 64)
         taus[name] = rank_agreement([scores.top1[a.id] for a in archs], truth, seed=0).kendall_tau
     assert taus == pytest.approx({"kl-e1": 0.613, "kl-e2": 0.713}, abs=5e-4)
 
