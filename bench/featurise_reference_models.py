@@ -58,7 +58,7 @@ def main() -> int:
     torch.set_num_threads(1)
     models = {}
     for record in PUBLISHED:
-        if record.model.startswith("preset:") or record.model in models:
+        if record.model.startswith("preset:") or record.key in models:
             continue
         started = time.perf_counter()
         model = reparameterize_model(timm.create_model(record.model, pretrained=False).eval())
@@ -67,7 +67,7 @@ def main() -> int:
         params = sum(p.numel() for p in model.parameters())
         total = feats.sum(axis=0)
         gmacs = float(total[: FEATURES.index("attention_gmacs") + 1].sum())
-        models[record.model] = {
+        models[record.key] = {
             "family": record.family,
             "resolution": record.resolution,
             "params": int(params),
@@ -75,7 +75,7 @@ def main() -> int:
             "blocks": {"names": names, "features": [[round(float(v), 9) for v in row] for row in feats]},
         }
         print(
-            f"{record.model:20s} {params / 1e6:6.2f} M params {gmacs:6.3f} GMACs {len(names)} blocks "
+            f"{record.key:26s} {params / 1e6:6.2f} M params {gmacs:6.3f} GMACs {len(names)} blocks "
             f"({time.perf_counter() - started:.1f} s)"
         )
     data = {

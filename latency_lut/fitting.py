@@ -262,13 +262,15 @@ def _write_table(
         for spec, row, v in zip(specs, feats, model.layer_ms(feats))
     }
     predicted = model.predict(x)
+    # a feature no model of the space has (the sigmoid family here) stays at zero, not fitted
+    fitted = [name for i, name in enumerate(costmodel.FEATURES) if np.any(x[:, i])]
     provenance = {
         "kind": "fitted",
-        "method": f"the op-aware cost model fitted to {len(y)} whole-model timings (every feature: "
-        f"{', '.join(costmodel.FEATURES)}); every layer key's entry is its features times the fitted coefficients",
+        "method": f"the op-aware cost model fitted to {len(y)} whole-model timings (every feature the space's "
+        f"models have: {', '.join(fitted)}); every layer key's entry is its features times the fitted coefficients",
         **provenance_extra,
         "features": list(costmodel.FEATURES),
-        "fitted_features": list(costmodel.FEATURES),
+        "fitted_features": fitted,
         "cost_model": model.to_dict(),
         "error": error,
         "in_sample": costmodel.rank_metrics(predicted, y),

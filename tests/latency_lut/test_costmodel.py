@@ -73,8 +73,8 @@ def test_featurised_macs_are_the_project_counters_macs(space):
 
 def synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, float], float]:
     rng = np.random.default_rng(seed)
-    x = rng.uniform(0.0, 1.0, (n, len(FEATURES))) * np.array([2, 0.05, 0.2, 0.05, 10, 2, 10, 2, 300])
-    true = dict(zip(FEATURES, [0.4, 6.0, 1.5, 2.0, 0.03, 0.1, 0.01, 0.08, 2e-4]))
+    x = rng.uniform(0.0, 1.0, (n, len(FEATURES))) * np.array([2, 0.05, 0.2, 0.05, 10, 2, 10, 3, 2, 300])
+    true = dict(zip(FEATURES, [0.4, 6.0, 1.5, 2.0, 0.03, 0.1, 0.01, 0.05, 0.08, 2e-4]))
     y = x @ np.array([true[f] for f in FEATURES]) + 0.5
     return x, y, true, 0.5
 
