@@ -1,7 +1,7 @@
 """Would one more feature fix the phone table's misses? Candidates, held out honestly.
 
     pip install --no-deps timm==1.0.31 torchvision==0.28.0 huggingface_hub safetensors
-    python bench/bench_phone_features.py       # about 40 s
+    python bench/bench_phone_features.py       # about 45 s
 
 The shipped iPhone 12 table fits every feature of ``latency_lut.costmodel``, attention tied. Its
 newest feature, ``sigmoid_melem`` (sigmoid-family activations priced even where they fuse), was tried

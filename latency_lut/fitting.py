@@ -262,8 +262,8 @@ def _write_table(
         for spec, row, v in zip(specs, feats, model.layer_ms(feats))
     }
     predicted = model.predict(x)
-    # a feature no model of the space has (the sigmoid family here) stays at zero, not fitted
-    fitted = [name for i, name in enumerate(costmodel.FEATURES) if np.any(x[:, i])]
+    # what the fit freed: a feature no model of the space has (the sigmoid family here) stays pinned at zero
+    fitted = [name for name in model.details["free"] if name != "fixed_ms"]
     provenance = {
         "kind": "fitted",
         "method": f"the op-aware cost model fitted to {len(y)} whole-model timings (every feature the space's "
