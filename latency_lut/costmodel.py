@@ -18,8 +18,8 @@ aten op. Each op that depends on the input is sorted into one of :data:`FEATURES
 * ``elementwise_melem``: activations, arithmetic, pooling, elements read and written.
 * ``sigmoid_melem``: outputs of the sigmoid family (sigmoid, SiLU / swish, hard-sigmoid, hard-swish),
   counted even where they fuse into a convolution and on top of their element-wise count. Mobile
-  accelerators lack a native op for them (EfficientNet-Lite drops swish for that reason, and the
-  MobileViTv2 paper leaves hard-swish models untimed on the phone): without this feature a fit
+  accelerators run them poorly (the MobileViTv2 paper leaves its hard-swish models untimed on the phone
+  for that reason), and the published timings agree: without this feature a fit
   predicts the published SiLU networks 2-2.5x too fast held out (EfficientNet -51%, MobileViTv2 -61%
   mean signed), with it -16% to +20% once the other SiLU family is in the fit.
 * ``movement_melem``: transposes, permutes, copies and concatenations, elements read and written.
