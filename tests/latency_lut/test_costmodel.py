@@ -46,6 +46,20 @@ def test_features_of_a_hand_counted_module():
     assert row[COL["movement_melem"]] * 1e6 == pytest.approx(2 * 128 + 2 * 128)
 
 
+@pytest.mark.parametrize("act", [nn.SiLU(), nn.Hardswish(), nn.Sigmoid(), nn.ReLU(), nn.GELU()])
+def test_sigmoid_family_is_priced_even_where_it_fuses(act):
+    # conv + activation: the activation fuses (no op, no element-wise traffic), but a sigmoid-family one
+    # is still counted once per output element, so that SiLU networks pay for it
+    row = costmodel.module_features(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), act), torch.zeros(1, 3, 16, 16))
+    assert row[COL["ops"]] == 1 and row[COL["elementwise_melem"]] == 0
+    sigmoid_family = isinstance(act, nn.SiLU | nn.Hardswish | nn.Sigmoid)
+    assert row[COL["sigmoid_melem"]] * 1e6 == pytest.approx(8 * 16 * 16 if sigmoid_family else 0)
+    # and unfused (no convolution before it): counted as an element-wise op as well
+    alone = costmodel.module_features(act, torch.zeros(1, 8, 16, 16))
+    assert alone[COL["elementwise_melem"]] * 1e6 == pytest.approx(2 * 8 * 16 * 16)
+    assert alone[COL["sigmoid_melem"]] == row[COL["sigmoid_melem"]]
+
+
 def test_blocks_split_a_model_and_sum_to_the_whole():
     model = nn.Sequential(Block(), nn.Flatten(), nn.Linear(128, 10))
     names, rows = costmodel.block_features(model, torch.zeros(1, 3, 4, 4))
