@@ -40,7 +40,7 @@ import search_spaces
 from search_spaces.provenance import versions
 
 from . import costmodel
-from .published import PUBLISHED, PublishedLatency, reference_features
+from .published import PUBLISHED, PublishedLatency, point_key, reference_features
 from .table import LUT, Calibration, table_meta
 
 DEVICE = "iphone12-coreml"
@@ -202,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  {'fixed_ms':18s} {model['fixed_ms']:12.6g} ms")
     print(f"{'model':26s} {'family':18s} {'ms':>5s} {'fit':>6s} {'held-out':>8s} {'err%':>6s}")
     for p in prov["points"]:
-        name = p["model"] + (f"@{p['resolution']}" if p["resolution"] != 224 else "")
+        name = point_key(p["model"], p["resolution"])
         print(
             f"{name:26s} {p['family']:18s} {p['published_ms']:5.2f} {p['fitted_ms']:6.2f} {p['held_out_ms']:8.2f} "
             f"{p['held_out_error_pct']:6.1f}"

@@ -20,7 +20,7 @@ import numpy as np
 
 from .costmodel import FEATURES
 
-__all__ = ["PUBLISHED", "PublishedLatency", "reference_features", "FEATURES_FILE"]
+__all__ = ["PUBLISHED", "PublishedLatency", "point_key", "reference_features", "FEATURES_FILE"]
 
 FEATURES_FILE = Path(__file__).parent / "data" / "reference_features.json"
 
@@ -60,9 +60,14 @@ class PublishedLatency:
 
     @property
     def key(self) -> str:
-        """The model's name in the committed features: the timm name, with ``@<px>`` unless at 224 px (one
-        model may be published at several resolutions)."""
-        return self.model if self.resolution == 224 else f"{self.model}@{self.resolution}"
+        """The model's name in the committed features (see :func:`point_key`)."""
+        return point_key(self.model, self.resolution)
+
+
+def point_key(model: str, resolution: int) -> str:
+    """A published point's name: the timm name, with ``@<px>`` unless at 224 px (one model may be
+    published at several resolutions)."""
+    return model if resolution == 224 else f"{model}@{resolution}"
 
 
 PUBLISHED: tuple[PublishedLatency, ...] = (
