@@ -22,7 +22,12 @@ aten op. Each op that depends on the input is sorted into one of :data:`FEATURES
   for that reason), and the published timings agree: without this feature a fit
   predicts the published SiLU networks 2-2.5x too fast held out (EfficientNet -51%, MobileViTv2 -61%
   mean signed), with it -16% to +20% once the other SiLU family is in the fit.
-* ``movement_melem``: transposes, permutes, copies and concatenations, elements read and written.
+* ``movement_melem``: transposes, permutes, copies and concatenations, elements read and written. A
+  transpose undone later by its inverse, with only per-position ops between (products with a weight,
+  layer normalisation over the last axis, activations, a scale or bias per channel), is not counted,
+  nor is its inverse: a compiler runs those ops in the first layout (a linear over the channels of a
+  channels-last tensor is a 1x1 convolution) and moves no data. ConvNeXt's blocks are such pairs
+  (11.9 M elements at 224 px); priced as copies, a fit without ConvNeXt predicted it 50% too slow.
 * ``ops``: every op counted above (a per-op dispatch cost).
 
 What a compiler removes is left out, as Core ML and ONNX Runtime do: ops on parameters and constants
@@ -186,6 +191,9 @@ def _counter_class():
             self.keep: list[torch.Tensor] = list(inputs)  # held, so that no id is reused while counting
             self.act = {id(x) for x in inputs}  # tensors derived from the input
             self.conv_out: set[int] = set()  # conv outputs: a BN, activation, scale or bias on them fuses
+            # tensors in a permuted layout reached from a transpose only through per-position ops:
+            # id -> (the permutation, the positions it left (all axes but the last), the block and elements counted)
+            self.permuted: dict[int, tuple[tuple[int, ...], Any, Any, float]] = {}
             self.block: Any = 0
             self.rows: dict[Any, np.ndarray] = {}
 
@@ -207,10 +215,30 @@ def _counter_class():
             if not act_in:  # parameters and constants only: folded when the model is converted
                 return out
             outs = [x for x in tree_flatten(out)[0] if isinstance(x, torch.Tensor)]
+            a = act_in[0]
             if func.is_view and func not in t["movers"]:  # reshape, flatten, expand, slices: metadata only
                 self._mark(outs, conv=False)
+                if id(a) in self.permuted and outs and outs[0].shape[-1:] == a.shape[-1:]:
+                    self.permuted[id(outs[0])] = self.permuted[id(a)]
                 return out
-            a = act_in[0]
+            if func in t["movers"]:
+                perm = _permutation(func, args)
+                undone = self.permuted.get(id(a))
+                if (
+                    undone is not None
+                    and a.shape[:-1] == undone[1]  # the same positions (views between may only have round-tripped)
+                    and all(undone[0][p] == i for i, p in enumerate(perm))
+                ):
+                    # the inverse of an earlier transpose with only per-position ops between: a compiler runs those
+                    # ops in the original layout (a linear over the channels of a channels-last tensor is a 1x1
+                    # convolution) and neither transpose moves data
+                    *_, block, elements = undone
+                    row = self.rows[block]
+                    row[_COLUMN["movement_melem"]] -= elements
+                    row[_COLUMN["ops"]] -= 1
+                    self._mark(outs, conv=False)
+                    return out
+            inherit = self.permuted.get(id(a)) if len(act_in) == 1 and _per_position(func, args, a) else None
             if func in t["sigmoid_family"]:  # priced whether or not it fuses (see the module docstring)
                 self._add("sigmoid_melem", sum(x.numel() for x in outs) / 1e6)
             if (
@@ -250,12 +278,44 @@ def _counter_class():
                 self._add("norm_melem", elements / 1e6)
             elif func in t["movement"]:
                 self._add("movement_melem", elements / 1e6)
+                if func in t["movers"]:
+                    self.permuted[id(outs[0])] = (_permutation(func, args), outs[0].shape[:-1], self.block, elements / 1e6)
             else:
                 self._add("elementwise_melem", elements / 1e6)
             self._add("ops", 1)
+            if inherit is not None:
+                self.permuted[id(outs[0])] = inherit
             return out
 
     return OpCounter
+
+
+def _permutation(func, args) -> tuple[int, ...]:
+    """The axis order a transpose, permute or ``t`` gives its input (output axis i is input axis perm[i])."""
+    rank, name = args[0].dim(), func.name().partition(".")[0]
+    if name == "aten::permute":
+        return tuple(d % rank for d in args[1])
+    i, j = (args[1] % rank, args[2] % rank) if name == "aten::transpose" else (0, 1)
+    perm = list(range(rank))
+    perm[i], perm[j] = perm[j], perm[i]
+    return tuple(perm)
+
+
+def _per_position(func, args, a) -> bool:
+    """Whether an op on `a` (its one activation input) acts on each position along the last axis alone, so that a
+    compiler can run it in the layout before a transpose: a product with a weight, a layer normalisation over the
+    last axis, an activation, a scale or bias per channel."""
+    t = _op_tables()
+    if func in t["linear"]:
+        return func.name() == "aten::linear"
+    if func.name() in ("aten::layer_norm", "aten::native_layer_norm"):
+        return len(args[1]) == 1
+    if func in t["activation"]:
+        return True
+    if func in t["per_channel"]:  # the other operand a number, or one value per channel of the last axis
+        other = [x for x in args[:2] if x is not a]
+        return all(not hasattr(x, "numel") or x.numel() == 1 or x.numel() == x.shape[-1] == a.shape[-1] for x in other)
+    return False
 
 
 def _prepared(module):

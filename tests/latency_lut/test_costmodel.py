@@ -60,6 +60,46 @@ def test_sigmoid_family_is_priced_even_where_it_fuses(act):
     assert alone[COL["sigmoid_melem"]] == row[COL["sigmoid_melem"]]
 
 
+class ChannelsLast(nn.Module):
+    """ConvNeXt's block body: to channels-last, per-position ops, back (or, with `between`, one op that is not)."""
+
+    def __init__(self, between: nn.Module | None = None):
+        super().__init__()
+        self.norm, self.fc1, self.fc2 = nn.LayerNorm(8), nn.Linear(8, 32), nn.Linear(32, 8)
+        self.gamma = nn.Parameter(torch.ones(8))
+        self.between = between
+
+    def forward(self, x):
+        y = self.norm(x.permute(0, 2, 3, 1))
+        y = self.fc2(nn.functional.gelu(self.fc1(y.flatten(1, 2)))).reshape(y.shape) * self.gamma
+        if self.between is not None:
+            y = self.between(y)
+        return y.permute(0, 3, 1, 2)
+
+
+def test_a_transpose_undone_across_per_position_ops_moves_nothing():
+    x = torch.zeros(1, 8, 4, 4)
+    row = costmodel.module_features(ChannelsLast(), x)
+    # layer norm, two products with weights, GELU and the scale are counted; the two permutes are not
+    assert row[COL["movement_melem"]] == 0 and row[COL["ops"]] == 5
+    assert row[COL["linear_gmacs"]] * 1e9 == pytest.approx(2 * 16 * 8 * 32)
+    # an op that mixes positions (a softmax over the width) between them: both permutes move data
+    mixed = costmodel.module_features(ChannelsLast(nn.Softmax(dim=2)), x)
+    assert mixed[COL["movement_melem"]] * 1e6 == pytest.approx(2 * (2 * 128)) and mixed[COL["ops"]] == 8
+    # a permute that is not the inverse (to channels-last, then a swap of height and width) moves data too
+    swap = costmodel.module_features(_Lambda(lambda t: t.permute(0, 2, 3, 1).transpose(1, 2)), x)
+    assert swap[COL["movement_melem"]] * 1e6 == pytest.approx(2 * (2 * 128))
+
+
+class _Lambda(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
 def test_blocks_split_a_model_and_sum_to_the_whole():
     model = nn.Sequential(Block(), nn.Flatten(), nn.Linear(128, 10))
     names, rows = costmodel.block_features(model, torch.zeros(1, 3, 4, 4))
