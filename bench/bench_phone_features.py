@@ -120,6 +120,13 @@ def op_log(module, x) -> list[Op]:
     return recorder.log
 
 
+def _uncancelled_features(module, x) -> np.ndarray:
+    """The module's features with the undone-transpose rule off: no op counts as per-position, so every
+    transpose is priced as a copy."""
+    with mock.patch.object(costmodel, "_per_position", lambda *_: False):
+        return costmodel.module_features(module, x)
+
+
 def published_op_logs(records) -> tuple[dict[str, list[Op]], np.ndarray]:
     """Each record's op log, and its features with undone transposes priced as copies (rule off)."""
     import torch
@@ -137,14 +144,12 @@ def published_op_logs(records) -> tuple[dict[str, list[Op]], np.ndarray]:
                 with torch.device("meta"):
                     layer, x = supernet.build_layer(spec), torch.zeros(1, spec.cin, spec.grid, spec.grid)
                 log += op_log(layer, x)
-                with mock.patch.object(costmodel, "_per_position", lambda *_: False):
-                    row += costmodel.module_features(layer, x)
+                row += _uncancelled_features(layer, x)
         else:
             model = reparameterize_model(timm.create_model(record.model, pretrained=False).eval())
             x = torch.zeros(1, 3, record.resolution, record.resolution)
             log = op_log(model, x)
-            with mock.patch.object(costmodel, "_per_position", lambda *_: False):
-                row = costmodel.module_features(model, x)
+            row = _uncancelled_features(model, x)
         logs[record.key] = log
         uncancelled.append(row)
     return logs, np.array(uncancelled)
