@@ -27,7 +27,7 @@ aten op. Each op that depends on the input is sorted into one of :data:`FEATURES
   layer normalisation over the last axis, activations, a scale or bias per channel), is not counted,
   nor is its inverse: a compiler runs those ops in the first layout (a linear over the channels of a
   channels-last tensor is a 1x1 convolution) and moves no data. ConvNeXt's blocks are such pairs
-  (11.9 M elements at 224 px); priced as copies, a fit without ConvNeXt predicted it 50% too slow.
+  (11.9 M elements at 224 px); priced as copies, a fit without ConvNeXt predicts it 58% too slow.
 * ``ops``: every op counted above (a per-op dispatch cost).
 
 What a compiler removes is left out, as Core ML and ONNX Runtime do: ops on parameters and constants
