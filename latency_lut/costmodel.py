@@ -20,8 +20,8 @@ aten op. Each op that depends on the input is sorted into one of :data:`FEATURES
   counted even where they fuse into a convolution and on top of their element-wise count. Mobile
   accelerators run them poorly (the MobileViTv2 paper leaves its hard-swish models untimed on the phone
   for that reason), and the published timings agree: without this feature a fit
-  predicts the published SiLU networks 2-2.5x too fast held out (EfficientNet -51%, MobileViTv2 -61%
-  mean signed), with it -16% to +20% once the other SiLU family is in the fit.
+  predicts the published SiLU networks about 2x too fast held out (on 51 points: EfficientNet -51%,
+  MobileViTv2 -55% mean signed), with it -18% and +21% once the other SiLU family is in the fit.
 * ``movement_melem``: transposes, permutes, copies and concatenations, elements read and written. A
   transpose undone later by its inverse, with only per-position ops between (products with a weight,
   layer normalisation over the last axis, activations, a scale or bias per channel), is not counted,

@@ -12,7 +12,7 @@ coefficient of the products with a weight. Few families have attention: on the 2
 FastViT an untied fit with EfficientFormerV2 held out learnt that coefficient from EfficientFormer
 alone and sent it to its bound (EfficientFormerV2 +85% held out); tied, the held-out errors were 13.4%
 against 27.2%. Three design choices were made with the held-out errors in view: that tie, the
-sigmoid-family feature (a fit without it predicts the SiLU families 2-2.5x too fast) and the
+sigmoid-family feature (a fit without it predicts the SiLU families about 2x too fast) and the
 featuriser's rule that a transpose undone across per-position ops moves no data (without it ConvNeXt
 +58% held out). On the 51 points: 11.9% mean absolute error held out by family, Kendall tau 0.909;
 with undone transposes priced as copies 17.1%, 0.882; without the sigmoid feature 23.0%, 0.743;

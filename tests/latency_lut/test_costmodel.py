@@ -77,6 +77,15 @@ class ChannelsLast(nn.Module):
         return y.permute(0, 3, 1, 2)
 
 
+class _Lambda(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
 def test_a_transpose_undone_across_per_position_ops_moves_nothing():
     x = torch.zeros(1, 8, 4, 4)
     row = costmodel.module_features(ChannelsLast(), x)
@@ -89,15 +98,6 @@ def test_a_transpose_undone_across_per_position_ops_moves_nothing():
     # a permute that is not the inverse (to channels-last, then a swap of height and width) moves data too
     swap = costmodel.module_features(_Lambda(lambda t: t.permute(0, 2, 3, 1).transpose(1, 2)), x)
     assert swap[COL["movement_melem"]] * 1e6 == pytest.approx(2 * (2 * 128))
-
-
-class _Lambda(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
 
 
 def test_blocks_split_a_model_and_sum_to_the_whole():
