@@ -62,7 +62,7 @@ def _elements(op: Op) -> float:
 
 def _counted(op: Op, min_px: int = 0) -> float:
     """Elements a counted (not fused) op reads and writes, if its output is at least `min_px` wide."""
-    wide = len(op["out"]) == 4 and op["out"][-1] >= min_px if min_px else True
+    wide = op["width"] is not None and op["width"] >= min_px if min_px else True
     return _elements(op) if not op["fused"] and wide else 0.0
 
 
@@ -102,22 +102,48 @@ def op_log(module, x) -> list[Op]:
             column = costmodel._COLUMN["ops"]
             ops_before = self.rows[self.block][column] if self.block in self.rows else 0.0
             acts_before = len(self.act)
+            ins = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and id(t) in self.act]
+            undone = self.permuted.get(id(ins[0])) if ins else None
             out = super().__torch_dispatch__(func, types, args, kwargs)
-            counted = self.block in self.rows and self.rows[self.block][column] > ops_before
+            ops_after = self.rows[self.block][column] if self.block in self.rows else 0.0
+            if undone is not None and ops_after < ops_before:  # a transpose pair cancelled: unlog the first
+                self.log[self.logged.pop(id(undone))] = None
+                return out
+            counted = ops_after > ops_before
             fused = not counted and len(self.act) > acts_before and not func.is_view  # folded into a convolution
             if counted or fused:
                 outs = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
-                ins = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor) and id(t) in self.act]
+                layout = self.permuted.get(id(outs[0]))
+                if layout is not None and func in costmodel._op_tables()["movers"]:
+                    self.logged[id(layout)] = len(self.log)
                 self.log.append(
-                    {"op": func.name(), "out": list(outs[0].shape), "in": [list(t.shape) for t in ins], "fused": fused}
+                    {
+                        "op": func.name(),
+                        "out": list(outs[0].shape),
+                        "in": [list(t.shape) for t in ins],
+                        "fused": fused,
+                        "width": _width(outs[0].shape, layout),
+                    }
                 )
             return out
 
     module = costmodel._prepared(module)
     recorder = Recorder((x,))
+    recorder.logged = {}  # a transpose's layout record -> its log entry
     with torch.inference_mode(), recorder:
         module(x)
-    return recorder.log
+    return [op for op in recorder.log if op is not None]
+
+
+def _width(shape, layout) -> int | None:
+    """The spatial width of a rank-4 output: its last axis, or, in a transposed layout (channels-last), the axis
+    the last one went to (None where views since the transpose changed the rank)."""
+    if len(shape) != 4:
+        return None
+    if layout is None:
+        return shape[-1]
+    perm = layout[0]
+    return shape[perm.index(3)] if len(perm) == 4 else None
 
 
 def _uncancelled_features(module, x) -> np.ndarray:

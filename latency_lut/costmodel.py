@@ -221,8 +221,8 @@ def _counter_class():
                 if id(a) in self.permuted and outs and outs[0].shape[-1:] == a.shape[-1:]:
                     self.permuted[id(outs[0])] = self.permuted[id(a)]
                 return out
-            if func in t["movers"]:
-                perm = _permutation(func, args)
+            perm = _permutation(func, args) if func in t["movers"] else None
+            if perm is not None:
                 undone = self.permuted.get(id(a))
                 if (
                     undone is not None
@@ -278,8 +278,8 @@ def _counter_class():
                 self._add("norm_melem", elements / 1e6)
             elif func in t["movement"]:
                 self._add("movement_melem", elements / 1e6)
-                if func in t["movers"]:
-                    self.permuted[id(outs[0])] = (_permutation(func, args), outs[0].shape[:-1], self.block, elements / 1e6)
+                if perm is not None:
+                    self.permuted[id(outs[0])] = (perm, outs[0].shape[:-1], self.block, elements / 1e6)
             else:
                 self._add("elementwise_melem", elements / 1e6)
             self._add("ops", 1)

@@ -17,7 +17,7 @@ featuriser's rule that a transpose undone across per-position ops moves no data 
 +58% held out). On the 51 points: 11.9% mean absolute error held out by family, Kendall tau 0.909;
 with undone transposes priced as copies 17.1%, 0.882; without the sigmoid feature 23.0%, 0.743;
 choosing among those options and six more candidates per held-out family by the others (nested,
-``bench/bench_phone_features.py``) 18.2%, 0.882. No feature subset is chosen by the errors the table
+``bench/bench_phone_features.py``) 11.8%, 0.896. No feature subset is chosen by the errors the table
 reports (an earlier version picked, among 511 subsets, the one with the lowest leave-one-family-out
 error: 10.3% as reported, 19.4% when the choice was held out too). So the leave-one-family-out errors
 stored in the table's provenance and shown beside every latency it estimates are estimates for a family
