@@ -2,6 +2,7 @@
 
 python bench/bench_lut_fit.py                      # ONNX Runtime, 1 thread, default space (~10 min alone)
 python bench/bench_lut_fit.py --space efficientformerv2-tiny --fits 10 20 --validate 30   # quicker
+python bench/bench_lut_fit.py --rescore bench/results/lut_fit_onnxruntime.json   # today's features, no measuring
 
 In order: the fitted tables (each from its own N chosen whole models, timed interleaved), then the full
 per-layer build (every layer key timed, calibrated on 16 subnets), then one interleaved measurement of
@@ -91,6 +92,31 @@ def table_unit(lut: latency_lut.LUT, references: list[search_spaces.Arch], backe
     return recorded[1]
 
 
+def rescore(path: Path) -> int:
+    """Refit every fitted table of a report from its stored timings with today's cost model and score it on the
+    report's stored held-out timings: what a change of the features does to the fits, without measuring."""
+    report = json.loads(path.read_text())
+    held_out = [search_spaces.Arch.from_dict(h["arch"]) for h in report["held_out_timings"]]
+    ratios = np.array([h["ratio"] for h in report["held_out_timings"]])
+    raw = ratios * report["reference"]["ms_at_validation"]
+    held_out_features = np.array([costmodel.arch_features(a) for a in held_out])
+    print(f"{path}: {report['host']}; {report['backend']}, {len(held_out)} held-out subnets; features {costmodel.FEATURES}")
+    print(f"{'table':12s} {'within10%':>9s} {'MAPE%':>7s} {'tau':>6s} {'CV MAPE%':>9s}   as reported: within10% MAPE% tau")
+    for name, fit in report["fit_points"].items():
+        x = np.array([costmodel.arch_features(search_spaces.Arch.from_dict(p["arch"])) for p in fit["points"]])
+        y = np.array([p["measured_ms"] for p in fit["points"]])
+        same_unit = fit["reference"] and fit["reference"]["archs"] == report["reference"]["archs"]
+        measured = ratios * fit["reference"]["ms"] if same_unit else raw
+        row = scores(costmodel.fit_cost_model(x, y).predict(held_out_features), measured, raw)
+        cv = costmodel.leave_group_out(x, y, [str(i % 5) for i in range(len(y))])["metrics"]
+        was = report["tables"][name]
+        print(
+            f"{name:12s} {row['within_10_pct']:9.1f} {row['mape_pct']:7.2f} {row['kendall_tau']:6.3f} {cv['mape_pct']:9.2f}"
+            f"   {was['within_10_pct']:9.1f} {was['mape_pct']:5.2f} {was['kendall_tau']:5.3f}"
+        )
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--space", default="efficientformerv2")
@@ -102,7 +128,12 @@ def main() -> int:
     parser.add_argument("--skip-per-layer", action="store_true", help="only the fitted tables")
     parser.add_argument("--shipped", nargs="*", default=[], help="shipped tables to validate beside (e.g. ci-cpu-torch)")
     parser.add_argument("--out", type=Path, help="write the report here (JSON)")
+    parser.add_argument(
+        "--rescore", type=Path, metavar="REPORT", help="refit a report's fits with today's features, no measuring"
+    )
     args = parser.parse_args()
+    if args.rescore:
+        return rescore(args.rescore)
     space = search_spaces.load(args.space)
     tables: dict[str, latency_lut.LUT] = {}
     seconds: dict[str, float] = {}

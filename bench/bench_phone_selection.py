@@ -1,6 +1,6 @@
 """Fixed features or chosen ones? The phone table's method against choosing a feature subset, both held out.
 
-python bench/bench_phone_selection.py            # about 20 minutes on 2 cores (1,023 subsets, 13 folds)
+python bench/bench_phone_selection.py            # about an hour on 2 cores (2,047 subsets, 16 folds)
 
 The shipped iPhone 12 table fits every feature (attention's matrix products tied to the weight-matrix
 products), so no subset choice biases its leave-one-family-out errors. The alternative, choosing the

@@ -1,4 +1,4 @@
-"""Featurise the published reference models with timm and commit their features as data.
+"""Featurise the published reference models with timm (one with torchvision) and commit their features as data.
 
 A development step, run when the cost model's features change: it writes
 ``latency_lut/data/reference_features.json`` (per-block features of each timm model of
@@ -18,6 +18,7 @@ torchvision expects two operator schemas the CPU torch lacks; they are defined b
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -32,6 +33,7 @@ from search_spaces.files import atomic_write_text  # noqa: E402
 from search_spaces.provenance import versions  # noqa: E402
 
 
+@functools.cache
 def import_timm():
     os.environ["TIMM_FUSED_ATTN"] = "0"
     import torch
@@ -48,20 +50,30 @@ def import_timm():
     return timm, reparameterize_model
 
 
+def build_reference_model(name: str):
+    """A published point's model in its deployed form: a timm name, or ``torchvision:<name>`` for a model timm
+    lacks (ShuffleNetV2); re-parameterised where timm knows how, in eval mode."""
+    timm, reparameterize_model = import_timm()
+    if name.startswith("torchvision:"):
+        import torchvision
+
+        return torchvision.models.get_model(name.removeprefix("torchvision:"), weights=None).eval()
+    return reparameterize_model(timm.create_model(name, pretrained=False).eval())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=FEATURES_FILE)
     args = parser.parse_args()
     import torch
 
-    timm, reparameterize_model = import_timm()
     torch.set_num_threads(1)
     models = {}
     for record in PUBLISHED:
         if record.model.startswith("preset:") or record.key in models:
             continue
         started = time.perf_counter()
-        model = reparameterize_model(timm.create_model(record.model, pretrained=False).eval())
+        model = build_reference_model(record.model)
         x = torch.zeros(1, 3, record.resolution, record.resolution)
         names, feats = block_features(model, x)
         params = sum(p.numel() for p in model.parameters())
@@ -83,7 +95,7 @@ def main() -> int:
         "resolution of their published latency, "
         "deployed form; written by bench/featurise_reference_models.py",
         "features": list(FEATURES),
-        "versions": versions("torch", "timm"),
+        "versions": versions("torch", "timm", "torchvision"),
         "models": models,
     }
     atomic_write_text(args.out, json.dumps(data, indent=1) + "\n")

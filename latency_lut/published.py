@@ -42,6 +42,12 @@ _MOBILEVITV2 = "MobileViTv2 paper (arXiv 2206.02680), Table 2 (iPhone 12, batch 
 _FASTVIT_FIG = (
     "FastViT README, latency-accuracy figure (iPhone 12 Pro, ModelBench app; the 224 px these models are published at), tier B"
 )
+_MOBILEONE_FIG_NOTE = (
+    "every model on MobileOne's figure that timm or torchvision builds (MobileNeXt is in neither); the dot read "
+    "against the gridlines, which read MobileOne S0-S4 back at their printed values within 0.01 ms. That figure's "
+    "setup ran MobileOne S2-S4 7-17% slower than the RepViT figure's iPhone 12 (iOS 16) values and MobileNetV2 9% "
+    "slower than the EfficientFormerV2 figure, so these may be a little high"
+)
 _MOBILEVITV1 = (
     "not fitted: the source puts MobileViT-S (2.0 GMACs) at 3.4 ms, faster than MobileViT-XXS (0.4 GMACs) at 4.8 ms, "
     "so its MobileViT figures do not order by size; reported as a check"
@@ -72,8 +78,8 @@ class PublishedLatency:
 
 
 def point_key(model: str, resolution: int) -> str:
-    """A published point's name: the timm name, with ``@<px>`` unless at 224 px (one model may be
-    published at several resolutions)."""
+    """A published point's name: the timm name (``torchvision:<name>`` for a model timm lacks), with ``@<px>``
+    unless at 224 px (one model may be published at several resolutions)."""
     return model if resolution == 224 else f"{model}@{resolution}"
 
 
@@ -130,6 +136,16 @@ PUBLISHED: tuple[PublishedLatency, ...] = (
         alternatives=((1.6, "EfficientFormer arXiv v1 abstract (iPhone 12, iOS 15), tier A"),),
     ),
     PublishedLatency("mobilenetv1_100", "mobilenet", 0.95, _MOBILEONE_FIG),
+    PublishedLatency(
+        "mobilenetv3_large_100",
+        "mobilenet",
+        1.09,
+        _MOBILEONE_FIG,
+        note=_MOBILEONE_FIG_NOTE + "; RepViT's text times a MobileNetV3-L with GELU for hard-swish at 1.01 ms, another model",
+    ),
+    PublishedLatency("semnasnet_100", "mnasnet", 1.0, _MOBILEONE_FIG, note="MNASNet-A1; " + _MOBILEONE_FIG_NOTE),
+    PublishedLatency("mixnet_s", "mixnet", 1.13, _MOBILEONE_FIG, note=_MOBILEONE_FIG_NOTE),
+    PublishedLatency("torchvision:shufflenet_v2_x2_0", "shufflenet", 1.08, _MOBILEONE_FIG, note=_MOBILEONE_FIG_NOTE),
     *(
         PublishedLatency(
             f"efficientformer_{name}",

@@ -166,7 +166,8 @@ class LutBuildCommand(Command):
 
 
 #: Whole models per fitted coefficient below which `fit` says its table is thinly supported: at 20 models
-#: for 10 coefficients, fitted tables met +-10% on 92-96% of held-out subnets here (bench/bench_lut_fit.py).
+#: for 10 coefficients, fitted tables met +-10% on 92-96% of held-out subnets here (bench/bench_lut_fit.py;
+#: refitted with 11 coefficients from the same timings, 98% from 20 models and 96% from 10).
 MODELS_PER_COEFFICIENT = 2
 
 
@@ -328,8 +329,8 @@ class LutExportModelsCommand(Command):
         parser.add_argument(
             "--n",
             type=int,
-            default=20,
-            help="number of models (default: %(default)s; the fit has 10 coefficients, so fewer than 20 gives a rougher table)",
+            default=22,
+            help="number of models (default: %(default)s, two per coefficient of the default space's fit; fewer: rougher)",
         )
         parser.add_argument("--out", required=True, help="directory to write the models and manifest.json to")
         parser.add_argument("--space", default=DEFAULT_SPACE, help="space to cover (default: %(default)s)")

@@ -100,6 +100,59 @@ def test_a_transpose_undone_across_per_position_ops_moves_nothing():
     assert swap[COL["movement_melem"]] * 1e6 == pytest.approx(2 * (2 * 128))
 
 
+def test_high_resolution_traffic_counts_images_at_112_px_and_wider_only():
+    # a stride-2 stem to 112 px (counted: the 224-px input read, the 112-px output written), then to 56 px (not)
+    stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1))
+    row = costmodel.module_features(stem, torch.zeros(1, 3, 224, 224))
+    assert row[COL["hires_melem"]] * 1e6 == pytest.approx(3 * 224 * 224 + 8 * 112 * 112)
+    # an attention map with a 128-long last axis is not an image: no high-resolution traffic
+    heads = _Lambda(lambda t: (t @ t.transpose(-2, -1)).softmax(dim=-1))
+    assert costmodel.module_features(heads, torch.zeros(1, 2, 128, 4))[COL["hires_melem"]] == 0
+    # channels-last: the width is read through the permute (112), not off the last axis (8 channels)
+    last = _Lambda(lambda t: t.permute(0, 2, 3, 1).softmax(dim=-1))
+    row = costmodel.module_features(last, torch.zeros(1, 8, 4, 112))
+    assert row[COL["hires_melem"]] * 1e6 == pytest.approx(2 * 3584 + 2 * 3584)  # the permute and the softmax
+    tall = costmodel.module_features(last, torch.zeros(1, 8, 112, 4))  # 112 px high, 4 wide: none
+    assert tall[COL["hires_melem"]] == 0 and tall[COL["movement_melem"]] == row[COL["movement_melem"]]
+
+
+class Concat(nn.Module):
+    """Two convolutions joined along their channels, then BatchNorm and ReLU (MixNet's mixed kernels); with
+    `passthrough`, the input itself is the second operand (ShuffleNet's units)."""
+
+    def __init__(self, passthrough: bool = False):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(4, 4, 3, padding=1), nn.Conv2d(4, 4, 5, padding=2)
+        self.bn, self.passthrough = nn.BatchNorm2d(8), passthrough
+
+    def forward(self, x):
+        return torch.relu(self.bn(torch.cat([self.a(x), x if self.passthrough else self.b(x)], dim=1)))
+
+
+def test_a_channel_concat_of_convolutions_moves_nothing_and_what_follows_fuses():
+    x = torch.zeros(1, 4, 8, 8)
+    row = costmodel.module_features(Concat(), x)
+    assert row[COL["ops"]] == 2 and row[COL["movement_melem"]] == 0 and row[COL["norm_melem"]] == 0
+    # an operand that no convolution writes (the input): the concat copies, BatchNorm and ReLU are ops
+    copied = costmodel.module_features(Concat(passthrough=True), x)
+    assert copied[COL["movement_melem"]] * 1e6 == pytest.approx(2 * 256 + 512) and copied[COL["ops"]] == 4
+    assert copied[COL["norm_melem"]] * 1e6 == pytest.approx(2 * 512)
+
+
+def shuffle(t: torch.Tensor, axes: tuple[int, int] = (1, 2)) -> torch.Tensor:
+    n, c, h, w = t.shape
+    return t.view(n, 2, c // 2, h, w).transpose(*axes).reshape(n, c, h, w)
+
+
+def test_a_channel_shuffle_moves_nothing_and_other_transposes_do():
+    x = torch.zeros(1, 8, 4, 4)
+    row = costmodel.module_features(_Lambda(lambda t: shuffle(torch.relu(t))), x)
+    assert row[COL["movement_melem"]] == 0 and row[COL["ops"]] == 1  # the ReLU alone
+    # swapping the channel groups with the height is no channel permutation: the transpose (and its copy) move data
+    row = costmodel.module_features(_Lambda(lambda t: shuffle(torch.relu(t), (1, 3))), x)
+    assert row[COL["movement_melem"]] > 0
+
+
 def test_blocks_split_a_model_and_sum_to_the_whole():
     model = nn.Sequential(Block(), nn.Flatten(), nn.Linear(128, 10))
     names, rows = costmodel.block_features(model, torch.zeros(1, 3, 4, 4))
@@ -127,8 +180,8 @@ def test_featurised_macs_are_the_project_counters_macs(space):
 
 def synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, dict[str, float], float]:
     rng = np.random.default_rng(seed)
-    x = rng.uniform(0.0, 1.0, (n, len(FEATURES))) * np.array([2, 0.05, 0.2, 0.05, 10, 2, 10, 3, 2, 300])
-    true = dict(zip(FEATURES, [0.4, 6.0, 1.5, 2.0, 0.03, 0.1, 0.01, 0.05, 0.08, 2e-4]))
+    x = rng.uniform(0.0, 1.0, (n, len(FEATURES))) * np.array([2, 0.05, 0.2, 0.05, 10, 2, 10, 3, 2, 4, 300])
+    true = dict(zip(FEATURES, [0.4, 6.0, 1.5, 2.0, 0.03, 0.1, 0.01, 0.05, 0.08, 0.1, 2e-4]))
     y = x @ np.array([true[f] for f in FEATURES]) + 0.5
     return x, y, true, 0.5
 

@@ -24,7 +24,7 @@ def test_loads_estimated_with_its_sources(lut):
     # every published point the fit uses is recorded with its source, and the ones left out as checks
     fitted = [r for r in PUBLISHED if r.fitted]
     assert [p["model"] for p in prov["points"]] == [r.model for r in fitted]
-    assert len({r.family for r in fitted}) == 13 and len(fitted) == 51
+    assert len({r.family for r in fitted}) == 16 and len(fitted) == 55
     assert [c["model"] for c in prov["checks"]] == ["mobilevit_xxs", "mobilevit_s"]
     # one model published at two resolutions is two points, each featurised at its own
     convnext = [p for p in prov["points"] if p["model"] == "convnext_tiny"]
@@ -64,6 +64,9 @@ def test_held_out_figures_meet_the_goals_and_are_recomputable(lut, space):
     prov = lut.meta["provenance"]
     err = prov["error"]
     assert err["mape_pct"] <= 20 and err["within_20_pct"] >= 60 and err["kendall_tau"] >= 0.8
+    # every family's mean signed error within +-20% but one: ShuffleNetV2 (one point, +28%)
+    beyond = {f for f, pct in err["family_mean_signed_pct"].items() if abs(pct) > 20}
+    assert beyond <= {"shufflenet"}
     # every feature fitted (nothing chosen by these errors), attention priced as weight-matrix products
     assert prov["fitted_features"] == list(costmodel.FEATURES) and prov["tied"] == estimate.TIED
     coefficients = prov["cost_model"]["coefficients"]
@@ -76,7 +79,7 @@ def test_held_out_figures_meet_the_goals_and_are_recomputable(lut, space):
     # the figure on the points timed on an iPhone 12 itself (FastViT's, MobileOne-S0 and FastViT's figure's
     # DeiT, ConvNeXt and PoolFormer points come from a 12 Pro)
     own = np.array([r.phone == "iPhone 12" for r in records])
-    assert own.sum() == 38
+    assert own.sum() == 42
     assert {r.family for r, o in zip(records, own) if not o} == {"fastvit", "mobileone", "deit", "convnext", "poolformer"}
     assert costmodel.rank_metrics(again["predicted_ms"][own], np.array(y)[own]) == err["iphone12_points"]
 
@@ -110,3 +113,24 @@ def test_convnext_permutes_cancel_and_deit_head_splits_do_not():
     column = costmodel.FEATURES.index("movement_melem")
     assert all(features[k][column] == 0 for k in ("convnext_tiny", "convnext_tiny@384", "convnext_small", "convnext_base"))
     assert features["deit_tiny_patch16_224"][column] > 4 and features["deit_base_patch16_224"][column] > 18
+
+
+def test_high_resolution_traffic_separates_mobilenet_from_mobileone(lut):
+    # MobileNetV2 and MNASNet keep 96-channel expansions at 112 px; MobileOne leaves 112 px after its stem;
+    # DeiT has no image at 112 px (its 197-long attention maps are not images); in this space only the stems
+    features = reference_features()
+    column = costmodel.FEATURES.index("hires_melem")
+    assert features["mobilenetv2_100"][column] > 3 and features["semnasnet_100"][column] > 3
+    assert features["mobileone_s1"][column] < 1 and features["deit_tiny_patch16_224"][column] == 0
+    carrying = {key.split(":")[0] for key, entry in lut.entries.items() if entry["features"][column] > 0}
+    assert carrying == {"stem"}
+    assert lut.meta["provenance"]["cost_model"]["coefficients"]["hires_melem"] > 0.05
+
+
+def test_channel_shuffles_and_convolution_concats_move_nothing():
+    # ShuffleNetV2's shuffles fold into weights; only its concats with a pass-through half copy (13 units);
+    # MixNet's mixed-kernel concats are written in place by their convolutions
+    features = reference_features()
+    column = costmodel.FEATURES.index("movement_melem")
+    assert features["mixnet_s"][column] == 0
+    assert features["torchvision:shufflenet_v2_x2_0"][column] == pytest.approx(2.774, abs=0.01)

@@ -99,8 +99,8 @@ def test_fit_round_trip_recovers_a_synthetic_device(exported, tmp_path, cli):
     code, stdout, err = fit_cli(cli, {"models": measured}, out / "manifest.json", tmp_path, "mine", "--json")
     assert code == 0, err
     info = json.loads(stdout)
-    assert info["models"] == 8 and info["error"]["mape_pct"] < 5  # 8 models for 10 coefficients: folds of 6-7
-    assert info["notes"] and "8 models for 10 coefficients" in info["notes"][0]  # the user is told it is thin
+    assert info["models"] == 8 and info["error"]["mape_pct"] < 5  # 8 models for 11 coefficients: folds of 6-7
+    assert info["notes"] and "8 models for 11 coefficients" in info["notes"][0]  # the user is told it is thin
     lut = latency_lut.LUT.read(tmp_path / "mine.json")
     assert lut.provenance == "fitted" and lut.meta["provenance"]["error"]["how"].startswith("5-fold")
     space = search_spaces.load(TINY)

@@ -182,13 +182,18 @@ def test_actions_shrink_from_the_largest_until_the_budget_holds(tiny, lut):
     result = search(tiny, problem_budget, lut=lut, estimator=est, strategy="actions", seed=0)
     history = result.history
     assert history[0].id == tiny.largest().id and history[0].extra["action"] == "start"
-    # follow the path: at each step every shrinking action of the current architecture was evaluated, and
-    # the next one is the action with the least accuracy drop per MES gained
+    # follow the path: at each step every shrinking action of the current architecture that raises its MES was
+    # evaluated (one that lowers it, such as a costlier mixer, never is), and the next one is the action with the
+    # least accuracy drop per MES gained
+    from nas.evaluate import evaluate
+
     by_id = {e.id: e for e in history}
     steps = sorted({e.extra["step"] for e in history})
     current, path = history[0], [history[0]]
     for step in steps[1:]:
-        candidates = [by_id[a.id] for _, a in tiny.shrink_actions(current.arch)]
+        actions = [a for _, a in tiny.shrink_actions(current.arch)]
+        assert all(evaluate(a, lut=lut)["mes"] <= current["mes"] for a in actions if a.id not in by_id)
+        candidates = [by_id[a.id] for a in actions if a.id in by_id]
         assert all(e.accuracy is not None for e in candidates)
         assert all(e.extra["parent"] == current.number for e in candidates if e.extra["step"] == step)
         gains = [(e, e["mes"] - current["mes"]) for e in candidates if e["mes"] > current["mes"]]
