@@ -40,7 +40,7 @@ import latency_lut  # noqa: E402
 import search_spaces  # noqa: E402
 from latency_lut import costmodel  # noqa: E402
 from latency_lut.build import TIME_PHASES, measure_archs, recorded_reference, reference_archs  # noqa: E402
-from latency_lut.fitting import build_fitted, choose_models  # noqa: E402
+from latency_lut.fitting import CV_FOLDS, _fit, build_fitted, choose_models  # noqa: E402
 from latency_lut.host import host_description  # noqa: E402
 
 #: Refits of a fitted table's own timings scored beside it: (suffix, fit options; "choose": the subset
@@ -69,7 +69,7 @@ def refit(lut: latency_lut.LUT, held_out_features: np.ndarray, choose: bool = Fa
     points = lut.meta["provenance"]["points"]
     x = np.array([costmodel.arch_features(search_spaces.Arch.from_dict(p["arch"])) for p in points])
     y = np.array([p["measured_ms"] for p in points])
-    folds = [str(i % 5) for i in range(len(y))]
+    folds = [str(i % CV_FOLDS) for i in range(len(y))]
     if choose:
         most = max(1, min(5, (len(y) - 2) // 2))
         candidates = [c for k in range(1, most + 1) for c in itertools.combinations(costmodel.FEATURES, k)]
@@ -107,8 +107,8 @@ def rescore(path: Path) -> int:
         y = np.array([p["measured_ms"] for p in fit["points"]])
         same_unit = fit["reference"] and fit["reference"]["archs"] == report["reference"]["archs"]
         measured = ratios * fit["reference"]["ms"] if same_unit else raw
-        row = scores(costmodel.fit_cost_model(x, y).predict(held_out_features), measured, raw)
-        cv = costmodel.leave_group_out(x, y, [str(i % 5) for i in range(len(y))])["metrics"]
+        model, cv = _fit(x, y)  # what `nas lut fit` does
+        row = scores(model.predict(held_out_features), measured, raw)
         was = report["tables"][name]
         print(
             f"{name:12s} {row['within_10_pct']:9.1f} {row['mape_pct']:7.2f} {row['kendall_tau']:6.3f} {cv['mape_pct']:9.2f}"

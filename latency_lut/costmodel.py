@@ -20,21 +20,22 @@ aten op. Each op that depends on the input is sorted into one of :data:`FEATURES
   counted even where they fuse into a convolution and on top of their element-wise count. Mobile
   accelerators run them poorly (the MobileViTv2 paper leaves its hard-swish models untimed on the phone
   for that reason), and the published timings agree: without this feature a fit predicts the published
-  SiLU networks too fast held out (on 55 points: MobileViTv2 -26%, EfficientNet -15% mean signed; on 51
-  points without ``hires_melem``, about 2x too fast), with it -9% and +1%.
+  SiLU networks too fast held out (on 55 points: MobileViTv2 -28%, EfficientNet -14% mean signed; on 51
+  points without ``hires_melem``, about 2x too fast), with it -12% and +2%.
 * ``movement_melem``: transposes, permutes, copies and concatenations, elements read and written. A
   transpose undone later by its inverse, with only per-position ops between (products with a weight,
   layer normalisation over the last axis, activations, a scale or bias per channel), is not counted,
   nor is its inverse: a compiler runs those ops in the first layout (a linear over the channels of a
   channels-last tensor is a 1x1 convolution) and moves no data. ConvNeXt's blocks are such pairs
-  (11.9 M elements at 224 px); priced as copies, a fit without ConvNeXt predicts it 62% too slow.
-* ``hires_melem``: elements read and written by ops whose output is an image at least :data:`WIDE_PX`
-  (112) pixels wide, counted on top of their class: the stride-2 stage, where MobileNetV2, MNASNet and
-  EfficientNet keep 96-channel expansions (1.2 M elements, 2.4 MB at fp16) that no on-chip buffer holds.
-  An image is a tensor reached from the input through ops that keep its width axis (a transpose moves
-  it); attention maps and unfolded token maps are not images, however long their last axis. Without it
-  the fit could not tell MobileNet (-27% held out) from MobileOne, whose deployed form is the same
-  depthwise-pointwise stack but which leaves 112 px after its stem.
+  (11.9 M elements at 224 px); priced as copies, a fit without ConvNeXt predicts it 63% too slow.
+* ``hires_melem``: elements of images at least :data:`WIDE_PX` (112) pixels wide that ops read or
+  write, counted on top of their class: the stride-2 stage, where MobileNetV2, MNASNet and EfficientNet
+  keep 96-channel expansions (1.2 M elements, 2.4 MB at fp16) that no on-chip buffer holds, so each is
+  written to memory and read back. An image is a tensor reached from the input through ops that keep its
+  width axis (a transpose moves it); attention maps and unfolded token maps are not images, however long
+  their last axis. Without it the fit cannot tell MobileNet and MNASNet (-25% and -24% held out) from
+  MobileOne, whose deployed form is the same depthwise-pointwise stack but which leaves 112 px after its
+  stem.
 * ``ops``: every op counted above (a per-op dispatch cost).
 
 What a compiler removes is left out, as Core ML and ONNX Runtime do: ops on parameters and constants
@@ -43,7 +44,7 @@ scale / bias directly after a convolution (fused into it), a concatenation of co
 their channels (each convolution writes its slice of the result in place; what follows fuses as after a
 convolution) and a channel shuffle (a view splitting the channels into groups, the transpose of the two,
 a view back: a permutation of channels that folds into the weights of the convolutions reading it). The
-last two rules came with MixNet and ShuffleNetV2, which without them were predicted +243% and +97% held
+last two rules came with MixNet and ShuffleNetV2, which without them are predicted +242% and +99% held
 out.
 
 The model: ``ms = fixed_ms + sum over features of coefficient * feature``, each coefficient a cost per
@@ -188,6 +189,7 @@ def _op_tables() -> dict[str, frozenset]:
             "index.Tensor",
         ),
         "movers": ops("transpose.int", "permute.default", "t.default"),  # views that a device must copy
+        "channel_permutation": ops("channel_shuffle.default", "native_channel_shuffle.default"),
     }
 
 
@@ -213,6 +215,7 @@ def _counter_class():
             # id -> (the permutation, the positions it left (all axes but the last), the block and the features
             # the transpose added there)
             self.permuted: dict[int, tuple[tuple[int, ...], Any, Any, dict[str, float]]] = {}
+            self.spent: set[int] = set()  # records of transposes already cancelled (a second inverse moves data)
             self.block: Any = 0
             self.rows: dict[Any, np.ndarray] = {}
 
@@ -222,6 +225,11 @@ def _counter_class():
                 self.act.add(id(x))
                 if conv:
                     self.conv_out.add(id(x))
+
+        def _width(self, x: torch.Tensor) -> int:
+            """An image tensor's width in pixels (0 for a tensor that is not an image)."""
+            axis = self.width_axis.get(id(x))
+            return 0 if axis is None else x.shape[axis]
 
         def _add(self, name: str, value: float) -> None:
             row = self.rows.setdefault(self.block, np.zeros(len(FEATURES)))
@@ -236,15 +244,20 @@ def _counter_class():
             outs = [x for x in tree_flatten(out)[0] if isinstance(x, torch.Tensor)]
             a = act_in[0]
             perm = _permutation(func, args) if func in t["movers"] else None
-            axis = _width_axis(func, perm, a, len(act_in), outs[0] if outs else None, self.width_axis.get(id(a)))
-            if axis is not None:
-                self.width_axis[id(outs[0])] = axis
+            for x in outs if func.is_view else outs[:1]:  # every piece of a split or chunk; one result otherwise
+                axis = _width_axis(func, perm, a, len(act_in), x, self.width_axis.get(id(a)))
+                if axis is not None:
+                    self.width_axis[id(x)] = axis
             if func.is_view and perm is None:  # reshape, flatten, expand, slices: metadata only
                 self._mark(outs, conv=False)
-                if outs and _splits_channels(a, outs[0]):
-                    self.channel_split.add(id(outs[0]))
-                if id(a) in self.permuted and outs and outs[0].shape[-1:] == a.shape[-1:]:
-                    self.permuted[id(outs[0])] = self.permuted[id(a)]
+                for x in outs:
+                    if _splits_channels(a, x, self.width_axis.get(id(a))):
+                        self.channel_split.add(id(x))
+                    if id(a) in self.permuted and x.shape[-1:] == a.shape[-1:]:
+                        self.permuted[id(x)] = self.permuted[id(a)]
+                return out
+            if func in t["channel_permutation"]:  # a native channel shuffle: folded into weights, as below
+                self._mark(outs, conv=False)
                 return out
             if perm is not None and id(a) in self.channel_split and perm[:3] == (0, 2, 1) and perm[3:] == (3, 4):
                 # a channel shuffle: a permutation of the channels, which a compiler folds into the weights of the
@@ -256,12 +269,14 @@ def _counter_class():
                 undone = self.permuted.get(id(a))
                 if (
                     undone is not None
+                    and id(undone) not in self.spent
                     and a.shape[:-1] == undone[1]  # the same positions (views between may only have round-tripped)
                     and all(undone[0][p] == i for i, p in enumerate(perm))
                 ):
                     # the inverse of an earlier transpose with only per-position ops between: a compiler runs those
                     # ops in the original layout (a linear over the channels of a channels-last tensor is a 1x1
                     # convolution) and neither transpose moves data
+                    self.spent.add(id(undone))
                     *_, block, added = undone
                     row = self.rows[block]
                     for name, value in added.items():
@@ -314,8 +329,9 @@ def _counter_class():
                 added["movement_melem"] = elements
             else:
                 added["elementwise_melem"] = elements
-            if axis is not None and outs[0].shape[axis] >= WIDE_PX:
-                added["hires_melem"] = elements
+            wide = sum(x.numel() for x in [*act_in, *outs[:1]] if self._width(x) >= WIDE_PX) / 1e6
+            if wide:
+                added["hires_melem"] = wide
             for name, value in added.items():
                 self._add(name, value)
             if perm is not None:
@@ -330,13 +346,16 @@ def _counter_class():
 def _width_axis(func, perm: tuple[int, ...] | None, a, n_act: int, out, axis: int | None) -> int | None:
     """Which axis of `out` is the image's width, given that of `a`, the op's first activation input (None: not an
     image tensor). An image keeps its width axis through convolutions, normalisation, pooling, element-wise ops,
-    concatenation, per-position products and views that leave the axes from the width on alone; a transpose
-    moves it; a product that contracts it, attention, another change of rank or another view ends it (a token
-    map folded back into an image is not followed: that happens at low resolution in the models here)."""
+    concatenation, per-position products, slices and views that leave the axes from the width on alone (splits
+    and chunks along the channels among them); a transpose moves it; a product that contracts it, attention,
+    another change of rank or another view ends it (a token map folded back into an image is not followed: that
+    happens at low resolution in the models here)."""
     if axis is None or out is None:
         return None
     if perm is not None:
         return perm.index(axis)
+    if func.is_view and func.name().partition(".")[0] in ("aten::slice", "aten::expand", "aten::alias"):
+        return axis if out.dim() == a.dim() else None  # same axes, some narrowed (a strided slice) or broadcast
     if func.is_view:
         tail = a.dim() - axis
         return out.dim() - tail if out.dim() >= tail and tuple(out.shape[-tail:]) == tuple(a.shape[-tail:]) else None
@@ -348,9 +367,9 @@ def _width_axis(func, perm: tuple[int, ...] | None, a, n_act: int, out, axis: in
     return axis
 
 
-def _splits_channels(a, out) -> bool:
-    """Whether a view takes an NCHW tensor to (N, groups, channels per group, H, W)."""
-    return a.dim() == 4 and out.dim() == 5 and out.shape[0] == a.shape[0] and out.shape[-2:] == a.shape[-2:]
+def _splits_channels(a, out, width_axis: int | None) -> bool:
+    """Whether a view takes an NCHW image (its width the last axis) to (N, groups, channels per group, H, W)."""
+    return width_axis == 3 and a.dim() == 4 and out.dim() == 5 and out.shape[0] == a.shape[0] and out.shape[-2:] == a.shape[-2:]
 
 
 def _channel_concat_of(args, conv_out: set[int]) -> bool:

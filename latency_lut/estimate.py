@@ -14,11 +14,11 @@ alone and sent it to its bound (EfficientFormerV2 +85% held out); tied, the held
 against 27.2%. Every design choice after the first fit was made with the held-out errors in view: that
 tie, the sigmoid-family feature, the high-resolution feature and the featuriser's rules that a transpose
 undone across per-position ops, a concatenation of convolution outputs and a channel shuffle move no
-data. On the 55 points: 8.6% mean absolute error held out by family, Kendall tau 0.911; without the
-high-resolution feature 13.4%, 0.880; without the sigmoid feature 14.7%, 0.830; with undone transposes,
-concatenations or shuffles priced as copies 15.2%, 20.8%, 13.2%; choosing among those options and six
-more candidates per held-out family by the others (nested, ``bench/bench_phone_features.py``) 10.5%,
-0.887. No feature subset is chosen by the errors the table reports (an earlier version picked, among 511
+data. On the 55 points: 8.9% mean absolute error held out by family, Kendall tau 0.916; without the
+high-resolution feature 13.4%, 0.880; without the sigmoid feature 13.1%, 0.853; with undone transposes,
+concatenations or shuffles priced as copies 15.8%, 20.7%, 13.0%; choosing among those options and six
+more candidates per held-out family by the others (nested, ``bench/bench_phone_features.py``) 9.7%,
+0.911. No feature subset is chosen by the errors the table reports (an earlier version picked, among 511
 subsets, the one with the lowest leave-one-family-out error: 10.3% as reported, 19.4% when the choice
 was held out too). So the leave-one-family-out errors stored in the table's provenance and shown beside
 every latency it estimates are estimates for a family the fit has not seen, somewhat optimistic for the

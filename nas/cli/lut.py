@@ -171,6 +171,15 @@ class LutBuildCommand(Command):
 MODELS_PER_COEFFICIENT = 2
 
 
+def models_to_rely_on(space: search_spaces.Space) -> int:
+    """Whole models to time for a fit of `space` to rely on: two per coefficient it frees (each feature some layer
+    of the space has, and the fixed cost); 22 for the default space."""
+    from latency_lut import costmodel
+
+    exercised = costmodel.specs_features(space.all_layers()).any(axis=0).sum()
+    return MODELS_PER_COEFFICIENT * (int(exercised) + 1)
+
+
 def fit_notes(models: int, features: int) -> list[str]:
     """What a user should know about a table fitted to `models` whole models with `features` features."""
     coefficients = features + 1  # and the fixed cost
@@ -329,8 +338,8 @@ class LutExportModelsCommand(Command):
         parser.add_argument(
             "--n",
             type=int,
-            default=22,
-            help="number of models (default: %(default)s, two per coefficient of the default space's fit; fewer: rougher)",
+            help="number of models (default: two per coefficient of the space's fit, 22 for the default space; fewer give "
+            "a rougher table)",
         )
         parser.add_argument("--out", required=True, help="directory to write the models and manifest.json to")
         parser.add_argument("--space", default=DEFAULT_SPACE, help="space to cover (default: %(default)s)")
@@ -338,11 +347,13 @@ class LutExportModelsCommand(Command):
         parser.add_argument("--seed", type=int, default=0)
 
     def run(self, args: argparse.Namespace) -> int:
-        if args.n < 3:
+        if args.n is not None and args.n < 3:
             raise BadInput(f"--n must be at least 3, got {args.n}")
+        space = search_spaces.load(args.space)
+        n = args.n if args.n is not None else models_to_rely_on(space)
         with progress_bar(args, "model") as progress:
             manifest = export_models(
-                args.space, args.backend, args.n, args.out, seed=args.seed, precision=args.precision, progress=progress
+                space, args.backend, n, args.out, seed=args.seed, precision=args.precision, progress=progress
             )
         info = {"out": args.out, "models": len(manifest["models"]), "manifest": str(Path(args.out) / "manifest.json")}
         report(

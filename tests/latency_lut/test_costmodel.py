@@ -88,6 +88,11 @@ class _Lambda(nn.Module):
 
 def test_a_transpose_undone_across_per_position_ops_moves_nothing():
     x = torch.zeros(1, 8, 4, 4)
+    # one transpose undone twice: the first inverse cancels it, the second moves data
+    twice = costmodel.module_features(
+        _Lambda(lambda t: (lambda y: (y.permute(0, 3, 1, 2), y.permute(0, 3, 1, 2)))(torch.relu(t.permute(0, 2, 3, 1)))), x
+    )
+    assert twice[COL["movement_melem"]] * 1e6 == pytest.approx(2 * 128) and twice[COL["ops"]] == 2
     row = costmodel.module_features(ChannelsLast(), x)
     # layer norm, two products with weights, GELU and the scale are counted; the two permutes are not
     assert row[COL["movement_melem"]] == 0 and row[COL["ops"]] == 5
@@ -101,10 +106,15 @@ def test_a_transpose_undone_across_per_position_ops_moves_nothing():
 
 
 def test_high_resolution_traffic_counts_images_at_112_px_and_wider_only():
-    # a stride-2 stem to 112 px (counted: the 224-px input read, the 112-px output written), then to 56 px (not)
+    # a stride-2 stem: the 224-px input read and the 112-px output written, that output read again by the next
+    # stride-2 convolution, whose 56-px output is not counted
     stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1))
     row = costmodel.module_features(stem, torch.zeros(1, 3, 224, 224))
-    assert row[COL["hires_melem"]] * 1e6 == pytest.approx(3 * 224 * 224 + 8 * 112 * 112)
+    assert row[COL["hires_melem"]] * 1e6 == pytest.approx(3 * 224 * 224 + 2 * 8 * 112 * 112)
+    # every piece of a split along the channels stays an image (MixNet's mixed kernels read their pieces)
+    pieces = _Lambda(lambda t: nn.functional.conv2d(t.chunk(2, dim=1)[1], torch.ones(4, 4, 1, 1)))
+    row = costmodel.module_features(pieces, torch.zeros(1, 8, 112, 112))
+    assert row[COL["hires_melem"]] * 1e6 == pytest.approx(2 * 4 * 112 * 112)
     # an attention map with a 128-long last axis is not an image: no high-resolution traffic
     heads = _Lambda(lambda t: (t @ t.transpose(-2, -1)).softmax(dim=-1))
     assert costmodel.module_features(heads, torch.zeros(1, 2, 128, 4))[COL["hires_melem"]] == 0
@@ -133,6 +143,9 @@ def test_a_channel_concat_of_convolutions_moves_nothing_and_what_follows_fuses()
     x = torch.zeros(1, 4, 8, 8)
     row = costmodel.module_features(Concat(), x)
     assert row[COL["ops"]] == 2 and row[COL["movement_melem"]] == 0 and row[COL["norm_melem"]] == 0
+    # joined along the height instead: a copy
+    tall = costmodel.module_features(_Lambda(lambda t: torch.cat([nn.functional.conv2d(t, torch.ones(4, 4, 1, 1))] * 2, 2)), x)
+    assert tall[COL["movement_melem"]] * 1e6 == pytest.approx(4 * 256)
     # an operand that no convolution writes (the input): the concat copies, BatchNorm and ReLU are ops
     copied = costmodel.module_features(Concat(passthrough=True), x)
     assert copied[COL["movement_melem"]] * 1e6 == pytest.approx(2 * 256 + 512) and copied[COL["ops"]] == 4
@@ -148,9 +161,15 @@ def test_a_channel_shuffle_moves_nothing_and_other_transposes_do():
     x = torch.zeros(1, 8, 4, 4)
     row = costmodel.module_features(_Lambda(lambda t: shuffle(torch.relu(t))), x)
     assert row[COL["movement_melem"]] == 0 and row[COL["ops"]] == 1  # the ReLU alone
-    # swapping the channel groups with the height is no channel permutation: the transpose (and its copy) move data
+    # so does torch's own channel shuffle
+    native = costmodel.module_features(nn.Sequential(nn.ReLU(), nn.ChannelShuffle(2)), x)
+    assert native[COL["movement_melem"]] == 0 and native[COL["elementwise_melem"]] * 1e6 == pytest.approx(2 * 128)
+    # swapping the channel groups with the height is no channel permutation: the transpose moves data
     row = costmodel.module_features(_Lambda(lambda t: shuffle(torch.relu(t), (1, 3))), x)
-    assert row[COL["movement_melem"]] > 0
+    assert row[COL["movement_melem"]] * 1e6 == pytest.approx(2 * 128)
+    # nor is the same view and transpose of a tensor that is not an NCHW image (channels-last rows, attention heads)
+    rows = costmodel.module_features(_Lambda(lambda t: shuffle(torch.relu(t.permute(0, 2, 3, 1)))), x)
+    assert rows[COL["movement_melem"]] * 1e6 == pytest.approx(2 * (2 * 128))  # the permute and the transpose
 
 
 def test_blocks_split_a_model_and_sum_to_the_whole():

@@ -167,6 +167,13 @@ def test_build_fit_times_whole_models_here(tmp_path, cli):
 
 
 def test_a_fit_from_enough_models_carries_no_note():
-    from nas.cli.lut import fit_notes
+    from nas.cli.lut import fit_notes, models_to_rely_on
 
     assert fit_notes(20, 9) == [] and fit_notes(19, 9) and "time 20 or more" in fit_notes(10, 9)[0]
+    # export-models' default count is what the note asks for: two per coefficient the space's fit frees (every
+    # feature but the sigmoid family, which no layer here has, and the fixed cost)
+    for name in (TINY, "efficientformerv2"):
+        space = search_spaces.load(name)
+        freed = int(costmodel.specs_features(space.all_layers()).any(axis=0).sum())
+        assert freed == len(costmodel.FEATURES) - 1 and models_to_rely_on(space) == 22
+        assert fit_notes(models_to_rely_on(space), freed) == [] and fit_notes(21, freed)
