@@ -107,7 +107,7 @@ UNITS = {
     "fixed_ms": "ms",
 }
 _COLUMN = {name: i for i, name in enumerate(FEATURES)}
-#: Output width (pixels) from which an op's elements also count as ``hires_melem``.
+#: Width (pixels) from which the elements of an image an op reads or writes also count as ``hires_melem``.
 WIDE_PX = 112
 
 

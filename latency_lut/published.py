@@ -56,10 +56,10 @@ _MOBILEVITV1 = (
 
 @dataclass(frozen=True)
 class PublishedLatency:
-    """One published latency: the model (timm name, or ``preset:<name>`` of this project's default space),
-    its family (the unit of leave-one-family-out), the value used, where it comes from, whether the fit
-    uses it, the input resolution and the phone it was timed on (an iPhone 12 Pro has the iPhone 12's A14
-    chip)."""
+    """One published latency: the model (timm name, ``torchvision:<name>``, or ``preset:<name>`` of this
+    project's default space), its family (the unit of leave-one-family-out), the value used, where it comes
+    from, whether the fit uses it, the input resolution and the phone it was timed on (an iPhone 12 Pro has
+    the iPhone 12's A14 chip)."""
 
     model: str
     family: str
