@@ -215,7 +215,9 @@ def _counter_class():
             # id -> (the permutation, the positions it left (all axes but the last), the block and the features
             # the transpose added there)
             self.permuted: dict[int, tuple[tuple[int, ...], Any, Any, dict[str, float]]] = {}
-            self.spent: set[int] = set()  # records of transposes already cancelled (a second inverse moves data)
+            # records of transposes already cancelled (a second inverse moves data); a record stays in `permuted`
+            # while counting, so its id is not reused, and tensors that inherited it share it (the same transpose)
+            self.spent: set[int] = set()
             self.block: Any = 0
             self.rows: dict[Any, np.ndarray] = {}
 
@@ -245,7 +247,7 @@ def _counter_class():
             a = act_in[0]
             perm = _permutation(func, args) if func in t["movers"] else None
             for x in outs if func.is_view else outs[:1]:  # every piece of a split or chunk; one result otherwise
-                axis = _width_axis(func, perm, a, len(act_in), x, self.width_axis.get(id(a)))
+                axis = _width_axis(func, args, perm, a, len(act_in), x, self.width_axis.get(id(a)))
                 if axis is not None:
                     self.width_axis[id(x)] = axis
             if func.is_view and perm is None:  # reshape, flatten, expand, slices: metadata only
@@ -343,7 +345,7 @@ def _counter_class():
     return OpCounter
 
 
-def _width_axis(func, perm: tuple[int, ...] | None, a, n_act: int, out, axis: int | None) -> int | None:
+def _width_axis(func, args, perm: tuple[int, ...] | None, a, n_act: int, out, axis: int | None) -> int | None:
     """Which axis of `out` is the image's width, given that of `a`, the op's first activation input (None: not an
     image tensor). An image keeps its width axis through convolutions, normalisation, pooling, element-wise ops,
     concatenation, per-position products, slices and views that leave the axes from the width on alone (splits
@@ -354,8 +356,12 @@ def _width_axis(func, perm: tuple[int, ...] | None, a, n_act: int, out, axis: in
         return None
     if perm is not None:
         return perm.index(axis)
-    if func.is_view and func.name().partition(".")[0] in ("aten::slice", "aten::expand", "aten::alias"):
-        return axis if out.dim() == a.dim() else None  # same axes, some narrowed (a strided slice) or broadcast
+    name = func.name().partition(".")[0]
+    if func.is_view and name in ("aten::slice", "aten::narrow", "aten::split", "aten::split_with_sizes"):
+        return axis if out.dim() == a.dim() else None  # the same axes, one of them narrowed or strided
+    if func.is_view and name == "aten::select":  # one axis dropped: the width's, or one before it
+        dim = args[1] % a.dim()
+        return None if dim == axis else axis - (dim < axis)
     if func.is_view:
         tail = a.dim() - axis
         return out.dim() - tail if out.dim() >= tail and tuple(out.shape[-tail:]) == tuple(a.shape[-tail:]) else None

@@ -111,6 +111,17 @@ def test_high_resolution_traffic_counts_images_at_112_px_and_wider_only():
     stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1))
     row = costmodel.module_features(stem, torch.zeros(1, 3, 224, 224))
     assert row[COL["hires_melem"]] * 1e6 == pytest.approx(3 * 224 * 224 + 2 * 8 * 112 * 112)
+    # a strided slice to 112 px is an image read at 112 px
+    strided = _Lambda(lambda t: nn.functional.conv2d(t[:, :, ::2, ::2], torch.ones(8, 3, 1, 1)))
+    row = costmodel.module_features(strided, torch.zeros(1, 3, 224, 224))
+    assert row[COL["hires_melem"]] * 1e6 == pytest.approx(3 * 112 * 112 + 8 * 112 * 112)
+    # a pooled gate broadcast back over the image is no 112-px traffic; a row picked from a square image is no image
+    gate = _Lambda(lambda t: t * t.mean((2, 3), keepdim=True).expand(-1, -1, 112, 112))
+    row = costmodel.module_features(gate, torch.zeros(1, 4, 112, 112))
+    assert row[COL["hires_melem"]] * 1e6 == pytest.approx(2 * 4 * 112 * 112 + 4 * 112 * 112)  # mean reads, mul
+    assert (
+        costmodel.module_features(_Lambda(lambda t: torch.relu(t[..., 0])), torch.zeros(1, 4, 112, 112))[COL["hires_melem"]] == 0
+    )
     # every piece of a split along the channels stays an image (MixNet's mixed kernels read their pieces)
     pieces = _Lambda(lambda t: nn.functional.conv2d(t.chunk(2, dim=1)[1], torch.ones(4, 4, 1, 1)))
     row = costmodel.module_features(pieces, torch.zeros(1, 8, 112, 112))

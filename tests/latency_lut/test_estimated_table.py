@@ -117,8 +117,8 @@ def test_convnext_permutes_cancel_and_deit_head_splits_do_not():
 
 def test_high_resolution_traffic_separates_mobilenet_from_mobileone(lut):
     # MobileNetV2 and MNASNet keep 96-channel expansions at 112 px; MobileOne leaves 112 px after its stem;
-    # DeiT reads its 224-px input and has no other image (its 197-long attention maps are not images); in this
-    # space only the stems
+    # DeiT reads its 224-px input and has no other image (its 197-long attention maps are not images); of this
+    # space's layers only the stems carry the feature
     features = reference_features()
     column = costmodel.FEATURES.index("hires_melem")
     assert features["mobilenetv2_100"][column] > 4 and features["semnasnet_100"][column] > 4

@@ -177,3 +177,18 @@ def test_a_fit_from_enough_models_carries_no_note():
         freed = int(costmodel.specs_features(space.all_layers()).any(axis=0).sum())
         assert freed == len(costmodel.FEATURES) - 1 and models_to_rely_on(space) == 22
         assert fit_notes(models_to_rely_on(space), freed) == [] and fit_notes(21, freed)
+
+
+def test_export_models_without_n_writes_what_the_fit_needs(tmp_path, cli, monkeypatch):
+    # the command's default count is models_to_rely_on(space) (the export itself is tested above)
+    import nas.cli.lut as lut_cli
+
+    asked = []
+    monkeypatch.setattr(
+        lut_cli, "export_models", lambda space, backend, n, out, **kw: asked.append((space.name, n)) or {"models": [{}] * n}
+    )
+    code, stdout, err = cli("lut", "export-models", "--backend", "torchscript", "--space", TINY, "--out", tmp_path, "--json")
+    assert code == 0, err
+    assert asked == [(TINY, 22)] and json.loads(stdout)["models"] == 22
+    code, stdout, err = cli("lut", "export-models", "--space", TINY, "--n", "2", "--out", tmp_path)
+    assert_one_line_error(code, stdout, err, "--n must be at least 3")
