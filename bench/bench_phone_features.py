@@ -20,7 +20,7 @@ per-position ops priced as copies; ``concat_copied``: channel concatenations of 
   256-token maps and this project's 128-wide keys as 112 px and wider, so it has no physical meaning; it
   scored best on 51 points (9.2%, every family within +-20%), which is why ``hires_melem`` was written
   out properly and checked;
-* ``s4_melem``: ``hires_melem`` from 56 px up;
+* ``s4_melem``: elements read and written by ops whose output is an image at least 56 px wide;
 * ``gpool_ops``: global average pools (squeeze-excite; a reduction that must see the whole tensor);
 * ``conv_act_melem``: activation elements convolutions read and write;
 * ``conv_ops``: convolutions counted (a per-layer cost);
