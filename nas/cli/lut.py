@@ -171,23 +171,26 @@ class LutBuildCommand(Command):
 MODELS_PER_COEFFICIENT = 2
 
 
+def models_needed(features: int) -> int:
+    """Whole models for a fit of `features` features (and the fixed cost) to rely on."""
+    return MODELS_PER_COEFFICIENT * (features + 1)
+
+
 def models_to_rely_on(space: search_spaces.Space) -> int:
-    """Whole models to time for a fit of `space` to rely on: two per coefficient it frees (each feature some layer
-    of the space has, and the fixed cost); 22 for the default space."""
+    """:func:`models_needed` for the features some layer of `space` has (what its fit frees); 22 for the
+    default space."""
     from latency_lut import costmodel
 
-    exercised = costmodel.specs_features(space.all_layers()).any(axis=0).sum()
-    return MODELS_PER_COEFFICIENT * (int(exercised) + 1)
+    return models_needed(int(costmodel.specs_features(space.all_layers()).any(axis=0).sum()))
 
 
 def fit_notes(models: int, features: int) -> list[str]:
     """What a user should know about a table fitted to `models` whole models with `features` features."""
-    coefficients = features + 1  # and the fixed cost
-    if models >= MODELS_PER_COEFFICIENT * coefficients:
+    if models >= models_needed(features):
         return []
     return [
-        f"{models} models for {coefficients} coefficients: the bounds hold the fit together, but its error is "
-        f"uncertain; time {MODELS_PER_COEFFICIENT * coefficients} or more for a table to rely on"
+        f"{models} models for {features + 1} coefficients: the bounds hold the fit together, but its error is "
+        f"uncertain; time {models_needed(features)} or more for a table to rely on"
     ]
 
 
