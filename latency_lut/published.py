@@ -20,7 +20,7 @@ import numpy as np
 
 from .costmodel import FEATURES
 
-__all__ = ["PUBLISHED", "PublishedLatency", "point_key", "reference_features", "FEATURES_FILE"]
+__all__ = ["OTHER_PHONES", "PUBLISHED", "PublishedLatency", "point_key", "reference_features", "FEATURES_FILE"]
 
 FEATURES_FILE = Path(__file__).parent / "data" / "reference_features.json"
 
@@ -222,6 +222,133 @@ PUBLISHED: tuple[PublishedLatency, ...] = (
     PublishedLatency("convnext_base", "convnext", 8.4, _FASTVIT_FIG, phone="iPhone 12 Pro"),
     PublishedLatency("mobilevit_xxs", "mobilevit", 4.8, _MOBILEVITV2, fitted=False, note=_MOBILEVITV1, resolution=256),
     PublishedLatency("mobilevit_s", "mobilevit", 3.4, _MOBILEVITV2, fitted=False, note=_MOBILEVITV1, resolution=256),
+)
+
+_IFORMER = "iFormer paper (arXiv 2501.15369v2), Table 18 (iPhone 13, iOS 17.7, Xcode 15.4, Core ML Tools, batch 1), tier A"
+_IFORMER_T4 = "iFormer paper (arXiv 2501.15369v2), Table 4 (the setup of its Table 18), tier A"
+_IFORMER_T12 = "iFormer paper (arXiv 2501.15369v2), Table 12 (the setup of its Table 18), tier A"
+_SWIFTFORMER = (
+    "SwiftFormer paper (arXiv 2303.15446), Table 2 (iPhone 14, iOS 16, Core ML, batch 1; printed to 0.1 ms, "
+    "'error less than +-0.1 ms'), tier A"
+)
+_SWIFTFORMER_MOBILEVIT = "no resolution printed; 256 px, the published one, whose top-1 the table prints"
+_SHVIT = "SHViT paper (arXiv 2401.16456), Table 4 (iPhone 12, iOS 16.5, Core ML Tools, median of 1,000 runs), tier A"
+
+#: Published latencies on other phones or toolchains: never fitted, a check of how the iPhone 12 table's relative
+#: costs carry over (``python bench/bench_phone_other_tables.py`` scores each table up to one speed factor). Every
+#: row of each table that timm or torchvision builds, as printed. Left out: iFormer's MobileViTv2-1.0, EMO-5M and
+#: CMT-Ti ("Failed": too slow to time), and the models neither library builds (SBCFormer, EfficientMod, CAS-ViT,
+#: RepNeXt, EdgeViT, Mobile-Former, MobileViGv2, SwiftFormer's Swin-T, "NA").
+OTHER_PHONES: tuple[PublishedLatency, ...] = (
+    *(
+        PublishedLatency(model, family, ms, _IFORMER, fitted=False, resolution=px, phone="iPhone 13")
+        for model, family, px, ms in (
+            ("mobilenetv2_100", "mobilenet", 224, 0.73),
+            ("shvit_s1", "shvit", 224, 0.74),
+            ("mobilenetv3_large_075", "mobilenet", 224, 0.67),
+            ("mobilenetv4_conv_small", "mobilenetv4", 224, 0.60),
+            ("iformer_t", "iformer", 224, 0.60),
+            ("torchvision:shufflenet_v2_x1_0", "shufflenet", 224, 0.74),
+            ("mobilenetv2_140", "mobilenet", 224, 1.02),
+            ("mobilenetv3_large_100", "mobilenet", 224, 0.76),
+            ("swiftformer_xs", "swiftformer", 224, 0.95),
+            ("ghostnetv3_100", "ghostnetv3", 224, 0.99),
+            ("efficientnet_b0", "efficientnet", 224, 0.89),
+            ("mobileone_s2", "mobileone", 224, 0.92),
+            ("lowformer_b0", "lowformer", 224, 1.45),
+            ("repvit_m1_0", "repvit", 224, 0.85),
+            ("iformer_s", "iformer", 224, 0.85),
+            ("torchvision:shufflenet_v2_x1_5", "shufflenet", 224, 1.16),
+            ("shvit_s2", "shvit", 224, 1.10),
+            ("mobileone_s3", "mobileone", 224, 1.16),
+            ("swiftformer_s", "swiftformer", 224, 1.12),
+            ("ghostnetv3_130", "ghostnetv3", 224, 1.24),
+            ("efficientnet_b1", "efficientnet", 240, 1.29),
+            ("fastvit_t12", "fastvit", 256, 1.12),
+            ("repvit_m1_1", "repvit", 224, 1.04),
+            ("fastvit_s12", "fastvit", 256, 1.26),
+            ("mobilenetv4_conv_medium", "mobilenetv4", 256, 1.08),
+            ("iformer_m", "iformer", 224, 1.10),
+            ("mobilevit_xxs", "mobilevit", 256, 2.12),
+            ("mobilevitv2_050", "mobilevitv2", 256, 9.47),
+            ("torchvision:shufflenet_v2_x2_0", "shufflenet", 224, 1.94),
+            ("mobilevit_s", "mobilevit", 256, 3.55),
+            ("shvit_s4", "shvit", 224, 1.48),
+            ("efficientvit_b1", "efficientvit", 224, 2.38),
+            ("efficientvit_b1", "efficientvit", 288, 3.87),
+            ("mobileone_s4", "mobileone", 224, 1.74),
+            ("lowformer_b1", "lowformer", 224, 1.90),
+            ("efficientnet_b2", "efficientnet", 260, 1.69),
+            ("ghostnetv3_160", "ghostnetv3", 224, 1.49),
+            ("fastvit_sa12", "fastvit", 256, 1.50),
+            ("mobilenetv4_hybrid_medium", "mobilenetv4", 256, 1.75),
+            ("swiftformer_l1", "swiftformer", 224, 1.60),
+            ("lowformer_b15", "lowformer", 224, 3.02),
+            ("iformer_l", "iformer", 224, 1.60),
+        )
+    ),
+    PublishedLatency(
+        "repvit_m1_5",
+        "repvit",
+        1.54,
+        "iFormer paper (arXiv 2501.15369v2), Table 3 (the setup of its Table 18), tier A",
+        fitted=False,
+        note="the main table's value; the appendix table prints 1.64 ms",
+        alternatives=((1.64, _IFORMER),),
+        phone="iPhone 13",
+    ),
+    PublishedLatency("efficientformerv2_s1", "efficientformerv2", 1.02, _IFORMER_T4, fitted=False, phone="iPhone 13"),
+    PublishedLatency("efficientformerv2_s2", "efficientformerv2", 1.60, _IFORMER_T4, fitted=False, phone="iPhone 13"),
+    PublishedLatency("efficientformerv2_l", "efficientformerv2", 2.40, _IFORMER_T12, fitted=False, phone="iPhone 13"),
+    PublishedLatency("convnext_base", "convnext", 7.54, _IFORMER_T12, fitted=False, phone="iPhone 13"),
+    PublishedLatency("iformer_l2", "iformer", 2.30, _IFORMER_T12, fitted=False, phone="iPhone 13"),
+    *(
+        PublishedLatency(
+            model,
+            family,
+            ms,
+            _SWIFTFORMER,
+            fitted=False,
+            note=_SWIFTFORMER_MOBILEVIT if px == 256 else "",
+            resolution=px,
+            phone="iPhone 14",
+        )
+        for model, family, px, ms in (
+            ("mobilenetv2_100", "mobilenet", 224, 0.8),
+            ("mobilenetv3_large_075", "mobilenet", 224, 0.8),
+            ("mobilevit_xs", "mobilevit", 256, 1.5),
+            ("swiftformer_xs", "swiftformer", 224, 0.7),
+            ("mobilenetv2_140", "mobilenet", 224, 0.9),
+            ("mobilenetv3_large_100", "mobilenet", 224, 0.9),
+            ("efficientnet_b0", "efficientnet", 224, 1.3),
+            ("deit_tiny_patch16_224", "deit", 224, 3.8),
+            ("mobilevitv2_100", "mobilevitv2", 256, 1.7),
+            ("swiftformer_s", "swiftformer", 224, 0.8),
+            ("poolformer_s12", "poolformer", 224, 1.2),
+            ("efficientformer_l1", "efficientformer", 224, 1.1),
+            ("mobilevitv2_150", "mobilevitv2", 256, 3.4),
+            ("swiftformer_l1", "swiftformer", 224, 1.1),
+            ("resnet50", "resnet", 224, 1.9),
+            ("poolformer_s36", "poolformer", 224, 2.8),
+            ("convnext_tiny", "convnext", 224, 2.5),
+            ("deit_small_patch16_224", "deit", 224, 9.9),
+            ("mobilevitv2_200", "mobilevitv2", 256, 5.0),
+            ("efficientformer_l3", "efficientformer", 224, 2.0),
+            ("swiftformer_l3", "swiftformer", 224, 1.9),
+        )
+    ),
+    *(
+        PublishedLatency(model, family, ms, _SHVIT, fitted=False, resolution=px)
+        for model, family, px, ms in (
+            ("efficientformer_l1", "efficientformer", 224, 1.5),
+            ("efficientformerv2_s1", "efficientformerv2", 224, 1.3),
+            ("mobilevitv2_100", "mobilevitv2", 256, 3.8),
+            ("efficientnet_b1", "efficientnet", 240, 1.8),
+            ("fastvit_t12", "fastvit", 256, 1.4),
+            ("mobileone_s4", "mobileone", 224, 1.7),
+            ("shvit_s4", "shvit", 256, 1.6),
+        )
+    ),
 )
 
 
