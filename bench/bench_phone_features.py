@@ -13,7 +13,9 @@ their SiLU outputs (0.02), and MobileNet went from -27% to +26%; MNASNet (Mobile
 learnable. This bench prints the table without each (``-sigmoid_melem``, ``-hires_melem``) beside the
 shipped one, then each rule of the featuriser off (``uncancelled``: transposes undone across
 per-position ops priced as copies; ``concat_copied``: every piece of a channel concatenation, the
-convolutions' included; ``shuffle_copied``: channel shuffles), then further features, one at a time:
+convolutions' included; ``concat_partial_copied``: the same for a concatenation with any piece no
+convolution wrote, as until 2026-12-07; ``shuffle_copied``: channel shuffles), then further features, one
+at a time:
 
 * ``lastaxis_melem``: ``hires_melem`` with the width read as the last axis of any rank-4 output, as
   this bench did until 2026-12-07. It reads DeiT's 197 x 197 attention maps, MobileViTv2's unfolded
@@ -32,7 +34,7 @@ held-out family the option is chosen by leave-one-family-out on the other famili
 the rules and the candidates were written after seeing which families the table missed, so only the
 nested figure says what they really bring. On the 55 points (2026-12-07, the convolution pieces of a
 concatenation written in place): shipped 8.4% / tau 0.926, without ``hires_melem`` 12.4% / 0.890, nested
-8.7% / 0.932 (worst family PoolFormer -16.5%; the nested choice takes ``lastaxis_melem`` for 13 of 16
+8.7% / 0.932 (worst family PoolFormer -16.5%; the nested choice takes ``lastaxis_melem`` for 12 of 16
 families, so it says the shipped features lose little against candidates, not that the candidate is right).
 Before that rule: shipped 8.9% / 0.916, nested 9.7% / 0.911 (worst family ShuffleNet +21%).
 """
@@ -154,30 +156,55 @@ def _last_axis(shape, layout) -> int | None:
     return shape[perm.index(3)] if len(perm) == 4 else None
 
 
-#: Each rule of the featuriser that removes work a compiler removes: the one predicate that decides it, and the
-#: answer that turns it off.
-RULES_OFF: dict[str, tuple[str, Any]] = {
-    "uncancelled": ("_per_position", False),  # transposes undone across per-position ops priced as copies
-    "concat_copied": ("_written_in_place", set()),  # channel concatenations priced as copies of every piece
-    "shuffle_copied": ("_splits_channels", False),  # channel shuffles priced as copies
+def _whole_concats_only(real: Callable) -> Callable:
+    """``costmodel._concat_pieces`` as it was until 2026-12-07: a concatenation is free when convolutions write every
+    piece, and otherwise a copy of every piece, the convolutions' included."""
+
+    def pieces(*args):
+        found = real(*args)
+        return found if found is None or not found[1] else None
+
+    return pieces
+
+
+#: Each rule of the featuriser that removes work a compiler removes: the one function that decides it, and what
+#: replaces it (given the real one) to turn the rule off.
+RULES_OFF: dict[str, tuple[str, Callable[[Callable], Callable]]] = {
+    # transposes undone across per-position ops priced as copies
+    "uncancelled": ("_per_position", lambda real: lambda *_: False),
+    # every channel concatenation priced as a copy of every piece
+    "concat_copied": ("_concat_pieces", lambda real: lambda *_: None),
+    # a concatenation that joins a convolution's output to anything else priced as a copy of every piece
+    "concat_partial_copied": ("_concat_pieces", _whole_concats_only),
+    # channel shuffles priced as copies
+    "shuffle_copied": ("_splits_channels", lambda real: lambda *_: False),
 }
+
+#: Refits without one feature, beside the shipped fit: option -> the feature left out.
+WITHOUT = {f"-{name}": name for name in ("sigmoid_melem", "hires_melem")}
 
 
 def features_rule_off(module, x, option: str) -> np.ndarray:
     """The module's features with one featuriser rule of :data:`RULES_OFF` off."""
-    predicate, off = RULES_OFF[option]
-    with mock.patch.object(costmodel, predicate, lambda *_: off):
+    name, replacement = RULES_OFF[option]
+    with mock.patch.object(costmodel, name, replacement(getattr(costmodel, name))):
         return costmodel.module_features(module, x)
 
 
-def published_op_logs(records) -> tuple[dict[str, list[Op]], dict[str, np.ndarray]]:
-    """Each record's op log, and the features of every record with each rule of :data:`RULES_OFF` off."""
+def option_rows(module, x) -> dict[str, np.ndarray]:
+    """The module's features with each rule of :data:`RULES_OFF` off, by option."""
+    return {option: features_rule_off(module, x, option) for option in RULES_OFF}
+
+
+def published_op_logs(records, *, logs: bool = True) -> tuple[dict[str, list[Op]], dict[str, np.ndarray]]:
+    """Each record's op log (none without `logs`), and the features of every record with each rule of
+    :data:`RULES_OFF` off."""
     import torch
     from featurise_reference_models import build_reference_model
 
     torch.set_num_threads(1)
     space = search_spaces.load(estimate.SPACE)
-    logs: dict[str, list[Op]] = {}
+    op_logs: dict[str, list[Op]] = {}
     rule_off: dict[str, list[np.ndarray]] = {option: [] for option in RULES_OFF}
     for record in records:
         if record.model.startswith("preset:"):  # the presets as the table counts them: layer by layer
@@ -185,18 +212,18 @@ def published_op_logs(records) -> tuple[dict[str, list[Op]], dict[str, np.ndarra
             for spec in space.preset(record.model.removeprefix("preset:")).layers():
                 with torch.device("meta"):
                     layer, x = supernet.build_layer(spec), torch.zeros(1, spec.cin, spec.grid, spec.grid)
-                log += op_log(layer, x)
-                for option in RULES_OFF:
-                    rows[option] += features_rule_off(layer, x, option)
+                log += op_log(layer, x) if logs else []
+                for option, row in option_rows(layer, x).items():
+                    rows[option] += row
         else:
             model = build_reference_model(record.model)
             x = torch.zeros(1, 3, record.resolution, record.resolution)
-            log = op_log(model, x)
-            rows = {option: features_rule_off(model, x, option) for option in RULES_OFF}
-        logs[record.key] = log
+            log = op_log(model, x) if logs else []
+            rows = option_rows(model, x)
+        op_logs[record.key] = log
         for option, row in rows.items():
             rule_off[option].append(row)
-    return logs, {option: np.array(rows) for option, rows in rule_off.items()}
+    return op_logs, {option: np.array(rows) for option, rows in rule_off.items()}
 
 
 @contextlib.contextmanager
@@ -226,7 +253,6 @@ def main() -> int:
     families = np.array([r.family for r in records])
     logs, x_rule_off = published_op_logs(records)
     extra = {name: np.array([sum(f(op) for op in logs[r.key]) for r in records]) for name, f in CANDIDATES.items()}
-    without = {f"-{name}": [f for f in costmodel.FEATURES if f != name] for name in ("sigmoid_melem", "hires_melem")}
 
     def design(option: str) -> np.ndarray:
         base = x_rule_off.get(option, x0)
@@ -234,7 +260,7 @@ def main() -> int:
 
     def fit_and_predict(option: str, train: np.ndarray, test: np.ndarray) -> np.ndarray:
         with extended_features([option] if option in extra else []) as features:
-            use = without.get(option, features)
+            use = [f for f in features if f != WITHOUT.get(option)]
             model = costmodel.fit_cost_model(design(option)[train], y[train], use=use, tied=estimate.TIED)
             return model.predict(design(option)[test])
 
@@ -248,14 +274,14 @@ def main() -> int:
     def line(label: str, predicted: np.ndarray, keep: np.ndarray) -> str:
         m = costmodel.rank_metrics(predicted[keep], y[keep])
         return (
-            f"{label:16s}{m['mape_pct']:>6.1f}%{m['within_10_pct']:>6.0f}%{m['within_20_pct']:>6.0f}%{m['kendall_tau']:>7.3f}  "
+            f"{label:22s}{m['mape_pct']:>6.1f}%{m['within_10_pct']:>6.0f}%{m['within_20_pct']:>6.0f}%{m['kendall_tau']:>7.3f}  "
             f"{worst_family(predicted[keep], y[keep], families[keep])}"
         )
 
-    options = ["shipped", *without, *RULES_OFF, *CANDIDATES]
+    options = ["shipped", *WITHOUT, *RULES_OFF, *CANDIDATES]
     everything = np.ones(len(y), dtype=bool)
     print(f"{len(y)} published points, {len(set(families))} families")
-    print(f"{'option':16s}{'MAPE':>7s}{'<=10%':>7s}{'<=20%':>7s}{'tau':>7s}  worst family (mean signed, held out)")
+    print(f"{'option':22s}{'MAPE':>7s}{'<=10%':>7s}{'<=20%':>7s}{'tau':>7s}  worst family (mean signed, held out)")
     for option in options:
         print(line(option, held_out(option, everything), everything), flush=True)
     predicted = np.empty_like(y)

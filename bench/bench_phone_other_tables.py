@@ -1,7 +1,7 @@
 """Do the iPhone 12 table's relative costs carry over to other phones and toolchains? Each table scored up to its speed.
 
     pip install --no-deps timm==1.0.31 torchvision==0.28.0 huggingface_hub safetensors
-    python bench/bench_phone_other_tables.py       # about three minutes
+    python bench/bench_phone_other_tables.py       # about two minutes
 
 The shipped ``iphone12-coreml`` table is a cost model fitted to published iPhone 12 timings (iOS 15-16).
 Three papers print Core ML timings of many of the same models and of families the fit has never seen on
@@ -24,19 +24,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_phone_features import RULES_OFF, features_rule_off, published_op_logs  # noqa: E402
+from bench_phone_features import RULES_OFF, WITHOUT, option_rows, published_op_logs  # noqa: E402
 from bench_phone_selection import worst_family  # noqa: E402
 
 from latency_lut import costmodel, estimate  # noqa: E402
 from latency_lut.published import OTHER_PHONES, PublishedLatency  # noqa: E402
 
-#: Refits without one feature, beside the shipped fit and the featuriser's rules off.
-WITHOUT = {f"-{name}": name for name in ("sigmoid_melem", "hires_melem")}
-
-
-def table_name(record: PublishedLatency) -> str:
-    """The setup a row belongs to: its paper and phone (one paper's tables share one setup)."""
-    return f"{record.source.split(' (')[0]}, {record.phone}"
+#: The fewest rows a subset of a table (the models the fit has seen, the others) is scored on.
+MIN_ROWS = 5
 
 
 def row_features(records: list[PublishedLatency]) -> dict[str, np.ndarray]:
@@ -51,9 +46,7 @@ def row_features(records: list[PublishedLatency]) -> dict[str, np.ndarray]:
             continue
         model = build_reference_model(record.model)
         x = torch.zeros(1, 3, record.resolution, record.resolution)
-        built[record.key] = {"shipped": costmodel.module_features(model, x)}
-        for option in RULES_OFF:
-            built[record.key][option] = features_rule_off(model, x, option)
+        built[record.key] = {"shipped": costmodel.module_features(model, x), **option_rows(model, x)}
     options = ["shipped", *RULES_OFF]
     return {option: np.array([built[r.key][option] for r in records]) for option in options}
 
@@ -67,7 +60,7 @@ def scored(predicted: np.ndarray, y: np.ndarray) -> tuple[float, dict[str, float
 def main() -> int:
     fitted, x_fitted = estimate.published_points()
     y_fitted = np.array([r.ms for r in fitted])
-    _, x_fitted_rule_off = published_op_logs(fitted)
+    _, x_fitted_rule_off = published_op_logs(fitted, logs=False)
     seen_models = {r.model for r in fitted} | {
         r.model.replace("preset:", "efficientformerv2_") for r in fitted if r.model.startswith("preset:")
     }
@@ -82,25 +75,25 @@ def main() -> int:
     y = np.array([r.ms for r in rows])
     families = np.array([r.family for r in rows])
     seen = np.array([r.model in seen_models for r in rows])
-    tables = np.array([table_name(r) for r in rows])
+    tables = np.array([f"{r.paper}, {r.phone}" for r in rows])
     for table in dict.fromkeys(tables):
         keep = tables == table
         print(f"\n{table}: {keep.sum()} rows, {(keep & seen).sum()} of models the fit has seen on the iPhone 12")
         print(
-            f"{'option':16s}{'factor':>7s}{'MAPE':>7s}{'<=20%':>7s}{'tau':>7s}  {'seen: MAPE, tau':>16s}  {'unseen: MAPE, tau':>18s}"
+            f"{'option':22s}{'factor':>7s}{'MAPE':>7s}{'<=20%':>7s}{'tau':>7s}  {'seen: MAPE, tau':>16s}  {'unseen: MAPE, tau':>18s}"
         )
         for option in options:
             p = predictions[option]
             factor, m = scored(p[keep], y[keep])
             parts = []
             for part in (keep & seen, keep & ~seen):
-                if part.sum() >= 3:
+                if part.sum() >= MIN_ROWS:
                     pm = costmodel.rank_metrics(factor * p[part], y[part])
                     parts.append(f"{pm['mape_pct']:6.1f}%, {pm['kendall_tau']:5.2f}")
                 else:
                     parts.append(f"{'-':>14s}")
             print(
-                f"{option:16s}{factor:7.2f}{m['mape_pct']:6.1f}%{m['within_20_pct']:6.0f}%{m['kendall_tau']:7.3f}  "
+                f"{option:22s}{factor:7.2f}{m['mape_pct']:6.1f}%{m['within_20_pct']:6.0f}%{m['kendall_tau']:7.3f}  "
                 f"{parts[0]:>16s}  {parts[1]:>18s}  {worst_family(factor * p[keep], y[keep], families[keep])}"
             )
         factor, _ = scored(predictions["shipped"][keep], y[keep])

@@ -21,19 +21,19 @@ aten op. Each op that depends on the input is sorted into one of :data:`FEATURES
   accelerators run them poorly (the MobileViTv2 paper leaves its hard-swish models untimed on the phone
   for that reason), and the published timings agree: without this feature a fit predicts the published
   SiLU networks too fast held out (on 55 points: MobileViTv2 -28%, EfficientNet -14% mean signed; on 51
-  points without ``hires_melem``, about 2x too fast), with it -12% and +2%.
+  points without ``hires_melem``, about 2x too fast), with it -13% and +3%.
 * ``movement_melem``: transposes, permutes, copies and concatenations, elements read and written. A
   transpose undone later by its inverse, with only per-position ops between (products with a weight,
   layer normalisation over the last axis, activations, a scale or bias per channel), is not counted,
   nor is its inverse: a compiler runs those ops in the first layout (a linear over the channels of a
   channels-last tensor is a 1x1 convolution) and moves no data. ConvNeXt's blocks are such pairs
-  (11.9 M elements at 224 px); priced as copies, a fit without ConvNeXt predicts it 63% too slow.
+  (11.9 M elements at 224 px); priced as copies, a fit without ConvNeXt predicts it 65% too slow.
 * ``hires_melem``: elements of images at least :data:`WIDE_PX` (112) pixels wide that ops read or
   write, counted on top of their class: the stride-2 stage, where MobileNetV2, MNASNet and EfficientNet
   keep 96-channel expansions (1.2 M elements, 2.4 MB at fp16) that no on-chip buffer holds, so each is
   written to memory and read back. An image is a tensor reached from the input through ops that keep its
   width axis (a transpose moves it); attention maps and unfolded token maps are not images, however long
-  their last axis. Without it the fit cannot tell MobileNet and MNASNet (-25% and -24% held out) from
+  their last axis. Without it the fit cannot tell MobileNet and MNASNet (-24% and -25% held out) from
   MobileOne, whose deployed form is the same depthwise-pointwise stack but which leaves 112 px after its
   stem.
 * ``ops``: every op counted above (a per-op dispatch cost).
@@ -221,6 +221,8 @@ def _counter_class():
             # records of transposes already cancelled (a second inverse moves data); a record stays in `permuted`
             # while counting, so its id is not reused, and tensors that inherited it share it (the same transpose)
             self.spent: set[int] = set()
+            # convolution outputs already written in place into a concatenation (a second one copies them)
+            self.placed: set[int] = set()
             self.block: Any = 0
             self.rows: dict[Any, np.ndarray] = {}
 
@@ -302,14 +304,17 @@ def _counter_class():
             ):
                 self._mark(outs[:1], conv=True)
                 return out
-            in_place = _written_in_place(func, args, self.conv_out)
-            if in_place and all(id(x) in in_place for x in args[0]):  # every piece written in place: nothing moves
-                self._mark(outs[:1], conv=True)
-                return out
+            pieces = _concat_pieces(func, args, self.conv_out, self.placed)
+            if pieces is not None:
+                in_place, copied = pieces
+                self.placed |= in_place
+                if not copied:  # every piece written in place by its convolution: nothing moves
+                    self._mark(outs[:1], conv=True)
+                    return out
             self._mark(outs, conv=func in t["conv"])
-            moved = [x for x in act_in if id(x) not in in_place]  # a piece written in place is neither read nor copied
-            written = [x for x in args[0] if id(x) not in in_place] if in_place else outs  # only the pieces it copies
-            elements = (sum(x.numel() for x in moved) + sum(x.numel() for x in written)) / 1e6
+            # what the op reads and what it writes; a concatenation only reads and writes the pieces it copies in
+            read, written = (copied, copied) if pieces is not None else (act_in, outs)
+            elements = (sum(x.numel() for x in read) + sum(x.numel() for x in written)) / 1e6
             added = {"ops": 1.0}  # this op's features
             weights = [x for x in ins if id(x) not in self.act]
             if func in t["conv"]:
@@ -337,7 +342,8 @@ def _counter_class():
                 added["movement_melem"] = elements
             else:
                 added["elementwise_melem"] = elements
-            wide = sum(x.numel() for x in [*moved, *(written if in_place else outs[:1])] if self._width(x) >= WIDE_PX) / 1e6
+            images = [*read, *(written if pieces is not None else outs[:1])]
+            wide = sum(x.numel() for x in images if self._width(x) >= WIDE_PX) / 1e6
             if wide:
                 added["hires_melem"] = wide
             for name, value in added.items():
@@ -384,16 +390,24 @@ def _splits_channels(a, out, width_axis: int | None) -> bool:
     return width_axis == 3 and a.dim() == 4 and out.dim() == 5 and out.shape[0] == a.shape[0] and out.shape[-2:] == a.shape[-2:]
 
 
-def _written_in_place(func, args, conv_out: set[int]) -> set[int]:
-    """The pieces of a concatenation along NCHW channels (axis 1) that convolutions write in place (ids): a compiler
-    has each convolution write its slice of the result directly, so those move nothing; any other piece (the
-    untouched half of a ShuffleNetV2 unit) is copied in. Empty for any other op."""
+def _concat_pieces(func, args, conv_out: set[int], placed: set[int]) -> tuple[set[int], list] | None:
+    """For a concatenation along NCHW channels (axis 1): the ids of the pieces their convolutions write in place, and
+    the pieces copied in (read and written once); None for any other op. A compiler has a convolution write its slice
+    of the result directly, so such a piece moves nothing; any other piece (the untouched half of a ShuffleNetV2
+    unit, a constant, a convolution output already placed in another concatenation or twice in this one) is copied."""
     if func.name() != "aten::cat" or len(args[0]) < 2:
-        return set()
+        return None
     tensors, dim = args[0], args[1] if len(args) > 1 else 0
     if not all(x.dim() == 4 for x in tensors) or dim % 4 != 1:
-        return set()
-    return {id(x) for x in tensors if id(x) in conv_out}
+        return None
+    in_place: set[int] = set()
+    copied = []
+    for x in tensors:
+        if id(x) in conv_out and id(x) not in placed and id(x) not in in_place:
+            in_place.add(id(x))
+        else:
+            copied.append(x)
+    return in_place, copied
 
 
 def _permutation(func, args) -> tuple[int, ...]:

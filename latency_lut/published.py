@@ -1,4 +1,6 @@
-"""Published whole-model latencies on iPhone 12 (Core ML, batch 1; 224x224 unless a record says) and their features.
+"""Published whole-model latencies on iPhone 12 (Core ML, batch 1; 224x224 unless a record says) and their features;
+and, never fitted, other phones' and toolchains' published tables (:data:`OTHER_PHONES`), a check of how the fit
+carries over.
 
 The values are what papers and their repositories print or plot; each record keeps its source and
 tier (A: printed in text, B: read off a published figure, about +-0.05 ms). Where sources disagree
@@ -70,6 +72,11 @@ class PublishedLatency:
     alternatives: tuple[tuple[float, str], ...] = field(default=())
     resolution: int = 224
     phone: str = "iPhone 12"
+
+    @property
+    def paper(self) -> str:
+        """The source without its details (one paper's tables share one setup)."""
+        return self.source.split(" (")[0]
 
     @property
     def key(self) -> str:
@@ -224,7 +231,10 @@ PUBLISHED: tuple[PublishedLatency, ...] = (
     PublishedLatency("mobilevit_s", "mobilevit", 3.4, _MOBILEVITV2, fitted=False, note=_MOBILEVITV1, resolution=256),
 )
 
-_IFORMER = "iFormer paper (arXiv 2501.15369v2), Table 18 (iPhone 13, iOS 17.7, Xcode 15.4, Core ML Tools, batch 1), tier A"
+_IFORMER = (
+    "iFormer paper (arXiv 2501.15369v2), Table 18 (iPhone 13, Core ML Tools, batch 1; iOS 17.7 and Xcode 15.4 per its "
+    "repository's README), tier A"
+)
 _IFORMER_T4 = "iFormer paper (arXiv 2501.15369v2), Table 4 (the setup of its Table 18), tier A"
 _IFORMER_T12 = "iFormer paper (arXiv 2501.15369v2), Table 12 (the setup of its Table 18), tier A"
 _SWIFTFORMER = (
@@ -237,8 +247,8 @@ _SHVIT = "SHViT paper (arXiv 2401.16456), Table 4 (iPhone 12, iOS 16.5, Core ML 
 #: Published latencies on other phones or toolchains: never fitted, a check of how the iPhone 12 table's relative
 #: costs carry over (``python bench/bench_phone_other_tables.py`` scores each table up to one speed factor). Every
 #: row of each table that timm or torchvision builds, as printed. Left out: iFormer's MobileViTv2-1.0, EMO-5M and
-#: CMT-Ti ("Failed": too slow to time), and the models neither library builds (SBCFormer, EfficientMod, CAS-ViT,
-#: RepNeXt, EdgeViT, Mobile-Former, MobileViGv2, SwiftFormer's Swin-T, "NA").
+#: CMT-Ti ("Failed": too slow to time), SwiftFormer's Swin-T ("NA"), and the models neither library builds
+#: (SBCFormer, EfficientMod, CAS-ViT, RepNeXt, EdgeViT, Mobile-Former, MobileViGv2).
 OTHER_PHONES: tuple[PublishedLatency, ...] = (
     *(
         PublishedLatency(model, family, ms, _IFORMER, fitted=False, resolution=px, phone="iPhone 13")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +14,7 @@ from latency_lut import costmodel
 from latency_lut.costmodel import FEATURES
 
 COL = {name: i for i, name in enumerate(FEATURES)}
+BENCH = Path(__file__).parents[2] / "bench"
 
 
 class Block(nn.Module):
@@ -162,6 +166,48 @@ def test_a_channel_concat_moves_only_the_pieces_no_convolution_wrote():
     copied = costmodel.module_features(Concat(passthrough=True), x)
     assert copied[COL["movement_melem"]] * 1e6 == pytest.approx(2 * 256) and copied[COL["ops"]] == 4
     assert copied[COL["norm_melem"]] * 1e6 == pytest.approx(2 * 512)
+
+
+def test_a_convolution_output_is_written_in_place_once_and_copied_after():
+    x, conv = torch.zeros(1, 4, 8, 8), nn.Conv2d(4, 4, 1)
+    movement = COL["movement_melem"]
+    # the same output twice in one concatenation: one slice written in place, the other copied (read and written)
+    twice = costmodel.module_features(_Lambda(lambda t: torch.cat([conv(t)] * 2, 1)), x)
+    assert twice[movement] * 1e6 == pytest.approx(2 * 256)
+
+    def two_concats(t):
+        c = conv(t)
+        return torch.cat([c, conv(t)], 1) * torch.cat([c, conv(t)], 1)
+
+    # one output in two concatenations: placed by the first, copied into the second
+    shared = costmodel.module_features(_Lambda(two_concats), x)
+    assert shared[movement] * 1e6 == pytest.approx(2 * 256)
+    # three pieces along axis -3, two of them written by no convolution (the input and a product): both copied
+    three = costmodel.module_features(_Lambda(lambda t: torch.cat([conv(t), t, t * 2], -3)), x)
+    assert three[movement] * 1e6 == pytest.approx(2 * (256 + 256))
+
+
+def test_a_copied_piece_at_112_px_is_high_resolution_traffic_and_a_written_one_is_not():
+    x, conv = torch.zeros(1, 4, 112, 112), nn.Conv2d(4, 4, 1)
+    hires = COL["hires_melem"]
+    alone = costmodel.module_features(_Lambda(lambda t: conv(t)), x)
+    joined = costmodel.module_features(_Lambda(lambda t: torch.cat([conv(t), t], 1)), x)
+    assert (joined[hires] - alone[hires]) * 1e6 == pytest.approx(2 * 4 * 112 * 112)
+    assert joined[COL["movement_melem"]] * 1e6 == pytest.approx(2 * 4 * 112 * 112)
+
+
+def test_the_benches_turn_each_rule_off_by_its_one_function():
+    spec = importlib.util.spec_from_file_location("bench_phone_features", BENCH / "bench_phone_features.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert all(hasattr(costmodel, name) for name, _ in bench.RULES_OFF.values())
+    x, movement = torch.zeros(1, 4, 8, 8), COL["movement_melem"]
+    # every concatenation a copy of every piece; or, as until 2026-12-07, only those of convolution outputs alone free
+    assert bench.features_rule_off(Concat(), x, "concat_copied")[movement] * 1e6 == pytest.approx(2 * 512)
+    assert bench.features_rule_off(Concat(), x, "concat_partial_copied")[movement] == 0
+    partial = bench.features_rule_off(Concat(passthrough=True), x, "concat_partial_copied")
+    assert partial[movement] * 1e6 == pytest.approx(2 * 256 + 512)
+    assert costmodel.module_features(Concat(passthrough=True), x)[movement] * 1e6 == pytest.approx(2 * 256)
 
 
 def shuffle(t: torch.Tensor, axes: tuple[int, int] = (1, 2)) -> torch.Tensor:

@@ -142,11 +142,12 @@ def test_other_phones_tables_are_checks_only_one_row_per_model_and_setup():
     assert all(not r.fitted for r in OTHER_PHONES)
     records, _ = estimate.published_points()
     checks, _ = estimate.published_points(fitted=False)
-    assert not {id(r) for r in OTHER_PHONES} & {id(r) for r in [*records, *checks]}
+    used = {(r.phone, r.paper, r.key) for r in [*records, *checks]}
+    assert not {(r.phone, r.paper, r.key) for r in OTHER_PHONES} & used
     # each names its phone and paper; the same model twice in one setup would count twice
-    setups = {(r.phone, r.source.split(" (")[0]) for r in OTHER_PHONES}
+    setups = {(r.phone, r.paper) for r in OTHER_PHONES}
     assert setups == {("iPhone 13", "iFormer paper"), ("iPhone 14", "SwiftFormer paper"), ("iPhone 12", "SHViT paper")}
     for setup in setups:
-        keys = [r.key for r in OTHER_PHONES if (r.phone, r.source.split(" (")[0]) == setup]
+        keys = [r.key for r in OTHER_PHONES if (r.phone, r.paper) == setup]
         assert len(keys) == len(set(keys))
     assert all(0 < r.ms < 20 for r in OTHER_PHONES) and len(OTHER_PHONES) == 76
