@@ -15,6 +15,7 @@ this project's own layers at build time.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -244,15 +245,27 @@ _SWIFTFORMER = (
 _SWIFTFORMER_MOBILEVIT = "no resolution printed; 256 px, the published one, whose top-1 the table prints"
 _SHVIT = "SHViT paper (arXiv 2401.16456), Table 4 (iPhone 12, iOS 16.5, Core ML Tools, median of 1,000 runs), tier A"
 
+
+def _unfitted(
+    source: str, phone: str, rows: Sequence[tuple[str, str, int, float]], *, notes: Mapping[int, str] | None = None
+) -> tuple[PublishedLatency, ...]:
+    """One setup's published rows ``(model, family, px, ms)`` as never-fitted records; `notes` by resolution."""
+    return tuple(
+        PublishedLatency(model, family, ms, source, fitted=False, note=(notes or {}).get(px, ""), resolution=px, phone=phone)
+        for model, family, px, ms in rows
+    )
+
+
 #: Published latencies on other phones or toolchains: never fitted, a check of how the iPhone 12 table's relative
 #: costs carry over (``python bench/bench_phone_other_tables.py`` scores each table up to one speed factor). Every
 #: row of each table that timm or torchvision builds, as printed. Left out: iFormer's MobileViTv2-1.0, EMO-5M and
 #: CMT-Ti ("Failed": too slow to time), SwiftFormer's Swin-T ("NA"), and the models neither library builds
 #: (SBCFormer, EfficientMod, CAS-ViT, RepNeXt, EdgeViT, Mobile-Former, MobileViGv2).
 OTHER_PHONES: tuple[PublishedLatency, ...] = (
-    *(
-        PublishedLatency(model, family, ms, _IFORMER, fitted=False, resolution=px, phone="iPhone 13")
-        for model, family, px, ms in (
+    *_unfitted(
+        _IFORMER,
+        "iPhone 13",
+        (
             ("mobilenetv2_100", "mobilenet", 224, 0.73),
             ("shvit_s1", "shvit", 224, 0.74),
             ("mobilenetv3_large_075", "mobilenet", 224, 0.67),
@@ -295,7 +308,7 @@ OTHER_PHONES: tuple[PublishedLatency, ...] = (
             ("swiftformer_l1", "swiftformer", 224, 1.60),
             ("lowformer_b15", "lowformer", 224, 3.02),
             ("iformer_l", "iformer", 224, 1.60),
-        )
+        ),
     ),
     PublishedLatency(
         "repvit_m1_5",
@@ -307,23 +320,24 @@ OTHER_PHONES: tuple[PublishedLatency, ...] = (
         alternatives=((1.64, _IFORMER),),
         phone="iPhone 13",
     ),
-    PublishedLatency("efficientformerv2_s1", "efficientformerv2", 1.02, _IFORMER_T4, fitted=False, phone="iPhone 13"),
-    PublishedLatency("efficientformerv2_s2", "efficientformerv2", 1.60, _IFORMER_T4, fitted=False, phone="iPhone 13"),
-    PublishedLatency("efficientformerv2_l", "efficientformerv2", 2.40, _IFORMER_T12, fitted=False, phone="iPhone 13"),
-    PublishedLatency("convnext_base", "convnext", 7.54, _IFORMER_T12, fitted=False, phone="iPhone 13"),
-    PublishedLatency("iformer_l2", "iformer", 2.30, _IFORMER_T12, fitted=False, phone="iPhone 13"),
-    *(
-        PublishedLatency(
-            model,
-            family,
-            ms,
-            _SWIFTFORMER,
-            fitted=False,
-            note=_SWIFTFORMER_MOBILEVIT if px == 256 else "",
-            resolution=px,
-            phone="iPhone 14",
-        )
-        for model, family, px, ms in (
+    *_unfitted(
+        _IFORMER_T4,
+        "iPhone 13",
+        (("efficientformerv2_s1", "efficientformerv2", 224, 1.02), ("efficientformerv2_s2", "efficientformerv2", 224, 1.60)),
+    ),
+    *_unfitted(
+        _IFORMER_T12,
+        "iPhone 13",
+        (
+            ("efficientformerv2_l", "efficientformerv2", 224, 2.40),
+            ("convnext_base", "convnext", 224, 7.54),
+            ("iformer_l2", "iformer", 224, 2.30),
+        ),
+    ),
+    *_unfitted(
+        _SWIFTFORMER,
+        "iPhone 14",
+        (
             ("mobilenetv2_100", "mobilenet", 224, 0.8),
             ("mobilenetv3_large_075", "mobilenet", 224, 0.8),
             ("mobilevit_xs", "mobilevit", 256, 1.5),
@@ -345,11 +359,13 @@ OTHER_PHONES: tuple[PublishedLatency, ...] = (
             ("mobilevitv2_200", "mobilevitv2", 256, 5.0),
             ("efficientformer_l3", "efficientformer", 224, 2.0),
             ("swiftformer_l3", "swiftformer", 224, 1.9),
-        )
+        ),
+        notes={256: _SWIFTFORMER_MOBILEVIT},
     ),
-    *(
-        PublishedLatency(model, family, ms, _SHVIT, fitted=False, resolution=px)
-        for model, family, px, ms in (
+    *_unfitted(
+        _SHVIT,
+        "iPhone 12",
+        (
             ("efficientformer_l1", "efficientformer", 224, 1.5),
             ("efficientformerv2_s1", "efficientformerv2", 224, 1.3),
             ("mobilevitv2_100", "mobilevitv2", 256, 3.8),
@@ -357,7 +373,7 @@ OTHER_PHONES: tuple[PublishedLatency, ...] = (
             ("fastvit_t12", "fastvit", 256, 1.4),
             ("mobileone_s4", "mobileone", 224, 1.7),
             ("shvit_s4", "shvit", 256, 1.6),
-        )
+        ),
     ),
 )
 
